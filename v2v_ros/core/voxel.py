@@ -1,0 +1,165 @@
+"""Voxel-grid conventions: the one place that maps millimetres to grid cells and back.
+
+Conventions (fixed; the model, training targets, decoding and tests rely on them):
+
+* ``voxel_size = cube_size / size``; the cube is centred on ``center`` (mm).
+* Continuous grid coordinate ``g = (p - center) / voxel_size + size / 2``; voxel ``i``
+  spans ``[i, i + 1)`` along each axis, so its centre is at ``i + 0.5``.
+* Volumes are indexed ``[ix, iy, iz]`` (x first), matching the camera axes.
+* The network outputs at ``size / stride`` resolution; output voxel ``k`` is centred
+  at input coordinate ``stride * (k + 0.5)``.
+* Heatmaps are unnormalised Gaussians ``exp(-d² / 2σ²)`` with ``d`` measured in
+  output voxels (paper eq. 1, σ = 1.7).
+
+Every function is written against an array module ``xp`` (NumPy or CuPy) chosen from
+its input, so the CPU and GPU paths are the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from v2v_ros.core.arrays import array_module
+
+
+@dataclass(frozen=True)
+class VoxelGrid:
+    """A cubic occupancy grid of ``size``³ voxels spanning ``cube_size`` mm."""
+
+    cube_size: float
+    size: int = 88
+    stride: int = 2
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.cube_size) or self.cube_size <= 0:
+            raise ValueError(f"VoxelGrid.cube_size must be a positive number of mm, got {self.cube_size!r}")
+        if self.size <= 0 or self.size % 8 != 0:
+            # V2V-PoseNet pools three times (÷8) and upsamples twice: other sizes misalign skips.
+            raise ValueError(f"VoxelGrid.size must be a positive multiple of 8, got {self.size!r}")
+        if self.stride <= 0 or self.size % self.stride != 0:
+            raise ValueError(f"VoxelGrid.stride must divide size={self.size}, got {self.stride!r}")
+
+    @property
+    def voxel_size(self) -> float:
+        """Edge of one input voxel in mm."""
+        return self.cube_size / self.size
+
+    @property
+    def out_size(self) -> int:
+        """Edge of the network's output heatmaps in voxels."""
+        return self.size // self.stride
+
+    # -- coordinate transforms -------------------------------------------------------
+    def to_grid(self, points: Any, center: Any) -> Any:
+        """Points (..., 3) mm -> continuous input-grid coordinates (..., 3)."""
+        xp = array_module(points)
+        center = xp.asarray(center, dtype=xp.float64 if _is_f64(points) else xp.float32)
+        return (xp.asarray(points) - center) * (1.0 / self.voxel_size) + self.size / 2.0
+
+    def to_world(self, grid: Any, center: Any) -> Any:
+        """Continuous input-grid coordinates (..., 3) -> points (..., 3) mm."""
+        xp = array_module(grid)
+        return (xp.asarray(grid) - self.size / 2.0) * self.voxel_size + xp.asarray(center)
+
+    def grid_to_out(self, grid: Any) -> Any:
+        """Input-grid coordinates -> output-voxel coordinates (voxel k has centre k)."""
+        return grid / self.stride - 0.5
+
+    def out_to_grid(self, out: Any) -> Any:
+        """Output-voxel coordinates -> input-grid coordinates."""
+        return (out + 0.5) * self.stride
+
+    # -- volumes ------------------------------------------------------------------------
+    def voxelize(self, points: Any, center: Any, out: Any = None) -> Any:
+        """Occupancy volume (size, size, size) float32: 1 where any point falls, else 0.
+
+        Points outside the cube are dropped. ``out`` may be a preallocated volume (it
+        is zeroed first), which lets callers fill a slice of a batch without a copy.
+        """
+        xp = array_module(points)
+        n = self.size
+        if out is None:
+            out = xp.zeros((n, n, n), dtype=xp.float32)
+        else:
+            out[...] = 0
+        pts = xp.asarray(points, dtype=xp.float32).reshape(-1, 3)
+        if pts.shape[0] == 0:
+            return out
+        g = xp.floor(self.to_grid(pts, xp.asarray(center, dtype=xp.float32)))
+        inside = xp.all((g >= 0) & (g < n), axis=1)
+        idx = g[inside].astype(xp.int32)
+        flat = (idx[:, 0] * n + idx[:, 1]) * n + idx[:, 2]
+        out.reshape(-1)[flat] = 1.0
+        return out
+
+    def heatmaps(self, joints: Any, center: Any, sigma: float = 1.7) -> Any:
+        """Target heatmaps (J, S, S, S) float32, S = size/stride, for joints (J, 3) mm.
+
+        Separable evaluation (three 1-D Gaussians, outer product) keeps this cheap
+        enough to run per sample in the training loader.
+        """
+        xp = array_module(joints)
+        mu = self.grid_to_out(self.to_grid(xp.asarray(joints, dtype=xp.float64), center))  # (J, 3)
+        k = xp.arange(self.out_size, dtype=xp.float64)
+        g = xp.exp(-((k[None, None, :] - mu[:, :, None]) ** 2) / (2.0 * sigma * sigma))  # (J, 3, S)
+        hm = g[:, 0, :, None, None] * g[:, 1, None, :, None] * g[:, 2, None, None, :]
+        return hm.astype(xp.float32)
+
+    def decode(self, heatmaps: Any, center: Any, subvoxel: bool = True) -> tuple[Any, Any]:
+        """Heatmaps (J, S, S, S) or (B, J, S, S, S) -> (joints mm (..., J, 3), confidence (..., J)).
+
+        The argmax voxel is refined with a Gaussian (log-parabola) fit along each
+        axis on slab sums of the 3×3×3 neighbourhood: exact for the Gaussian targets
+        (so encode→decode is unbiased) and averaged over 9 voxels per sample for
+        robustness to noisy network output. Confidence is the peak value.
+        ``center`` is (3,) or (B, 3) for batched input.
+        """
+        xp = array_module(heatmaps)
+        hm = xp.asarray(heatmaps)
+        batched = hm.ndim == 5
+        if not batched:
+            hm = hm[None]
+        b, j, s = hm.shape[0], hm.shape[1], hm.shape[2]
+        flat = hm.reshape(b, j, -1)
+        arg = xp.argmax(flat, axis=2)
+        conf = xp.take_along_axis(flat, arg[..., None], axis=2)[..., 0]
+        ix, iy, iz = arg // (s * s), (arg // s) % s, arg % s
+        peak = xp.stack((ix, iy, iz), axis=-1).astype(xp.float64)  # (B, J, 3)
+        if subvoxel:
+            peak = peak + _log_parabola_offsets(xp, hm, ix, iy, iz)
+        centers = xp.asarray(center, dtype=xp.float64).reshape(-1, 1, 3)
+        joints = self.to_world(self.out_to_grid(peak), centers)
+        if not batched:
+            return joints[0], conf[0]
+        return joints, conf
+
+
+def _is_f64(a: Any) -> bool:
+    return getattr(a, "dtype", None) == np.float64
+
+
+def _log_parabola_offsets(xp: Any, hm: Any, ix: Any, iy: Any, iz: Any) -> Any:
+    """Sub-voxel offsets (B, J, 3) from slab sums of the 3×3×3 block around each peak."""
+    b, j, s = hm.shape[0], hm.shape[1], hm.shape[2]
+    d = xp.arange(-1, 2)
+    # Neighbour indices clipped to the volume; edge peaks get offset 0 below.
+    nx = xp.clip(ix[..., None] + d, 0, s - 1)
+    ny = xp.clip(iy[..., None] + d, 0, s - 1)
+    nz = xp.clip(iz[..., None] + d, 0, s - 1)
+    bi = xp.arange(b)[:, None, None, None, None]
+    ji = xp.arange(j)[None, :, None, None, None]
+    block = hm[bi, ji, nx[..., :, None, None], ny[..., None, :, None], nz[..., None, None, :]]  # (B,J,3,3,3)
+    block = block.astype(xp.float64)
+    sums = (block.sum(axis=(3, 4)), block.sum(axis=(2, 4)), block.sum(axis=(2, 3)))  # each (B, J, 3)
+    offsets = []
+    for axis_sum, idx in zip(sums, (ix, iy, iz)):
+        top = xp.maximum(axis_sum.max(axis=-1, keepdims=True), 1e-30)
+        la, lb, lc = (xp.log(xp.maximum(axis_sum[..., k], 1e-9 * top[..., 0])) for k in range(3))
+        denom = la - 2.0 * lb + lc
+        ok = (denom < -1e-12) & (idx > 0) & (idx < s - 1)
+        off = xp.where(ok, 0.5 * (la - lc) / xp.where(ok, denom, -1.0), 0.0)
+        offsets.append(xp.clip(off, -1.0, 1.0))
+    return xp.stack(offsets, axis=-1)
