@@ -1,0 +1,177 @@
+"""``v2v eval-predictions`` (score community text files) and ``v2v eval`` (run a checkpoint over a dataset).
+
+Both print a readable table, or with ``--json`` exactly one JSON object on
+stdout (progress and messages go to stderr), so scripts can pipe the output.
+Heavy imports (torch via the estimator, matplotlib, the shard reader) happen
+only inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+COMMUNITY_DATASETS = ("nyu", "icvl", "msra")
+EVAL_DATASETS = ("synthetic", "msra", "nyu", "icvl", "hands2017", "itop", "itop_front", "itop_top")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``eval-predictions`` and ``eval`` sub-commands to the ``v2v`` parser."""
+    p = subparsers.add_parser(
+        "eval-predictions", help="score a community 'u v d' prediction file against ground truth",
+        description="Mean 3D error, per-joint error and success-frame rate of a prediction file in the "
+                    "community text format (one frame per line, u v d per joint).",
+    )
+    p.add_argument("--dataset", required=True, choices=COMMUNITY_DATASETS)
+    p.add_argument("--pred", required=True, type=Path, help="predictions, u v d per joint")
+    p.add_argument("--gt", required=True, type=Path, help="ground truth, same format and frame order")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--plots", type=Path, default=None, help="also write success_curve.png and per_joint_error.png here")
+    p.set_defaults(func=cmd_eval_predictions)
+
+    e = subparsers.add_parser(
+        "eval", help="run a checkpoint over a dataset and write a report folder",
+        description="Evaluate a V2V-PoseNet checkpoint (or an epoch ensemble) on the synthetic shards or a "
+                    "public dataset stored under --root.",
+    )
+    e.add_argument("--checkpoint", required=True, type=Path)
+    e.add_argument("--ensemble", nargs="+", type=Path, default=[], metavar="CKPT",
+                   help="more checkpoints whose outputs are averaged with --checkpoint (epoch ensemble)")
+    e.add_argument("--dataset", required=True, choices=EVAL_DATASETS)
+    e.add_argument("--root", required=True, type=Path, help="dataset folder (for synthetic: the 'v2v synth' output)")
+    e.add_argument("--split", default="test", help="dataset split (default: test)")
+    e.add_argument("--test-subject", type=int, default=0, help="MSRA: held-out subject 0..8 (default 0)")
+    e.add_argument("--centers", type=Path, default=None,
+                   help="V2V refined reference points, one 'x y z' line per frame ('invalid' lines: self-localise)")
+    e.add_argument("--limit", type=int, default=None, help="evaluate only the first N frames")
+    e.add_argument("--out", type=Path, default=None, help="report folder (metrics.json, PNGs, predictions.npz)")
+    e.add_argument("--overlays", type=int, default=4, help="number of overlay images in the report (default 4)")
+    e.add_argument("--device", default="auto", help="torch device for the estimator (default auto)")
+    e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    e.set_defaults(func=cmd_eval)
+
+
+def _err(message: str) -> None:
+    print(f"v2v: {message}", file=sys.stderr)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Human-readable summary of a metrics dict."""
+    def num(v: Any, fmt: str = "{:.3f}") -> str:
+        return "n/a" if v is None else fmt.format(v)
+
+    lines = [
+        f"dataset: {report.get('dataset') or '-'}   frames: {report['frames']}"
+        f" (invalid predictions: {report.get('invalid_frames', 0)}, skipped: {report.get('skipped_frames', 0)})",
+        f"mean 3D error: {num(report['mean_error_mm'])} mm",
+    ]
+    if "map_10cm" in report:
+        lines.append(f"mAP (10 cm rule): {num(report['map_10cm'], '{:.4f}')}")
+    lines.append("success-frame rate (max joint error <= tau):")
+    lines.append("  " + "  ".join(f"{k:>5}" for k in report["success_rate"]) + "   (mm)")
+    lines.append("  " + "  ".join(f"{num(v, '{:.3f}'):>5}" for v in report["success_rate"].values()))
+    names = report.get("joint_names") or [str(i) for i in range(len(report["per_joint_error_mm"]))]
+    ap = report.get("ap_10cm_per_joint")
+    lines.append("per joint:" + ("" if ap is None else "   error (mm)   AP@10cm"))
+    for i, (name, err) in enumerate(zip(names, report["per_joint_error_mm"], strict=False)):
+        extra = "" if ap is None else f"   {num(ap[i], '{:.4f}')}"
+        lines.append(f"  {i:2d} {name:<14} {num(err, '{:8.3f}')}{extra}")
+    if report.get("timings_ms"):
+        lines.append("timings (ms/frame): " + ", ".join(f"{k} {v:.2f}" for k, v in report["timings_ms"].items()))
+    if report.get("report_dir"):
+        lines.append(f"report: {report['report_dir']}")
+    return "\n".join(lines)
+
+
+def _emit(report: dict[str, Any], as_json: bool) -> None:
+    print(json.dumps(report) if as_json else format_table(report))
+
+
+def cmd_eval_predictions(args: argparse.Namespace) -> int:
+    """Score a community prediction file; exit code 0 on success, 2 on bad input."""
+    from v2v_ros.data.datasets import get_dataset
+    from v2v_ros.evaluate.metrics import evaluate_arrays, joint_errors
+    from v2v_ros.evaluate.predictions import load_xyz
+
+    spec = get_dataset(args.dataset)
+    try:
+        pred = load_xyz(args.pred, spec)
+        gt = load_xyz(args.gt, spec)
+    except (OSError, ValueError) as exc:
+        _err(str(exc))
+        return 2
+    if pred.shape != gt.shape:
+        _err(f"{args.pred} has {len(pred)} frames x {pred.shape[1]} joints, {args.gt} has {len(gt)} x {gt.shape[1]}")
+        return 2
+    report = evaluate_arrays(pred, gt, joint_names=spec.eval_joint_names, kind=spec.kind)
+    report["dataset"] = spec.name
+    if args.plots is not None:
+        from v2v_ros.evaluate import plots
+
+        plots.plot_success_curve({spec.name: joint_errors(pred, gt)}, args.plots / "success_curve.png")
+        plots.plot_per_joint_errors(report["per_joint_error_mm"], spec.eval_joint_names,
+                                    args.plots / "per_joint_error.png")
+    _emit(report, args.json)
+    return 0
+
+
+def _open_frames(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(spec, frames) of the requested dataset."""
+    from v2v_ros.data.datasets import get_dataset, open_dataset
+
+    spec = get_dataset(args.dataset)
+    if spec.name == "synthetic":
+        try:
+            from v2v_ros.data.shards import ShardDataset
+        except ImportError as exc:
+            raise RuntimeError(f"the synthetic shard reader (v2v_ros.data.shards) is not available: {exc}") from exc
+        return spec, ShardDataset(args.root)
+    kwargs: dict[str, Any] = {"test_subject": args.test_subject} if spec.name == "msra" else {}
+    split = args.split
+    if spec.name == "hands2017":
+        return spec, open_dataset(spec.name, str(args.root), **kwargs)
+    return spec, open_dataset(spec.name, str(args.root), split=split, **kwargs)
+
+
+def _load_estimator(args: argparse.Namespace) -> Any:
+    try:
+        from v2v_ros.core.estimator import PoseEstimator
+    except ImportError as exc:
+        raise RuntimeError(f"the pose estimator (v2v_ros.core.estimator) is not available: {exc}") from exc
+    from v2v_ros.evaluate.runner import EnsembleEstimator
+
+    paths = [args.checkpoint, *args.ensemble]
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint {path} not found")
+    models = [PoseEstimator.load(str(p), device=args.device) for p in paths]
+    return models[0] if len(models) == 1 else EnsembleEstimator(models)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Run a checkpoint over a dataset; exit code 0 on success, 2 on a setup error."""
+    from v2v_ros.evaluate.runner import evaluate_estimator
+
+    try:
+        spec, frames = _open_frames(args)
+        centers = None
+        if args.centers is not None:
+            from v2v_ros.data.centers import read_centers
+
+            centers, _ = read_centers(args.centers)
+        estimator = _load_estimator(args)
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        _err(str(exc))
+        return 2
+    extra = {"checkpoints": [str(p) for p in [args.checkpoint, *args.ensemble]], "split": args.split}
+    try:
+        report = evaluate_estimator(estimator, frames, spec=spec, limit=args.limit, centers=centers, out_dir=args.out,
+                                    num_overlays=args.overlays, progress=sys.stderr.isatty(), extra=extra)
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    _emit(report, args.json)
+    return 0

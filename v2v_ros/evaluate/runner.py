@@ -1,0 +1,230 @@
+"""Run a pose estimator over labelled frames and score it; optionally write a report folder.
+
+Written against interfaces, not classes, so it works with the real
+``v2v_ros.core.estimator.PoseEstimator``, an ensemble of them, or a test double:
+
+* an estimator has ``estimate(depth_mm, intrinsics, reference_point=None)``
+  returning an object with ``joints`` (J, 3) mm, ``valid`` and optionally
+  ``joint_names``, ``confidence``, ``reference_point`` and ``timings`` (ms);
+* a frame has ``joints`` (J, 3) mm, ``intrinsics`` and either ``full_depth()``
+  (synthetic shards, dataset readers) or a whole-image ``depth``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from v2v_ros.evaluate.metrics import evaluate_arrays, joint_errors
+
+
+@dataclass
+class EnsembleResult:
+    """Averaged output of several estimators (same fields as the estimator's PoseResult that we use)."""
+
+    joints: np.ndarray
+    confidence: np.ndarray
+    reference_point: np.ndarray
+    joint_names: tuple[str, ...]
+    valid: bool
+    reason: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class EnsembleEstimator:
+    """Epoch ensemble (paper Table 2): average the joints of several models on the same cube.
+
+    The first model picks the reference point (its own localisation or the given
+    one) and the others are run on that same point, so all of them see the same
+    input, as in the paper. Invalid member results are left out of the average.
+    """
+
+    def __init__(self, estimators: Sequence[Any]) -> None:
+        if not estimators:
+            raise ValueError("an ensemble needs at least one estimator")
+        self.estimators = list(estimators)
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return tuple(getattr(self.estimators[0], "joint_names", ()) or ())
+
+    def estimate(self, depth_mm: np.ndarray, intrinsics: Any, reference_point: Any = None) -> EnsembleResult:
+        first = self.estimators[0].estimate(depth_mm, intrinsics, reference_point=reference_point)
+        results = [first]
+        ref = getattr(first, "reference_point", reference_point)
+        ref = reference_point if ref is None or not np.isfinite(np.asarray(ref, float)).all() else ref
+        for est in self.estimators[1:]:
+            results.append(est.estimate(depth_mm, intrinsics, reference_point=ref))
+        good = [r for r in results if r.valid]
+        timings: dict[str, float] = {}
+        for r in results:
+            for k, v in (getattr(r, "timings", None) or {}).items():
+                timings[k] = timings.get(k, 0.0) + float(v)
+        joints = np.asarray(first.joints, dtype=np.float64)
+        if not good:
+            return EnsembleResult(np.full(joints.shape, np.nan), np.zeros(len(joints)), np.asarray(ref, float),
+                                  tuple(getattr(first, "joint_names", ()) or ()), False,
+                                  getattr(first, "reason", "") or "no valid member", timings)
+        conf = [np.asarray(getattr(r, "confidence", np.ones(len(joints))), float) for r in good]
+        return EnsembleResult(
+            joints=np.mean([np.asarray(r.joints, np.float64) for r in good], axis=0),
+            confidence=np.mean(conf, axis=0),
+            reference_point=np.asarray(ref if ref is not None else first.reference_point, np.float64),
+            joint_names=tuple(getattr(first, "joint_names", ()) or ()),
+            valid=True,
+            timings=timings,
+        )
+
+
+@dataclass
+class EvalRun:
+    """Raw outcome of running an estimator over frames (input to the metrics and the report)."""
+
+    pred: np.ndarray  # (N, J, 3) mm, NaN rows for invalid results
+    gt: np.ndarray  # (N, J, 3) mm
+    names: list[str]
+    timings_ms: dict[str, float]  # mean per stage over frames that reported it
+    wall_ms: float  # mean wall time of one estimate() call
+    invalid_reasons: dict[str, int]
+    overlays: list[dict[str, Any]]  # kept frames for overlay drawing
+
+
+def frame_image(frame: Any) -> np.ndarray:
+    """The whole depth image of a frame (the intrinsics refer to the whole image)."""
+    if hasattr(frame, "full_depth"):
+        return np.asarray(frame.full_depth(), dtype=np.float32)
+    return np.asarray(frame.depth, dtype=np.float32)
+
+
+def match_joints(joints: np.ndarray, pred_names: Sequence[str] | None, gt_names: Sequence[str] | None,
+                 num_gt: int) -> np.ndarray:
+    """Bring predicted joints to the ground truth's order and count.
+
+    Same count: taken as is (same layout). Otherwise, by name, when every ground
+    truth joint is among the predicted names (e.g. a 36-joint NYU model scored on
+    the 14 evaluated joints). Anything else is a model/dataset mismatch.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.shape[0] == num_gt:
+        return joints
+    if pred_names and gt_names and all(n in pred_names for n in gt_names):
+        index = [list(pred_names).index(n) for n in gt_names]
+        return joints[index]
+    raise ValueError(
+        f"the estimator predicts {joints.shape[0]} joints but the dataset has {num_gt}; "
+        "use a checkpoint trained on this dataset's layout"
+    )
+
+
+def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = None,
+                  joint_names: Sequence[str] | None = None, centers: np.ndarray | None = None,
+                  num_overlays: int = 0, progress: bool = False) -> EvalRun:
+    """Call ``estimator.estimate`` on each frame and collect predictions and ground truth.
+
+    ``centers`` (N, 3) mm, NaN rows allowed, gives the reference point of each
+    frame (V2V's refined centres); a NaN row lets the estimator localise itself.
+    The first ``num_overlays`` frames are kept for drawing.
+    """
+    preds: list[np.ndarray] = []
+    gts: list[np.ndarray] = []
+    names: list[str] = []
+    stage_sum: dict[str, float] = {}
+    stage_n: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    overlays: list[dict[str, Any]] = []
+    wall = 0.0
+    iterator: Iterable[Any] = frames
+    if progress:
+        from tqdm import tqdm
+
+        total = limit if limit is not None else (len(frames) if hasattr(frames, "__len__") else None)
+        iterator = tqdm(frames, total=total, desc="eval", unit="frame")
+    for i, frame in enumerate(iterator):
+        if limit is not None and i >= limit:
+            break
+        depth = frame_image(frame)
+        gt = np.asarray(frame.joints, dtype=np.float64)
+        ref = None
+        if centers is not None and i < len(centers) and np.isfinite(centers[i]).all():
+            ref = np.asarray(centers[i], dtype=np.float64)
+        t0 = time.perf_counter()
+        result = estimator.estimate(depth, frame.intrinsics, reference_point=ref)
+        wall += time.perf_counter() - t0
+        if result.valid:
+            pred = match_joints(result.joints, getattr(result, "joint_names", None), joint_names, len(gt))
+        else:
+            pred = np.full(gt.shape, np.nan)
+            reason = str(getattr(result, "reason", "") or "invalid")
+            reasons[reason] = reasons.get(reason, 0) + 1
+        for k, v in (getattr(result, "timings", None) or {}).items():
+            stage_sum[k] = stage_sum.get(k, 0.0) + float(v)
+            stage_n[k] = stage_n.get(k, 0) + 1
+        preds.append(pred)
+        gts.append(gt)
+        names.append(str(getattr(frame, "name", "") or i))
+        if len(overlays) < num_overlays:
+            overlays.append({"depth": depth, "intrinsics": frame.intrinsics, "pred": pred, "gt": gt, "name": names[-1]})
+    if not preds:
+        raise ValueError("no frames to evaluate")
+    return EvalRun(
+        pred=np.stack(preds), gt=np.stack(gts), names=names,
+        timings_ms={k: stage_sum[k] / stage_n[k] for k in stage_sum},
+        wall_ms=1000.0 * wall / len(preds), invalid_reasons=reasons, overlays=overlays,
+    )
+
+
+def evaluate_estimator(estimator: Any, frames: Iterable[Any], *, spec: Any = None, limit: int | None = None,
+                       centers: np.ndarray | None = None, out_dir: str | Path | None = None,
+                       num_overlays: int = 4, progress: bool = False, extra: dict[str, Any] | None = None
+                       ) -> dict[str, Any]:
+    """Score ``estimator`` on ``frames``; returns the metrics dict (see ``metrics.evaluate_arrays``).
+
+    ``spec`` (a ``DatasetSpec``) supplies joint names, bones and whether the
+    body metrics (mAP 10 cm) apply. With ``out_dir`` a report folder is written:
+    ``metrics.json``, ``success_curve.png``, ``per_joint_error.png``,
+    ``overlay_*.png`` and ``predictions.npz`` (pred, gt, names).
+    """
+    joint_names = list(spec.eval_joint_names) if spec is not None else None
+    kind = spec.kind if spec is not None else "hand"
+    run = run_estimator(estimator, frames, limit=limit, joint_names=joint_names, centers=centers,
+                        num_overlays=num_overlays if out_dir is not None else 0, progress=progress)
+    report = evaluate_arrays(run.pred, run.gt, joint_names=joint_names, kind=kind)
+    report["dataset"] = spec.name if spec is not None else None
+    report["timings_ms"] = {k: round(v, 3) for k, v in run.timings_ms.items()}
+    report["wall_ms_per_frame"] = round(run.wall_ms, 3)
+    report["invalid_reasons"] = run.invalid_reasons
+    if extra:
+        report.update(extra)
+    if out_dir is not None:
+        write_report(run, report, out_dir, bones=spec.bones if spec is not None else ())
+        report["report_dir"] = str(out_dir)
+    return report
+
+
+def write_report(run: EvalRun, report: dict[str, Any], out_dir: str | Path,
+                 bones: Sequence[tuple[int, int]] = ()) -> Path:
+    """Write the report folder of one evaluation run."""
+    from v2v_ros.evaluate import plots
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    np.savez_compressed(out / "predictions.npz", pred=run.pred, gt=run.gt, names=np.asarray(run.names))
+    errors = joint_errors(run.pred, run.gt)
+    label = str(report.get("dataset") or "")
+    plots.plot_success_curve({label: errors}, out / "success_curve.png")
+    plots.plot_per_joint_errors(report["per_joint_error_mm"], report.get("joint_names"), out / "per_joint_error.png")
+    if "ap_10cm_per_joint" in report:
+        plots.plot_per_joint_errors(report["ap_10cm_per_joint"], report.get("joint_names"), out / "ap_10cm.png",
+                                    title="AP (10 cm rule) per joint", unit="AP")
+    for k, item in enumerate(run.overlays):
+        dist = np.linalg.norm(item["pred"] - item["gt"], axis=-1)
+        note = f"mean error {dist.mean():.1f} mm" if np.isfinite(dist).all() else "invalid prediction"
+        plots.overlay(item["depth"], item["intrinsics"], item["pred"], item["gt"], bones,
+                      out / f"overlay_{k:03d}.png", title=f"{item['name']}  {note}")
+    return out
