@@ -1,0 +1,1 @@
+"""Datasets: the synthetic hand generator and the sharded on-disk format."""
