@@ -1,0 +1,125 @@
+"""``v2v synth``: generate a synthetic hand dataset (shards, optionally a rosbag2).
+
+Frames are generated in parallel (``--workers``) but written in index order, and
+each depends only on (seed, index), so the output is identical for any worker count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from v2v_ros.core.skeletons import HAND_MSRA21
+
+DEFAULT_CUBE_MM = 320.0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("synth", help="generate a synthetic depth hand dataset (shards and/or a rosbag2)",
+                              description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, type=Path, help="dataset folder (shards + meta.json; bag in OUT/bag)")
+    p.add_argument("--n", required=True, type=int, help="number of frames")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed; frame i depends only on (seed, i)")
+    p.add_argument("--preset", choices=["realsense", "msra", "nyu", "icvl"], default="realsense",
+                   help="camera intrinsics and resolution preset")
+    for name, typ in (("width", int), ("height", int), ("fx", float), ("fy", float), ("cx", float), ("cy", float)):
+        p.add_argument(f"--{name}", type=typ, default=None, help=f"override the preset's {name}")
+    p.add_argument("--depth-min", type=float, default=250.0, help="nearest hand centre depth, mm")
+    p.add_argument("--depth-max", type=float, default=1000.0, help="farthest hand centre depth, mm")
+    p.add_argument("--full-frame", action="store_true", help="store whole images instead of crops around the hand")
+    p.add_argument("--crop-cube-mm", type=float, default=DEFAULT_CUBE_MM, help="edge of the cube whose projection is stored")
+    p.add_argument("--shard-size", type=int, default=256, help="frames per shard file")
+    p.add_argument("--no-clutter", action="store_true", help="hand and forearm only: no table, body or objects")
+    p.add_argument("--bag", action="store_true", help="also write a rosbag2 of full frames + ground truth to OUT/bag")
+    p.add_argument("--bag-format", choices=["sqlite3", "mcap"], default="sqlite3", help="rosbag2 storage plugin")
+    p.add_argument("--workers", type=int, default=1, help="generator processes")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    from v2v_ros.data.synthetic import SynthConfig
+
+    cfg = SynthConfig.preset(args.preset)
+    overrides = {k: getattr(args, k) for k in ("width", "height", "fx", "fy", "cx", "cy") if getattr(args, k) is not None}
+    if ("width" in overrides or "height" in overrides) and "cx" not in overrides:
+        overrides["cx"] = (overrides.get("width", cfg.width) - 1) / 2.0
+    if ("width" in overrides or "height" in overrides) and "cy" not in overrides:
+        overrides["cy"] = (overrides.get("height", cfg.height) - 1) / 2.0
+    if "fx" in overrides and "fy" not in overrides:
+        overrides["fy"] = overrides["fx"]
+    return replace(cfg, **overrides, clutter=not args.no_clutter, depth_range=(args.depth_min, args.depth_max))
+
+
+def _work(job: tuple[int, int, Any, float | None]) -> Any:
+    """Render one frame in a worker; crop there (smaller to send back) unless the full image is needed."""
+    from v2v_ros.data.shards import crop_to_cube
+    from v2v_ros.data.synthetic import render_frame
+
+    seed, index, cfg, cube = job
+    frame = render_frame(seed, index, cfg)
+    return crop_to_cube(frame, cube) if cube is not None else frame
+
+
+def generate(seed: int, n: int, cfg: Any, cube: float | None, workers: int) -> Iterator[Any]:
+    """Frames 0..n-1 in order (crops when ``cube`` is given), from ``workers`` processes."""
+    jobs = ((seed, i, cfg, cube) for i in range(n))
+    if workers <= 1:
+        yield from map(_work, jobs)
+        return
+    with mp.get_context("fork" if sys.platform.startswith("linux") else "spawn").Pool(workers) as pool:
+        yield from pool.imap(_work, jobs, chunksize=4)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from v2v_ros.data.shards import ShardWriter, crop_to_cube
+
+    if args.n < 0:
+        print("synth: --n must be >= 0", file=sys.stderr)
+        return 2
+    if (args.out / "meta.json").exists():
+        print(f"synth: {args.out / 'meta.json'} exists; choose a new --out", file=sys.stderr)
+        return 1
+    bag_path = args.out / "bag"
+    if args.bag and bag_path.exists():
+        print(f"synth: {bag_path} exists; choose a new --out", file=sys.stderr)
+        return 1
+    cfg = config_from_args(args)
+    cube = None if args.full_frame else float(args.crop_cube_mm)
+    meta = {
+        "seed": args.seed,
+        "generator": {"name": "v2v_ros.data.synthetic", "config": cfg.to_dict(), "full_frame": bool(args.full_frame),
+                      "crop_cube_mm": cube},
+    }
+    worker_cube = None if args.bag else cube  # the bag needs full images: crop here instead
+    t0 = time.perf_counter()
+    bag_cm: Any = None
+    with ShardWriter(args.out, joint_names=HAND_MSRA21.joint_names, skeleton=HAND_MSRA21.name, meta_extra=meta,
+                     shard_size=args.shard_size) as writer:
+        if args.bag:
+            from v2v_ros.data.synthetic.bag import FrameBagWriter
+
+            bag_cm = FrameBagWriter(bag_path, storage=args.bag_format, skeleton_type=HAND_MSRA21.name,
+                                    joint_names=list(HAND_MSRA21.joint_names)).__enter__()
+        try:
+            for frame in tqdm(generate(args.seed, args.n, cfg, worker_cube, args.workers), total=args.n,
+                              unit="frame", desc="synth", dynamic_ncols=True):
+                if bag_cm is not None:
+                    bag_cm.add(frame)
+                    if cube is not None:
+                        frame = crop_to_cube(frame, cube)
+                writer.add(frame)
+        finally:
+            if bag_cm is not None:
+                bag_cm.__exit__(None, None, None)
+    dt = time.perf_counter() - t0
+    print(f"synth: {args.n} frames in {len(writer.shards)} shard(s) -> {args.out}"
+          + (f", bag -> {bag_path} ({args.bag_format})" if args.bag else "")
+          + f" [{dt:.1f} s, {args.n / max(dt, 1e-9):.1f} frames/s]")
+    return 0
