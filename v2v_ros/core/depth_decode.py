@@ -1,0 +1,152 @@
+"""Depth image decoding from raw message fields to float32 millimetres, without ROS.
+
+The node (``sensor_msgs/Image`` from DDS) and the bag evaluator (the same message
+deserialised by ``rosbags``) hand the *fields* of the message to these functions,
+so both decode identically and every malformed-input rule lives in one tested place.
+
+Supported encodings: ``16UC1`` and ``mono16`` (unsigned mm), ``32FC1`` (metres).
+``step`` (bytes per row, may include padding) and ``is_bigendian`` are honoured.
+``compressedDepth`` (image_transport's PNG variant: 12-byte header + PNG) is decoded
+with Pillow. Every failure raises :class:`DepthDecodeError` whose ``reason`` is a short
+stable key (for diagnostics counters) and whose message names the offending value.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+
+# Pixels, not bytes: a 4096x4096 frame is already 16x a Kinect frame. Larger
+# "images" are almost certainly corrupt headers and would cost seconds of CPU.
+MAX_PIXELS = 4096 * 4096
+
+# encoding -> (numpy dtype without byte order, scale to millimetres)
+ENCODINGS: dict[str, tuple[str, float]] = {
+    "16UC1": ("u2", 1.0),
+    "mono16": ("u2", 1.0),
+    "32FC1": ("f4", 1000.0),
+}
+
+COMPRESSED_DEPTH_HEADER = 12  # enum format (int32) + depthQuantA, depthQuantB (float32)
+
+
+class DepthDecodeError(ValueError):
+    """A depth message that cannot be turned into an image; ``reason`` is a counter key."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def decode_depth(
+    data: bytes | bytearray | memoryview | np.ndarray,
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    is_bigendian: bool | int = False,
+    max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
+    """Raw ``sensor_msgs/Image`` fields -> (height, width) float32 depth in mm.
+
+    Invalid pixels (0, NaN, inf, negative) become 0, the convention of
+    :func:`v2v_ros.core.estimator.check_depth`. Raises DepthDecodeError for a wrong
+    encoding, a zero or absurd size, a ``step`` smaller than a row, or a data length
+    that does not match ``height * step``.
+    """
+    if encoding not in ENCODINGS:
+        raise DepthDecodeError(
+            "encoding", f"unsupported depth encoding {encoding!r} (expected one of {sorted(ENCODINGS)})"
+        )
+    height, width, step = int(height), int(width), int(step)
+    if height <= 0 or width <= 0:
+        raise DepthDecodeError("zero_size", f"image has zero size: height={height}, width={width}")
+    if height * width > max_pixels:
+        raise DepthDecodeError(
+            "too_large", f"image of {width}x{height}={height * width} pixels exceeds the limit of {max_pixels}"
+        )
+    kind, scale = ENCODINGS[encoding]
+    itemsize = int(kind[1])
+    row_bytes = width * itemsize
+    if step < row_bytes:
+        raise DepthDecodeError("step", f"step={step} is smaller than width*bytes_per_pixel={row_bytes} ({encoding})")
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).ravel()
+    if buf.size != height * step:
+        raise DepthDecodeError(
+            "data_length", f"data has {buf.size} bytes but height*step = {height}*{step} = {height * step}"
+        )
+    dtype = np.dtype(kind).newbyteorder(">" if is_bigendian else "<")
+    rows = buf.reshape(height, step)[:, :row_bytes]
+    image = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
+    depth = image.astype(np.float32)
+    if scale != 1.0:
+        depth *= np.float32(scale)
+    if kind[0] == "f":
+        bad = ~np.isfinite(depth) | (depth < 0)
+        if bad.any():
+            depth[bad] = 0.0
+    return depth
+
+
+def decode_compressed_depth(fmt: str, data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` from image_transport's compressedDepth plugin -> mm.
+
+    Only the lossless PNG variant of 16-bit depth is supported (``format`` like
+    ``"16UC1; compressedDepth png"``); the RVL variant and 32FC1 (quantised inverse
+    depth) are rejected with a reason rather than guessed.
+    """
+    fmt_l = fmt.lower()
+    if "compresseddepth" not in fmt_l:
+        raise DepthDecodeError("encoding", f"CompressedImage.format {fmt!r} is not a compressedDepth format")
+    if "rvl" in fmt_l:
+        raise DepthDecodeError("encoding", f"compressedDepth RVL is not supported (format {fmt!r}); use png")
+    base = fmt.split(";")[0].strip()
+    if base not in ("16UC1", "mono16"):
+        raise DepthDecodeError("encoding", f"compressedDepth of {base!r} is not supported (only 16UC1/mono16 png)")
+    raw = bytes(data)
+    if len(raw) <= COMPRESSED_DEPTH_HEADER:
+        raise DepthDecodeError("data_length", f"compressedDepth payload has {len(raw)} bytes, no PNG after the header")
+    png = raw[COMPRESSED_DEPTH_HEADER:]
+    if not png.startswith(b"\x89PNG"):
+        raise DepthDecodeError("corrupt", "compressedDepth payload after the 12-byte header is not a PNG")
+    try:
+        from PIL import Image  # noqa: PLC0415  (Pillow is only needed for this optional input)
+
+        with Image.open(io.BytesIO(png)) as img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise DepthDecodeError("too_large", f"compressed image of {w}x{h} pixels exceeds {max_pixels}")
+            arr = np.asarray(img)
+    except DepthDecodeError:
+        raise
+    except Exception as exc:  # Pillow raises many types for broken streams
+        raise DepthDecodeError("corrupt", f"compressedDepth PNG cannot be decoded ({exc})") from exc
+    if arr.ndim != 2 or arr.size == 0:
+        raise DepthDecodeError("corrupt", f"compressedDepth PNG has shape {arr.shape}, expected a 2-D 16-bit image")
+    return arr.astype(np.float32)
+
+
+def encode_compressed_depth(depth_mm: np.ndarray) -> tuple[str, bytes]:
+    """(format, data) of a compressedDepth PNG message for 16UC1 depth (tests, bag tools)."""
+    from PIL import Image  # noqa: PLC0415
+
+    arr = np.clip(np.nan_to_num(np.asarray(depth_mm, dtype=np.float64)), 0, 65535).astype(np.uint16)
+    out = io.BytesIO()
+    Image.fromarray(arr).save(out, format="PNG")
+    header = struct.pack("<iff", 0, 0.0, 0.0)  # PNG, no quantisation (16UC1)
+    return "16UC1; compressedDepth png", header + out.getvalue()
+
+
+def encode_depth(depth_mm: np.ndarray, encoding: str = "16UC1", is_bigendian: bool = False) -> tuple[bytes, int]:
+    """(data, step) of an Image message holding ``depth_mm`` (tests, synthetic bags)."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unsupported encoding {encoding!r}")
+    kind, scale = ENCODINGS[encoding]
+    dtype = np.dtype(kind).newbyteorder(">" if is_bigendian else "<")
+    values = np.asarray(depth_mm, dtype=np.float64) / scale
+    if kind[0] == "u":
+        values = np.clip(np.nan_to_num(values), 0, 65535).round()
+    arr = np.ascontiguousarray(values.astype(dtype))
+    return arr.tobytes(), arr.shape[1] * arr.dtype.itemsize

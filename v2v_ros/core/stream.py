@@ -1,0 +1,310 @@
+"""Message-independent streaming logic shared by the ROS node and the bag evaluator.
+
+* :class:`StampPairer` pairs depth frames with camera_info by stamp in bounded buffers
+  (what message_filters' exact-time synchroniser does, which is not installable here).
+* :class:`LatestSlot` is a one-element hand-over from the receive thread to the worker:
+  the newest frame wins, the one it replaces is dropped and counted, so no queue can
+  grow when inference is slower than the camera.
+* :class:`RateMeter`, :class:`LatencyStats` and :class:`Counters` feed diagnostics.
+
+No ROS import here: stamps are integer nanoseconds and payloads are opaque objects.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+@dataclass
+class Paired:
+    """A depth frame and the camera_info that goes with it."""
+
+    stamp_ns: int
+    frame_id: str
+    depth: Any
+    info: Any
+    received: float  # monotonic seconds when the depth frame arrived
+
+
+@dataclass
+class Rejected:
+    """A frame that was dropped by the pairer, with a counter key and a message."""
+
+    reason: str
+    message: str
+    stamp_ns: int
+
+
+class StampPairer:
+    """Pairs depth frames and camera_info messages that carry the same stamp.
+
+    Both sides are held in bounded, insertion-ordered buffers (``capacity`` each);
+    when a buffer overflows the oldest entry is evicted, and an evicted depth frame
+    is reported as rejected (``no_camera_info``), so a missing camera_info topic is
+    visible in diagnostics instead of silently starving the pipeline. A pair whose
+    frame ids differ is rejected (``frame_mismatch``): intrinsics of another camera
+    would give confidently wrong 3D points.
+
+    With ``static_info`` the latest camera_info is reused for every depth frame
+    regardless of stamp (cameras whose camera_info is latched or published rarely).
+    ``tolerance_ns`` allows near-equal stamps (drivers that stamp the two topics a few
+    microseconds apart). Not thread-safe by itself; the caller serialises access.
+    """
+
+    def __init__(self, capacity: int = 10, tolerance_ns: int = 0, static_info: bool = False) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.tolerance_ns = int(tolerance_ns)
+        self.static_info = bool(static_info)
+        self._depth: OrderedDict[int, tuple[str, Any, float]] = OrderedDict()
+        self._info: OrderedDict[int, tuple[str, Any]] = OrderedDict()
+        self._latest_info: tuple[str, Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self._depth) + len(self._info)
+
+    @property
+    def pending_depth(self) -> int:
+        return len(self._depth)
+
+    def add_info(self, stamp_ns: int, frame_id: str, info: Any) -> tuple[list[Paired], list[Rejected]]:
+        """Store a camera_info; returns depth frames it completes and frames it rejected."""
+        self._latest_info = (frame_id, info)
+        paired: list[Paired] = []
+        rejected: list[Rejected] = []
+        if self.static_info:
+            # Depth frames that waited for the first camera_info can go now.
+            for s in list(self._depth):
+                d_frame, depth, received = self._depth.pop(s)
+                self._emit(s, d_frame, depth, received, frame_id, info, paired, rejected)
+            return paired, rejected
+        match = self._find(self._depth, stamp_ns)
+        if match is not None:
+            d_frame, depth, received = self._depth.pop(match)
+            self._emit(match, d_frame, depth, received, frame_id, info, paired, rejected)
+            return paired, rejected
+        self._info[stamp_ns] = (frame_id, info)
+        while len(self._info) > self.capacity:
+            self._info.popitem(last=False)
+        return paired, rejected
+
+    def add_depth(
+        self, stamp_ns: int, frame_id: str, depth: Any, received: float | None = None
+    ) -> tuple[list[Paired], list[Rejected]]:
+        """Store a depth frame; returns the pair it completes (if any) and evicted frames."""
+        received = time.monotonic() if received is None else received
+        paired: list[Paired] = []
+        rejected: list[Rejected] = []
+        if self.static_info and self._latest_info is not None:
+            i_frame, info = self._latest_info
+            self._emit(stamp_ns, frame_id, depth, received, i_frame, info, paired, rejected)
+            return paired, rejected
+        match = None if self.static_info else self._find(self._info, stamp_ns)
+        if match is not None:
+            i_frame, info = self._info.pop(match)
+            # camera_info older than the match can never pair again (stamps increase).
+            for s in [s for s in self._info if s < match]:
+                del self._info[s]
+            self._emit(stamp_ns, frame_id, depth, received, i_frame, info, paired, rejected)
+            return paired, rejected
+        self._depth[stamp_ns] = (frame_id, depth, received)
+        while len(self._depth) > self.capacity:
+            s, _ = self._depth.popitem(last=False)
+            rejected.append(Rejected("no_camera_info", f"no camera_info with stamp {_fmt(s)} arrived in time", s))
+        return paired, rejected
+
+    def clear(self) -> None:
+        self._depth.clear()
+        self._info.clear()
+        self._latest_info = None
+
+    # -- helpers ------------------------------------------------------------------------
+    def _find(self, buf: OrderedDict[int, Any], stamp_ns: int) -> int | None:
+        if stamp_ns in buf:
+            return stamp_ns
+        if self.tolerance_ns <= 0 or not buf:
+            return None
+        best = min(buf, key=lambda s: abs(s - stamp_ns))
+        return best if abs(best - stamp_ns) <= self.tolerance_ns else None
+
+    @staticmethod
+    def _emit(
+        stamp_ns: int, d_frame: str, depth: Any, received: float, i_frame: str, info: Any,
+        paired: list[Paired], rejected: list[Rejected],
+    ) -> None:
+        if d_frame != i_frame:
+            rejected.append(Rejected(
+                "frame_mismatch", f"depth frame_id {d_frame!r} != camera_info frame_id {i_frame!r}", stamp_ns))
+        else:
+            paired.append(Paired(stamp_ns, d_frame, depth, info, received))
+
+
+def _fmt(stamp_ns: int) -> str:
+    return f"{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}"
+
+
+class LatestSlot(Generic[T]):
+    """Single-element, newest-wins hand-over between a producer and one consumer.
+
+    ``put`` never blocks: an item that was not taken yet is replaced and counted in
+    ``dropped``. ``get`` blocks up to ``timeout`` seconds. This is the whole queue of
+    the node, which is why memory stays bounded under overload.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._has = False
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item: T) -> T | None:
+        """Offer an item; returns the item it displaced (already counted), if any."""
+        with self._cond:
+            old = self._item if self._has else None
+            if self._has:
+                self.dropped += 1
+            self._item, self._has = item, True
+            self._cond.notify()
+            return old
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """Take the newest item, or None on timeout or after :meth:`close`."""
+        with self._cond:
+            if not self._has and not self._closed:
+                self._cond.wait(timeout)
+            if not self._has:
+                return None
+            item, self._item, self._has = self._item, None, False
+            return item
+
+    def clear(self) -> int:
+        """Drop the pending item (counted); returns how many were dropped (0 or 1)."""
+        with self._cond:
+            n = int(self._has)
+            self.dropped += n
+            self._item, self._has = None, False
+            return n
+
+    def close(self) -> None:
+        """Wake the consumer for shutdown."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False
+
+    def __len__(self) -> int:
+        return int(self._has)
+
+
+class RateMeter:
+    """Events per second over a sliding time window (default 5 s)."""
+
+    def __init__(self, window_s: float = 5.0, maxlen: int = 10000) -> None:
+        self.window_s = float(window_s)
+        self._times: deque[float] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+        self._start: float | None = None
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._start is None:
+                self._start = now
+            self._times.append(now)
+
+    def rate(self, now: float | None = None) -> float:
+        """Events in the window divided by the window (or by the time since the first event)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._start is None:
+                return 0.0
+            while self._times and now - self._times[0] > self.window_s:
+                self._times.popleft()
+            span = min(self.window_s, now - self._start)
+            return len(self._times) / span if span > 1e-6 else 0.0
+
+
+class LatencyStats:
+    """Percentiles of the last ``maxlen`` latencies (seconds in, milliseconds out)."""
+
+    def __init__(self, maxlen: int = 500) -> None:
+        self._values: deque[float] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._values.append(float(seconds))
+            self.count += 1
+
+    def percentiles_ms(self, qs: tuple[float, ...] = (50.0, 95.0)) -> tuple[float, ...]:
+        """Percentiles in ms; NaN when nothing was measured yet."""
+        with self._lock:
+            if not self._values:
+                return tuple(float("nan") for _ in qs)
+            arr = np.asarray(self._values, dtype=np.float64) * 1e3
+        return tuple(float(np.percentile(arr, q)) for q in qs)
+
+    def values_ms(self) -> list[float]:
+        with self._lock:
+            return [v * 1e3 for v in self._values]
+
+
+class Counters:
+    """Thread-safe named counters (frames in/out, rejections by reason)."""
+
+    def __init__(self) -> None:
+        self._c: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def inc(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._c[key] += n
+
+    def get(self, key: str) -> int:
+        with self._lock:
+            return self._c[key]
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._c)
+
+    def total(self, prefix: str) -> int:
+        with self._lock:
+            return sum(v for k, v in self._c.items() if k.startswith(prefix))
+
+
+class Throttle:
+    """Allows one event per key every ``period_s`` seconds (throttled warnings)."""
+
+    def __init__(self, period_s: float = 5.0) -> None:
+        self.period_s = float(period_s)
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def ready(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.period_s:
+                return False
+            self._last[key] = now
+            return True
+
+
+def stamp_to_ns(sec: int, nanosec: int) -> int:
+    """builtin_interfaces/Time fields -> integer nanoseconds (the pairing key)."""
+    return int(sec) * 1_000_000_000 + int(nanosec)

@@ -1,0 +1,514 @@
+"""``v2v_pose_node``: lifecycle ROS 2 node around :class:`v2v_ros.core.estimator.PoseEstimator`.
+
+Thin shell by design: callbacks only pair messages (core.stream.StampPairer) and
+hand the newest pair to a worker thread (core.stream.LatestSlot); the worker decodes
+(core.depth_decode), estimates (the same PoseEstimator the bag evaluator uses),
+optionally smooths (core.filters.OneEuroFilter) and publishes. Inference never runs
+on the executor thread, so parameter services, lifecycle transitions and diagnostics
+stay responsive while a slow CPU model works, and frames that arrive meanwhile
+replace each other instead of queueing.
+
+Run without a lifecycle manager (``autostart`` true, the default)::
+
+    python -m v2v_ros.ros.node --ros-args --params-file config/hand_pose.yaml
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from v2v_ros.core.depth_decode import DepthDecodeError
+from v2v_ros.core.estimator import PoseEstimator, PoseResult
+from v2v_ros.core.filters import OneEuroFilter
+from v2v_ros.core.localize import Localizer
+from v2v_ros.core.stream import Counters, LatencyStats, LatestSlot, Paired, RateMeter, StampPairer, Throttle
+from v2v_ros.core.voxel import VoxelGrid
+from v2v_ros.msg import Skeleton3DArray
+from v2v_ros.ros import params as P
+from v2v_ros.ros.convert import (
+    MM_PER_M,
+    compressed_to_mm,
+    header_stamp_ns,
+    image_to_mm,
+    info_to_intrinsics,
+    result_to_skeleton,
+    skeleton_array,
+)
+from v2v_ros.ros.diagnostics import PipelineSnapshot, build_array
+from v2v_ros.ros.markers import MarkerOptions, delete_all, skeleton_markers
+
+NODE_NAME = "v2v_pose_node"
+WARN_PERIOD_S = 5.0
+
+
+@dataclass
+class _Frame:
+    """What a depth callback hands to the pairer: the message and how to decode it."""
+
+    msg: Any
+    compressed: bool
+
+
+class PoseNode(LifecycleNode):
+    """Depth image + camera_info in, Skeleton3DArray + markers + diagnostics out."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        for spec in P.PARAMS:
+            default = spec.default if spec.default != [] else Parameter.Type.STRING_ARRAY
+            self.declare_parameter(spec.name, default, spec.descriptor())
+        self.add_on_set_parameters_callback(self._validate_params)
+        self.add_post_set_parameters_callback(self._apply_params)
+
+        self.counters = Counters()
+        self.latency = LatencyStats()
+        self.rate_in = RateMeter()
+        self.rate_out = RateMeter()
+        self._throttle = Throttle(WARN_PERIOD_S)
+        self._pair_lock = threading.Lock()
+        self._est_lock = threading.Lock()
+        self.slot: LatestSlot[Paired] = LatestSlot()
+        self.pairer = StampPairer(self._p("pair_buffer"))
+        self._filter = OneEuroFilter()
+        self._estimator: Any = None
+        self._main_estimator: PoseEstimator | None = None
+        self._model_name = ""
+        self._device = "none"
+        self._state = "unconfigured"
+        self._last_problem = ""
+        self._last_problem_t = 0.0
+        self._had_hand = False
+        self._worker: threading.Thread | None = None
+        self._running = threading.Event()
+        self._subs: list[Any] = []
+        self._pub_skel: Any = None
+        self._pub_markers: Any = None
+        self.last_error = ""
+        self._cfg: dict[str, Any] = self._values()
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(self._p("diagnostics_period"), self.publish_diagnostics)
+
+        if self._p("autostart"):
+            self.trigger_configure()
+            if self._state == "inactive":
+                self.trigger_activate()
+
+    # -- parameters ------------------------------------------------------------------------
+    def _p(self, name: str) -> Any:
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return [] if P.BY_NAME[name].default == [] else P.BY_NAME[name].default
+
+    def _values(self) -> dict[str, Any]:
+        return {spec.name: self._p(spec.name) for spec in P.PARAMS}
+
+    def _validate_params(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Reject values outside the rules of params.validate, naming parameter and value."""
+        merged = self._values()
+        merged.update({p.name: p.value for p in parameters})
+        for p in parameters:
+            msg = P.validate(p.name, p.value, merged)
+            if msg:
+                return SetParametersResult(successful=False, reason=msg)
+        return SetParametersResult(successful=True)
+
+    def _apply_params(self, parameters: list[Parameter]) -> None:
+        """Runtime-safe parameters take effect on the next frame."""
+        self._cfg = self._values()
+        names = {p.name for p in parameters}
+        if names & {"static_camera_info", "pair_tolerance_ms"}:
+            with self._pair_lock:
+                self.pairer.static_info = bool(self._cfg["static_camera_info"])
+                self.pairer.tolerance_ns = int(self._cfg["pair_tolerance_ms"] * 1e6)
+        if names & {"smoothing.min_cutoff", "smoothing.beta", "smoothing.d_cutoff", "smoothing.enabled"}:
+            self._filter.configure(self._cfg["smoothing.min_cutoff"], self._cfg["smoothing.beta"],
+                                   self._cfg["smoothing.d_cutoff"])
+            self._filter.reset()
+        if names & {"cube_size", "depth_band_mm", "min_depth_mm", "max_depth_mm"}:
+            with self._est_lock:
+                self._apply_geometry()
+
+    def _apply_geometry(self) -> None:
+        """Cube size and localisation band on every loaded estimator (caller holds _est_lock)."""
+        if self._main_estimator is None:
+            return
+        members = getattr(self._estimator, "estimators", [self._estimator])
+        for est in members:
+            cube = self._cfg["cube_size"] or float(est.meta.cube_size)
+            est.grid = VoxelGrid(cube, est.meta.grid_size, est.meta.stride)
+            est.localizer = replace(est.localizer, cube_size=cube, depth_band_mm=self._cfg["depth_band_mm"],
+                                    min_depth_mm=self._cfg["min_depth_mm"], max_depth_mm=self._cfg["max_depth_mm"])
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate every parameter and load the model(s); a failure names the cause."""
+        self._cfg = cfg = self._values()
+        problems = P.validate_all(cfg)
+        if problems:
+            return self._fail_configure("invalid parameters: " + "; ".join(problems))
+        try:
+            device = self._pick_device(cfg["device"])
+            main = self._load(cfg["model_path"], device, cfg)
+            members = [main]
+            for extra in cfg["ensemble_checkpoints"]:
+                est = self._load(extra, device, cfg)
+                if est.joint_names != main.joint_names:
+                    raise ValueError(f"ensemble checkpoint {extra!r} has joints {est.joint_names[:3]}..., "
+                                     f"model_path has {main.joint_names[:3]}...")
+                members.append(est)
+        except Exception as exc:  # CheckpointError, FileNotFoundError, ValueError, torch errors
+            return self._fail_configure(f"cannot load model: {exc}")
+        with self._est_lock:
+            self._main_estimator = main
+            if len(members) > 1:
+                from v2v_ros.evaluate.runner import EnsembleEstimator  # noqa: PLC0415
+
+                self._estimator = EnsembleEstimator(members)
+            else:
+                self._estimator = main
+            self._apply_geometry()
+        self._device = str(main.device)
+        self._model_name = main.name + (f" (+{len(members) - 1} ensemble)" if len(members) > 1 else "")
+        with self._pair_lock:
+            self.pairer = StampPairer(cfg["pair_buffer"], int(cfg["pair_tolerance_ms"] * 1e6),
+                                      cfg["static_camera_info"])
+        self._filter.configure(cfg["smoothing.min_cutoff"], cfg["smoothing.beta"], cfg["smoothing.d_cutoff"])
+        self._filter.reset()
+        self._pub_skel = self.create_publisher(Skeleton3DArray, "~/skeletons", 10)
+        self._pub_markers = self.create_publisher(MarkerArray, "~/markers", 10)
+        self._state = "inactive"
+        self.last_error = ""
+        self.get_logger().info(f"configured: model {self._model_name} on {self._device}, "
+                               f"grid {main.meta.grid_size}, cube {main.grid.cube_size:.0f} mm")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe and start the worker; frames before activation are never seen."""
+        qos = QoSProfile(depth=qos_profile_sensor_data.depth, reliability=qos_profile_sensor_data.reliability,
+                         history=qos_profile_sensor_data.history, durability=qos_profile_sensor_data.durability)
+        overrides = QoSOverridingOptions.with_default_policies()
+        self._subs = [
+            self.create_subscription(Image, "depth/image", self._on_image, qos, qos_overriding_options=overrides),
+            self.create_subscription(CameraInfo, "depth/camera_info", self._on_info, qos,
+                                     qos_overriding_options=overrides),
+        ]
+        if self._cfg["use_compressed"]:
+            self._subs.append(self.create_subscription(
+                CompressedImage, "depth/image/compressedDepth", self._on_compressed, qos,
+                qos_overriding_options=overrides))
+        self.slot.reopen()
+        self._running.set()
+        self._worker = threading.Thread(target=self._work, name="v2v_pose_worker", daemon=True)
+        self._worker.start()
+        self._state = "active"
+        self.get_logger().info(f"active: listening on {self.resolve_topic_name('depth/image')}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._state = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the model (and its GPU memory) and the output publishers."""
+        self._stop_worker()
+        self._release()
+        self._state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        self._state = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        self._state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    @property
+    def state(self) -> str:
+        """unconfigured, inactive, active or finalized (our mirror of the state machine)."""
+        return self._state
+
+    def _fail_configure(self, message: str) -> TransitionCallbackReturn:
+        self.last_error = message
+        self._problem(message)
+        self.get_logger().error(f"configure failed: {message}")
+        return TransitionCallbackReturn.FAILURE
+
+    def _pick_device(self, device: str) -> str:
+        import torch  # noqa: PLC0415
+
+        if device.startswith("cuda"):
+            index = int(device.split(":")[1]) if ":" in device else 0
+            if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+                self.get_logger().warning(f"device={device!r} requested but CUDA device {index} is not "
+                                          "available; falling back to cpu")
+                return "cpu"
+        return device
+
+    def _load(self, path: str, device: str, cfg: dict[str, Any]) -> PoseEstimator:
+        resolved = P.resolve_model_path(path)
+        kwargs: dict[str, Any] = {
+            "localizer": Localizer(depth_band_mm=cfg["depth_band_mm"], min_depth_mm=cfg["min_depth_mm"],
+                                   max_depth_mm=cfg["max_depth_mm"]),
+        }
+        if cfg["use_refinement"]:
+            kwargs.update(self._refinement_kwargs())
+        return PoseEstimator.load(resolved, device=device, **kwargs)
+
+    def _refinement_kwargs(self) -> dict[str, Any]:
+        """Pass refinement through only if PoseEstimator.load names such an option (no guessing)."""
+        sig = inspect.signature(PoseEstimator.load).parameters
+        for name in ("use_refinement", "refine"):
+            if name in sig:
+                return {name: True}
+        if "refiner" in sig and isinstance(sig["refiner"].default, bool):
+            return {"refiner": True}
+        self.get_logger().warning("use_refinement=true but this PoseEstimator.load has no refinement option; "
+                                  "running with the depth-band localiser only")
+        return {}
+
+    def _release(self) -> None:
+        with self._est_lock:
+            self._estimator = None
+            self._main_estimator = None
+        for pub in (self._pub_skel, self._pub_markers):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self._pub_skel = self._pub_markers = None
+        try:
+            import torch  # noqa: PLC0415
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:
+            pass
+
+    def _stop_worker(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        self._running.clear()
+        self.slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+        self.slot.clear()
+        with self._pair_lock:
+            self.pairer.clear()
+
+    # -- callbacks (executor thread: cheap only) ------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        self._on_depth(_Frame(msg, False))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._on_depth(_Frame(msg, True))
+
+    def _on_depth(self, frame: _Frame) -> None:
+        now = time.monotonic()
+        self.counters.inc("frames_in")
+        self.rate_in.tick(now)
+        header = frame.msg.header
+        with self._pair_lock:
+            pairs, rejected = self.pairer.add_depth(header_stamp_ns(header), header.frame_id, frame, now)
+        self._dispatch(pairs, rejected)
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self.counters.inc("camera_info_in")
+        with self._pair_lock:
+            pairs, rejected = self.pairer.add_info(header_stamp_ns(msg.header), msg.header.frame_id, msg)
+        self._dispatch(pairs, rejected)
+
+    def _dispatch(self, pairs: list[Paired], rejected: list[Any]) -> None:
+        for r in rejected:
+            self._reject(r.reason, r.message)
+        for p in pairs:
+            if self.slot.put(p) is not None:
+                self.counters.inc("dropped")
+
+    # -- worker ------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while self._running.is_set():
+            pair = self.slot.get(timeout=0.2)
+            if pair is None:
+                continue
+            try:
+                self._process(pair)
+            except Exception as exc:  # never let one frame kill the worker
+                self._reject("internal", f"unexpected error: {type(exc).__name__}: {exc}")
+
+    def _process(self, pair: Paired) -> None:
+        cfg = self._cfg
+        start = time.monotonic()
+        if cfg["max_age_ms"] > 0 and (start - pair.received) * 1e3 > cfg["max_age_ms"]:
+            self.counters.inc("dropped")
+            self.counters.inc("dropped.stale")
+            return
+        frame: _Frame = pair.depth
+        header: Header = frame.msg.header
+        try:
+            depth = (compressed_to_mm(frame.msg, cfg["max_pixels"]) if frame.compressed
+                     else image_to_mm(frame.msg, cfg["max_pixels"]))
+            intr = info_to_intrinsics(pair.info, depth.shape)
+        except DepthDecodeError as exc:
+            self._reject(exc.reason, str(exc))
+            return
+        # Non-finite pixels were zeroed by the decoder; count them as a (tolerated) input problem.
+        if not frame.compressed and frame.msg.encoding == "32FC1" and self._has_nonfinite(frame.msg):
+            self._warn("nonfinite_pixels", "depth contains NaN/inf pixels (treated as invalid)")
+        result: PoseResult | None = None
+        if not np.any(depth > 0):
+            self._reject("all_invalid", "depth image has no valid pixel (all zero, NaN or inf)")
+        else:
+            with self._est_lock:
+                est = self._estimator
+                if est is None:
+                    return
+                try:
+                    result = self._as_result(est.estimate(depth, intr))
+                except ValueError as exc:
+                    self._reject("estimator", f"estimator rejected the frame: {exc}")
+                    return
+        self._publish(header, result, pair.received, cfg)
+
+    @staticmethod
+    def _has_nonfinite(msg: Any) -> bool:
+        dtype = np.dtype("f4").newbyteorder(">" if msg.is_bigendian else "<")
+        buf = np.frombuffer(msg.data, dtype=np.uint8)
+        rows = buf.reshape(msg.height, msg.step)[:, : msg.width * 4]
+        return not np.all(np.isfinite(np.ascontiguousarray(rows).view(dtype)))
+
+    def _as_result(self, res: Any) -> PoseResult:
+        """An ensemble's averaged result carries fewer fields; complete it from the main model."""
+        if isinstance(res, PoseResult):
+            return res
+        main = self._main_estimator
+        assert main is not None
+        return PoseResult(joints=np.asarray(res.joints), confidence=np.asarray(res.confidence, np.float32),
+                          reference_point=np.asarray(res.reference_point), joint_names=main.joint_names,
+                          skeleton=main.meta.skeleton, cube_size=main.grid.cube_size, valid=bool(res.valid),
+                          reason=getattr(res, "reason", ""), timings=dict(getattr(res, "timings", {}) or {}))
+
+    def _publish(self, header: Header, result: PoseResult | None, received: float, cfg: dict[str, Any]) -> None:
+        pub_skel, pub_markers = self._pub_skel, self._pub_markers
+        if pub_skel is None:
+            return
+        found = result is not None and result.valid and result.score >= cfg["min_confidence"]
+        skeletons = []
+        if found:
+            assert result is not None
+            joints = result.joints
+            if cfg["smoothing.enabled"]:
+                t = header.stamp.sec + header.stamp.nanosec * 1e-9
+                joints = self._filter(joints, t)
+            skeletons.append(result_to_skeleton(result, joints))
+        else:
+            self._filter.reset()
+            if result is not None and not result.valid:
+                self.counters.inc("no_hand")
+        pub_skel.publish(skeleton_array(header, skeletons))
+        if cfg["markers.enabled"] and pub_markers is not None:
+            if found:
+                assert result is not None
+                opts = MarkerOptions(cfg["markers.joint_radius"], cfg["markers.line_width"], cfg["markers.lifetime"],
+                                     cfg["markers.show_cube"])
+                sk = skeletons[0]
+                joints_m = np.array([[k.position.x, k.position.y, k.position.z] for k in sk.keypoints])
+                pub_markers.publish(skeleton_markers(
+                    header, joints_m, result.confidence, result.skeleton, opts, 0,
+                    np.asarray(result.reference_point) / MM_PER_M, result.cube_size / MM_PER_M))
+            elif self._had_hand:
+                pub_markers.publish(delete_all(header))
+        self._had_hand = found
+        now = time.monotonic()
+        self.latency.add(now - received)
+        self.rate_out.tick(now)
+        self.counters.inc("frames_out")
+
+    # -- problems and diagnostics -------------------------------------------------------------
+    def _reject(self, reason: str, message: str) -> None:
+        """Count a rejected frame and warn at most every few seconds per reason."""
+        self.counters.inc(f"rejected.{reason}")
+        self._problem(message)
+        if self._throttle.ready(reason):
+            total = self.counters.get(f"rejected.{reason}")
+            self.get_logger().warning(f"frame rejected ({reason}, {total} so far): {message}")
+
+    def _warn(self, key: str, message: str) -> None:
+        self.counters.inc(f"warn.{key}")
+        if self._throttle.ready(key):
+            self.get_logger().warning(f"{message} ({self.counters.get(f'warn.{key}')} so far)")
+
+    def _problem(self, message: str) -> None:
+        self._last_problem, self._last_problem_t = message, time.monotonic()
+
+    def snapshot(self) -> PipelineSnapshot:
+        """Current statistics (also used by tests and the demo)."""
+        p50, p95 = self.latency.percentiles_ms()
+        recent = self._last_problem if time.monotonic() - self._last_problem_t < 10.0 else ""
+        counters = self.counters.snapshot()
+        counters["dropped"] = counters.get("dropped", 0)
+        with self._pair_lock:
+            queue = {"pending_depth": self.pairer.pending_depth, "pending_total": len(self.pairer),
+                     "slot": len(self.slot)}
+        return PipelineSnapshot(self.get_name(), self._state, self._device, self._model_name or "none",
+                                self.rate_in.rate(), self.rate_out.rate(), p50, p95, counters, queue, recent)
+
+    def publish_diagnostics(self) -> None:
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._diag_pub.publish(build_array(header, self.snapshot()))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``v2v_pose_node`` / ``python -m v2v_ros.ros.node``; 1 if autostart fails."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    node: PoseNode | None = None
+    code = 0
+    try:
+        node = PoseNode()
+        if node.get_parameter("autostart").value and node.state != "active":
+            node.get_logger().fatal(f"autostart failed: {node.last_error}")
+            return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as exc:  # e.g. a parameter override of the wrong type at declaration
+        print(f"[{NODE_NAME}] fatal: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        if node is not None:
+            node._stop_worker()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
