@@ -95,7 +95,7 @@ def test_batched_decode_matches_single() -> None:
     rng = np.random.default_rng(2)
     centers = rng.uniform(-100, 100, (3, 3)) + [0, 0, 800]
     joints = centers[:, None, :] + rng.uniform(-100, 100, (3, 14, 3))
-    hms = np.stack([g.heatmaps(j, c) for j, c in zip(joints, centers)])
+    hms = np.stack([g.heatmaps(j, c) for j, c in zip(joints, centers, strict=False)])
     dec, conf = g.decode(hms, centers)
     assert dec.shape == (3, 14, 3) and conf.shape == (3, 14)
     for i in range(3):

@@ -18,7 +18,7 @@ import torch
 
 from v2v_ros.core.arrays import to_torch
 from v2v_ros.core.camera import Intrinsics
-from v2v_ros.core.checkpoint import ModelMeta, build_model, load_checkpoint
+from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
 from v2v_ros.core.localize import Localizer
 from v2v_ros.core.voxel import VoxelGrid
 
@@ -125,11 +125,45 @@ class PoseEstimator:
         self.model = model.to(self.device).eval()
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto", **kwargs: Any) -> "PoseEstimator":
-        """Load a checkpoint (``x.safetensors`` + ``x.json``); fails loudly if anything is off."""
-        state, meta = load_checkpoint(path)
-        model = build_model(state, meta, str(path))
-        return cls(model, meta, device=device, name=Path(path).stem, **kwargs)
+    def load(
+        cls,
+        path: str | Path | Sequence[str | Path],
+        device: str = "auto",
+        refiner: str | Path | bool = "auto",
+        **kwargs: Any,
+    ) -> "PoseEstimator":
+        """Load a checkpoint (``x.safetensors`` + ``x.json``); fails loudly if anything is off.
+
+        Several paths make an epoch ensemble (paper Table 2): their coordinates are
+        averaged, computed in one batched (vmapped) forward. ``refiner``: ``"auto"``
+        uses ``x.refiner.safetensors`` when it exists, ``True`` requires it, ``False``
+        disables it, a path names another file.
+        """
+        from v2v_ros.core.refiner import Refiner  # noqa: PLC0415
+
+        paths = [path] if isinstance(path, (str, Path)) else list(path)
+        if not paths:
+            raise ValueError("no checkpoint given")
+        models, meta = [], None
+        for p in paths:
+            state, m = load_checkpoint(p)
+            if meta is not None and (m.joint_names, m.grid_size, m.cube_size) != (
+                meta.joint_names, meta.grid_size, meta.cube_size
+            ):
+                raise CheckpointError(f"{p}: ensemble members must share joints, grid_size and cube_size")
+            meta = meta or m
+            models.append(build_model(state, m, str(p)))
+        dev = resolve_device(device)
+        model = models[0] if len(models) == 1 else EnsembleNet([m.to(dev) for m in models])
+        ref = None
+        if refiner is not False:
+            ref_path = Refiner.paths(paths[0])[0] if refiner in ("auto", True) else Path(refiner)
+            if ref_path.exists():
+                ref = Refiner.load(ref_path, dev)
+            elif refiner != "auto":
+                raise CheckpointError(f"refiner weights not found: {ref_path}")
+        name = Path(paths[0]).stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
+        return cls(model, meta, device=dev, refiner=ref, name=name, **kwargs)
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -183,7 +217,7 @@ class PoseEstimator:
             sel = [i for i, good in enumerate(ok) if good]
             heat = self.forward(batch[sel])
             t = _lap(timings, "forward", t)
-            joints, conf = self.grid.decode(heat, np.stack([centers[i] for i in sel]))
+            joints, conf = self._decode(heat, np.stack([centers[i] for i in sel]))
             t = _lap(timings, "decode", t)
             for k, i in enumerate(sel):
                 results[i] = PoseResult(
@@ -213,6 +247,14 @@ class PoseEstimator:
                     y = self.model(x)
         return y.float().cpu().numpy()
 
+    def _decode(self, heat: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decode (B, J, ...) heatmaps, or (M, B, J, ...) from an ensemble averaging over M."""
+        if heat.ndim == 5:
+            return self.grid.decode(heat, centers)
+        m, b = heat.shape[:2]
+        joints, conf = self.grid.decode(heat.reshape(m * b, *heat.shape[2:]), np.tile(centers, (m, 1)))
+        return joints.reshape(m, b, -1, 3).mean(axis=0), conf.reshape(m, b, -1).mean(axis=0)
+
     # -- helpers -------------------------------------------------------------------------
     def _invalid(self, center: np.ndarray, reason: str, timings: dict[str, float]) -> PoseResult:
         j = self.meta.num_joints
@@ -221,6 +263,41 @@ class PoseEstimator:
             reference_point=np.asarray(center, dtype=np.float64), joint_names=self.joint_names,
             skeleton=self.meta.skeleton, cube_size=self.grid.cube_size, valid=False, reason=reason, timings=timings,
         )
+
+
+class EnsembleNet(torch.nn.Module):
+    """Several checkpoints of one architecture evaluated in one vmapped forward.
+
+    Input (B, 1, N, N, N) -> (M, B, J, S, S, S). The stacked weights live in buffers
+    so ``.to(device)`` moves them; the template module holds no data.
+    """
+
+    def __init__(self, models: Sequence[torch.nn.Module]) -> None:
+        super().__init__()
+        import copy  # noqa: PLC0415
+
+        from torch.func import stack_module_state  # noqa: PLC0415
+
+        params, buffers = stack_module_state([m.eval() for m in models])
+        self._names = {"p": list(params), "b": list(buffers)}
+        for i, (_k, v) in enumerate({**params, **buffers}.items()):
+            self.register_buffer(f"w{i}", v.detach())
+        self._keys = list(params) + list(buffers)
+        self.template = [copy.deepcopy(models[0]).to("meta").eval()]  # list: not a registered submodule
+        self.members = len(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.func import functional_call  # noqa: PLC0415
+
+        tensors = dict(zip(self._keys, (getattr(self, f"w{i}") for i in range(len(self._keys))), strict=False))
+        params = {k: tensors[k] for k in self._names["p"]}
+        buffers = {k: tensors[k] for k in self._names["b"]}
+        base = self.template[0]
+
+        def one(p: dict, b: dict, inp: torch.Tensor) -> torch.Tensor:
+            return functional_call(base, (p, b), (inp,))
+
+        return torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
 
 
 def _check_point(p: Any) -> np.ndarray:

@@ -38,7 +38,7 @@ def _hand_msra21() -> Skeleton:
     for fi, finger in enumerate(FINGERS):
         base = 1 + 4 * fi
         chain = [0, base, base + 1, base + 2, base + 3]
-        for a, b in zip(chain[:-1], chain[1:]):
+        for a, b in zip(chain[:-1], chain[1:], strict=False):
             bones.append((a, b))
             groups.append(finger)
     return Skeleton("hand_msra21", tuple(names), tuple(bones), tuple(groups))

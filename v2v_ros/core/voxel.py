@@ -155,7 +155,7 @@ def _log_parabola_offsets(xp: Any, hm: Any, ix: Any, iy: Any, iz: Any) -> Any:
     block = block.astype(xp.float64)
     sums = (block.sum(axis=(3, 4)), block.sum(axis=(2, 4)), block.sum(axis=(2, 3)))  # each (B, J, 3)
     offsets = []
-    for axis_sum, idx in zip(sums, (ix, iy, iz)):
+    for axis_sum, idx in zip(sums, (ix, iy, iz), strict=False):
         top = xp.maximum(axis_sum.max(axis=-1, keepdims=True), 1e-30)
         la, lb, lc = (xp.log(xp.maximum(axis_sum[..., k], 1e-9 * top[..., 0])) for k in range(3))
         denom = la - 2.0 * lb + lc

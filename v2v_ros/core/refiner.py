@@ -1,0 +1,129 @@
+"""Reference-point refinement network (paper sec. 4, Fig. 4).
+
+A small 2D CNN looks at a depth crop around the initial centre of mass and
+regresses the 3D offset from it to the centre of the true joints. Without it, a
+forearm or a nearby object drags the centre of mass and the cube cuts fingers off;
+with it the paper's NYU error drops from 11.14 to 9.22 mm (Table 2).
+
+Stored like the pose model: ``x.refiner.safetensors`` + ``x.refiner.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from v2v_ros.core.camera import Intrinsics
+from v2v_ros.core.checkpoint import CheckpointError, checkpoint_paths
+
+
+@dataclass
+class RefinerMeta:
+    cube_size: float = 200.0  # mm; offsets are predicted in units of cube_size / 2
+    input_size: int = 64  # crop resampled to input_size² pixels
+    crop_scale: float = 1.5  # the crop sees crop_scale × cube around the initial centre
+    iterations: int = 2  # refinement steps at inference
+    kind: str = "v2v_refiner"
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+class RefinerNet(nn.Sequential):
+    """CONV-POOL-CONV-POOL-CONV-POOL-FC-DROP-FC-DROP-FC, as in Fig. 4."""
+
+    def __init__(self, input_size: int = 64) -> None:
+        feat = input_size // 8
+        super().__init__(
+            nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * feat * feat, 512), nn.ReLU(inplace=True), nn.Dropout(0.3),
+            nn.Linear(512, 512), nn.ReLU(inplace=True), nn.Dropout(0.3),
+            nn.Linear(512, 3),
+        )
+
+
+def refiner_input(depth: np.ndarray, intr: Intrinsics, center: np.ndarray, meta: RefinerMeta) -> np.ndarray:
+    """(input_size, input_size) float32 crop, depth relative to the centre in half-cubes, clipped to [-1, 1].
+
+    Nearest-neighbour sampling of a square window whose metric size is
+    ``crop_scale × cube`` at the centre's depth, so the input does not depend on
+    distance to the camera. Invalid pixels read as background (+1).
+    """
+    n = meta.input_size
+    half_mm = meta.crop_scale * meta.cube_size / 2.0
+    z = max(float(center[2]), 1.0)
+    uc = center[0] * intr.fx / z + intr.cx
+    vc = center[1] * intr.fy / z + intr.cy
+    ru, rv = abs(half_mm * intr.fx / z), abs(half_mm * intr.fy / z)
+    s = (np.arange(n) + 0.5) / n * 2.0 - 1.0
+    us = np.floor(uc + s * ru).astype(np.int64)
+    vs = np.floor(vc + s * rv).astype(np.int64)
+    h, w = depth.shape
+    ok_u, ok_v = (us >= 0) & (us < w), (vs >= 0) & (vs < h)
+    patch = depth[np.clip(vs, 0, h - 1)[:, None], np.clip(us, 0, w - 1)[None, :]].astype(np.float32)
+    patch[~(ok_v[:, None] & ok_u[None, :])] = 0.0
+    rel = (patch - np.float32(z)) / np.float32(meta.cube_size / 2.0)
+    rel[patch <= 0] = 1.0
+    return np.clip(rel, -1.0, 1.0)
+
+
+class Refiner:
+    """Callable (depth mm, intrinsics, centre mm) -> refined centre mm, as PoseEstimator expects."""
+
+    def __init__(self, net: RefinerNet, meta: RefinerMeta, device: torch.device | str = "cpu") -> None:
+        self.net = net.to(device).eval()
+        self.meta = meta
+        self.device = torch.device(device)
+
+    def __call__(self, depth: np.ndarray, intr: Intrinsics, center: np.ndarray) -> np.ndarray:
+        c = np.asarray(center, dtype=np.float64)
+        for _ in range(self.meta.iterations):
+            x = torch.from_numpy(refiner_input(depth, intr, c, self.meta))[None, None].to(self.device)
+            with torch.inference_mode():
+                off = self.net(x)[0].double().cpu().numpy()
+            c = c + off * (self.meta.cube_size / 2.0)
+        return c
+
+    @staticmethod
+    def paths(pose_model_path: str | Path) -> tuple[Path, Path]:
+        """Refiner files that belong to a pose checkpoint: ``x.refiner.safetensors`` / ``.json``."""
+        weights, _ = checkpoint_paths(pose_model_path)
+        stem = weights.with_suffix("")
+        return stem.with_name(stem.name + ".refiner.safetensors"), stem.with_name(stem.name + ".refiner.json")
+
+    def save(self, weights: str | Path) -> Path:
+        from safetensors.torch import save_file  # noqa: PLC0415
+
+        weights = Path(weights)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}, str(weights))
+        weights.with_suffix(".json").write_text(json.dumps(asdict(self.meta), indent=2, sort_keys=True) + "\n")
+        return weights
+
+    @classmethod
+    def load(cls, weights: str | Path, device: torch.device | str = "cpu") -> "Refiner":
+        from safetensors import SafetensorError  # noqa: PLC0415
+        from safetensors.torch import load_file  # noqa: PLC0415
+
+        weights = Path(weights)
+        meta_path = weights.with_suffix(".json")
+        try:
+            meta = RefinerMeta(**json.loads(meta_path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{meta_path}: unreadable refiner metadata ({exc})") from exc
+        if meta.kind != "v2v_refiner":
+            raise CheckpointError(f"{meta_path}: kind must be 'v2v_refiner', got {meta.kind!r}")
+        net = RefinerNet(meta.input_size)
+        try:
+            state = load_file(str(weights))
+            net.load_state_dict({k: v.float() for k, v in state.items()})
+        except (SafetensorError, OSError, RuntimeError) as exc:
+            raise CheckpointError(f"{weights}: refiner weights do not load ({exc})") from exc
+        return cls(net, meta, device)

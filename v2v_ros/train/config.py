@@ -1,0 +1,80 @@
+"""Training configuration: the paper's recipe as defaults, overridable from YAML."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (saved next to its checkpoints)."""
+
+    train_data: str = "data/synth_train"  # folder written by `v2v synth`
+    val_data: str = ""  # optional held-out folder for the per-epoch validation error
+    out_dir: str = "runs/hand"
+    skeleton: str = "hand_msra21"
+    # Voxel grid (paper: 88³, 200 mm for MSRA/ICVL, 250 mm for NYU)
+    grid_size: int = 88
+    cube_size: float = 200.0
+    sigma: float = 1.7
+    # Optimiser (paper sec. 7: RMSProp, lr 2.5e-4, batch 8, 10 epochs)
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 2.5e-4
+    rmsprop_alpha: float = 0.99
+    rmsprop_eps: float = 1e-8
+    # Augmentation (paper sec. 7), applied to points and joints before voxelisation
+    rotation_deg: float = 40.0
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    translation_voxels: float = 8.0  # in voxels of the grid above (±8 of 88 in the paper)
+    # Where the cube is centred during training: the joints' mean (what the refiner
+    # predicts at test time) plus this much Gaussian jitter in mm.
+    center_jitter_mm: float = 0.0
+    # Runtime
+    seed: int = 0
+    workers: int = 1
+    threads: int = 0  # torch intra-op threads per process, 0 = torch default
+    device: str = "auto"
+    amp: bool = True  # mixed precision on CUDA only
+    steps_per_epoch: int = 0  # 0 = one pass over the training frames
+    val_frames: int = 200
+    save_every_minutes: float = 10.0  # mid-epoch resume point
+    log_every: int = 20
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "TrainConfig":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of config keys")
+        data.update(overrides or {})
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{source}: unknown key(s) {unknown}; known: {sorted(names)}")
+        cfg = cls(**data)
+        cfg.scale_range = tuple(cfg.scale_range)  # YAML gives lists
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "config") -> None:
+        if self.grid_size % 8 or self.grid_size <= 0:
+            raise ValueError(f"{source}: grid_size must be a positive multiple of 8, got {self.grid_size}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError(f"{source}: batch_size and epochs must be >= 1")
+        lo, hi = self.scale_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"{source}: scale_range must satisfy 0 < lo <= hi, got {self.scale_range}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["scale_range"] = list(self.scale_range)
+        return d

@@ -1,0 +1,219 @@
+"""The training loop: one process, or many through torchrun (DistributedDataParallel).
+
+Resumable: ``last.pt`` (model, optimiser, epoch, step) is written every few
+minutes and at each epoch's end, next to one standard checkpoint per epoch
+(``epoch_XX.safetensors`` + ``.json``) for the epoch ensemble. A CSV log records
+loss and validation error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from v2v_ros.core.checkpoint import ModelMeta, save_checkpoint
+from v2v_ros.core.estimator import resolve_device
+from v2v_ros.core.model import V2VPoseNet
+from v2v_ros.core.skeletons import get_skeleton
+from v2v_ros.core.voxel import VoxelGrid
+from v2v_ros.train.config import TrainConfig
+from v2v_ros.train.samples import NO_AUGMENTATION, Augmentation, make_sample
+from v2v_ros.train.stream import ShardStream
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the torchrun process group when launched by torchrun (gloo on CPU, nccl on GPU)."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1:
+        return DistInfo()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def validation_error(model: torch.nn.Module, cfg: TrainConfig, grid: VoxelGrid, device: torch.device) -> float:
+    """Mean 3D joint error (mm) on held-out frames, cube centred on the true joint mean."""
+    if not cfg.val_data:
+        return float("nan")
+    from v2v_ros.data.shards import ShardDataset  # noqa: PLC0415
+
+    ds = ShardDataset(cfg.val_data)
+    n = min(len(ds), cfg.val_frames)
+    rng = np.random.default_rng(0)
+    errors = []
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, n, 16):
+            frames = [ds[i] for i in range(start, min(n, start + 16))]
+            vox = np.stack([make_sample(f.depth, f.offset, f.intrinsics, f.joints, grid, rng, NO_AUGMENTATION)[0]
+                            for f in frames])
+            heat = model(torch.from_numpy(vox).to(device)).float().cpu().numpy()
+            centers = np.stack([f.joints.mean(axis=0) for f in frames])
+            pred, _ = grid.decode(heat, centers)
+            errors.append(np.linalg.norm(pred - np.stack([f.joints for f in frames]), axis=-1).mean(axis=1))
+    model.train()
+    return float(np.concatenate(errors).mean())
+
+
+def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
+    """Run (or resume) training; returns the checkpoint folder and this rank's model."""
+    device = resolve_device(cfg.device)
+    info = init_distributed(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    out = Path(cfg.out_dir)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    skeleton = get_skeleton(cfg.skeleton)
+    grid = VoxelGrid(cfg.cube_size, cfg.grid_size)
+    model = V2VPoseNet(skeleton.num_joints).to(device)
+    opt = torch.optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps)
+    epoch, step = 0, 0
+    last = out / "last.pt"
+    if last.exists():
+        state = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        epoch, step = state["epoch"], state["step"]
+        if info.is_main:
+            print(f"resuming from {last}: epoch {epoch}, step {step}", flush=True)
+    net: torch.nn.Module = model
+    if info.world_size > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    from v2v_ros.data.shards import ShardDataset  # noqa: PLC0415
+
+    n_train = len(ShardDataset(cfg.train_data))
+    steps_per_epoch = cfg.steps_per_epoch or max(1, n_train // (cfg.batch_size * info.world_size))
+    aug = Augmentation(cfg.rotation_deg, tuple(cfg.scale_range), cfg.translation_voxels)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    log_path = out / "log.csv"
+    meta = ModelMeta(skeleton.name, list(skeleton.joint_names), cfg.grid_size, cfg.cube_size, sigma=cfg.sigma)
+
+    def save_resume(ep: int, st: int) -> None:
+        tmp = last.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": ep, "step": st}, tmp)
+        tmp.replace(last)
+
+    started = time.time()
+    while epoch < cfg.epochs:
+        stream = ShardStream(cfg.train_data, grid, aug, cfg.sigma, cfg.seed, epoch, info.rank, info.world_size,
+                             cfg.center_jitter_mm, start_step=step)
+        loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers,
+                            pin_memory=device.type == "cuda", persistent_workers=False)
+        model.train()
+        t_save = time.time()
+        bar = None
+        if info.is_main:
+            from tqdm import tqdm  # noqa: PLC0415
+
+            bar = tqdm(total=steps_per_epoch, initial=step, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       mininterval=5.0, dynamic_ncols=True)
+        running = 0.0
+        for vox, hm in loader:
+            vox = vox.to(device, non_blocking=True)
+            hm = hm.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                loss = torch.nn.functional.mse_loss(net(vox).float(), hm)  # eq. 2, averaged
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise FloatingPointError(f"training loss became {lv} at epoch {epoch}, step {step}")
+            running += lv
+            if bar is not None:
+                bar.update(1)
+                if step % cfg.log_every == 0:
+                    bar.set_postfix(loss=f"{running / cfg.log_every:.3e}")
+                    _log(log_path, epoch, step, running / cfg.log_every, float("nan"), time.time() - started)
+                    running = 0.0
+            if info.is_main and time.time() - t_save > cfg.save_every_minutes * 60:
+                save_resume(epoch, step)
+                t_save = time.time()
+            if step >= steps_per_epoch:
+                break
+        if bar is not None:
+            bar.close()
+        epoch, step = epoch + 1, 0
+        if info.world_size > 1:
+            # Parameters are identical through DDP's all-reduce; BatchNorm running
+            # statistics are per rank: take rank 0's so every rank holds the same model.
+            for buf in model.buffers():
+                dist.broadcast(buf, 0)
+        if info.is_main:
+            val = validation_error(model, cfg, grid, device)
+            meta.provenance = {"epoch": epoch, "config": cfg.to_dict(), "git": _git_commit(),
+                               "val_mean_error_mm": val, "train_frames": n_train}
+            save_checkpoint(out / f"epoch_{epoch:02d}.safetensors", model.state_dict(), meta)
+            save_resume(epoch, 0)
+            _log(log_path, epoch, steps_per_epoch, float("nan"), val, time.time() - started)
+            print(f"epoch {epoch}: validation mean error {val:.2f} mm", flush=True)
+        if info.world_size > 1:
+            dist.barrier()
+    if info.world_size > 1:
+        dist.destroy_process_group()
+    return out, model
+
+
+def _log(path: Path, epoch: int, step: int, loss: float, val: float, seconds: float) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        w = csv.writer(fh)
+        if new:
+            w.writerow(["epoch", "step", "loss", "val_mean_error_mm", "seconds"])
+        w.writerow([epoch, step, f"{loss:.6e}", f"{val:.3f}", f"{seconds:.1f}"])
+
+
+def run_info(out_dir: str | Path) -> dict[str, Any]:
+    """Summary of a run folder (epochs done, last validation error) for CLIs and model cards."""
+    out = Path(out_dir)
+    rows = list(csv.DictReader((out / "log.csv").open())) if (out / "log.csv").exists() else []
+    vals = [r for r in rows if r["val_mean_error_mm"] != "nan"]
+    return {"epochs_done": len(sorted(out.glob("epoch_*.safetensors"))), "last_val": vals[-1] if vals else None}

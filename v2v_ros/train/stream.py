@@ -1,0 +1,66 @@
+"""Streaming training data from a sharded dataset, split across ranks and loader workers.
+
+Shards are read sequentially (one decompression each) in an order shuffled per
+epoch; frames are shuffled within a shard. Rank r of W takes every W-th shard and
+loader worker k of K every K-th of those, so no frame is read twice in a pass. The
+stream cycles, and the training loop counts steps, so ranks never wait on each other
+because one received a shorter shard.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from v2v_ros.core.voxel import VoxelGrid
+from v2v_ros.train.samples import Augmentation, make_sample
+
+
+class ShardStream(IterableDataset):
+    """Yields (voxels, heatmaps) float32 tensors forever; deterministic given the seeds."""
+
+    def __init__(
+        self,
+        root: str,
+        grid: VoxelGrid,
+        aug: Augmentation,
+        sigma: float,
+        seed: int,
+        epoch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        center_jitter_mm: float = 0.0,
+        start_step: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root, self.grid, self.aug, self.sigma = root, grid, aug, sigma
+        self.seed, self.epoch, self.rank, self.world_size = seed, epoch, rank, world_size
+        self.center_jitter_mm = center_jitter_mm
+        self.start_step = start_step
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from v2v_ros.data.shards import ShardDataset  # noqa: PLC0415 - heavy, only in workers
+
+        ds = ShardDataset(self.root)
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(ds.num_shards)
+        mine = order[self.rank :: self.world_size][wid::nw]
+        if len(mine) == 0:  # more consumers than shards: share by frame instead
+            mine = order
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, wid, self.start_step])
+        cycle = 0
+        while True:
+            for k in mine if cycle == 0 else rng.permutation(mine):
+                frames = list(ds.iter_shard(int(k)))
+                for i in rng.permutation(len(frames)):
+                    f = frames[i]
+                    vox, hm = make_sample(
+                        f.depth, f.offset, f.intrinsics, f.joints, self.grid, rng, self.aug, self.sigma,
+                        center_jitter_mm=self.center_jitter_mm,
+                    )
+                    yield torch.from_numpy(vox), torch.from_numpy(hm)
+            cycle += 1
