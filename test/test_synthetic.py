@@ -230,3 +230,18 @@ def test_cylinder_hits_lie_on_body_or_caps() -> None:
     on_body = (np.abs(radial - r) < 1e-6) & (s > -1e-6) & (s < np.linalg.norm(b - a) + 1e-6)
     on_cap = ((np.abs(s) < 1e-6) | (np.abs(s - np.linalg.norm(b - a)) < 1e-6)) & (radial <= r + 1e-6)
     assert len(p) > 100 and np.all(on_body | on_cap)
+
+
+def test_plane_fast_path_matches_generic_ray_cast() -> None:
+    from v2v_ros.data.synthetic.primitives import Plane
+    from v2v_ros.data.synthetic.render import camera_rays
+
+    cfg = SynthConfig(width=80, height=60, fx=70.0, fy=72.0, cx=39.5, cy=29.5)
+    plane = Plane(np.array([0.0, 300.0, 900.0]), np.array([0.1, -0.6, -0.8]))
+    z, cos = render_zbuffer([plane], cfg.intrinsics, cfg.size)
+    dx, dy, dz = camera_rays(cfg.intrinsics, cfg.size)
+    t, c = plane.intersect(dx, dy, dz)
+    np.testing.assert_array_equal(np.isfinite(z), np.isfinite(t))
+    hit = np.isfinite(t)
+    np.testing.assert_allclose(z[hit], (t * dz)[hit], rtol=1e-5)
+    np.testing.assert_allclose(cos[hit], c[hit], atol=1e-5)

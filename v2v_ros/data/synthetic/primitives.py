@@ -174,6 +174,14 @@ class Ellipsoid(Primitive):
         half = np.sqrt(np.square(self.rot * self.radii).sum(axis=1))
         return self.centre - half, self.centre + half
 
+    def candidates(self, dx: Vec, dy: Vec, dz: Vec) -> Vec:
+        # exact hit test (discriminant >= 0); normals are then computed only for the hits
+        m = self.rot / self.radii
+        o = m.T @ (-self.centre)
+        ex, ey, ez = _dot(m[:, 0], dx, dy, dz), _dot(m[:, 1], dx, dy, dz), _dot(m[:, 2], dx, dy, dz)
+        b = o[0] * ex + o[1] * ey + o[2] * ez
+        return b * b >= (ex * ex + ey * ey + ez * ez) * (o @ o - 1.0)
+
     def intersect(self, dx: Vec, dy: Vec, dz: Vec) -> tuple[Vec, Vec]:
         m = self.rot / self.radii  # column i = axis_i / r_i; local = m.T @ world
         o = m.T @ (-self.centre)

@@ -16,7 +16,7 @@ from typing import Iterable
 import numpy as np
 
 from v2v_ros.core.camera import Intrinsics
-from v2v_ros.data.synthetic.primitives import Primitive
+from v2v_ros.data.synthetic.primitives import Plane, Primitive
 
 
 @lru_cache(maxsize=8)
@@ -29,6 +29,33 @@ def _rays(fx: float, fy: float, cx: float, cy: float, width: int, height: int) -
     for a in out:
         a.setflags(write=False)
     return out
+
+
+@lru_cache(maxsize=8)
+def _plane_axes(fx: float, fy: float, cx: float, cy: float, width: int, height: int) -> tuple[np.ndarray, ...]:
+    xu = ((np.arange(width) - cx) / fx).astype(np.float32)
+    yv = ((np.arange(height) - cy) / fy).astype(np.float32)
+    dz = _rays(fx, fy, cx, cy, width, height)[2].astype(np.float32)
+    return xu, yv, dz
+
+
+def _plane_depth(plane: Plane, intrinsics: Intrinsics, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Depth and incidence cosine of a plane over the whole image, float32.
+
+    With the un-normalised ray (x', y', 1) the hit parameter *is* the depth and
+    n·ray separates into a row term plus a column term: two 1-D arrays and one
+    broadcast instead of a dozen full-image passes.
+    """
+    k = intrinsics
+    xu, yv, dz = _plane_axes(k.fx, k.fy, k.cx, k.cy, int(size[0]), int(size[1]))
+    n = plane.normal
+    den = np.float32(n[1]) * yv[:, None] + (np.float32(n[0]) * xu + np.float32(n[2]))[None, :]
+    with np.errstate(divide="ignore"):
+        z = np.float32(n @ plane.point) / den
+    z[~(z > 0)] = np.inf
+    cos = np.abs(den)
+    cos *= dz
+    return z, cos
 
 
 def camera_rays(intrinsics: Intrinsics, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -66,7 +93,18 @@ def render_zbuffer(
     zbuf = np.full(height * width, np.inf, dtype=np.float32)
     cbuf = np.zeros(height * width, dtype=np.float32)
     zbuf2, cbuf2 = zbuf.reshape(height, width), cbuf.reshape(height, width)
-    for prim in primitives:
+    prims = list(primitives)
+    planes = [p for p in prims if isinstance(p, Plane)]
+    for k, plane in enumerate(planes):  # whole-image shapes first, while the z-buffer is still empty
+        z, cos = _plane_depth(plane, intrinsics, size)
+        if k == 0:
+            zbuf2[...], cbuf2[...] = z, cos
+        else:
+            np.copyto(cbuf2, cos, where=z < zbuf2)
+            np.minimum(zbuf2, z, out=zbuf2)
+    for prim in prims:
+        if isinstance(prim, Plane):
+            continue
         lo, hi = prim.aabb()
         box = pixel_box(lo, hi, intrinsics, size)
         if box is None:
@@ -77,11 +115,10 @@ def render_zbuffer(
         if mask is None:  # dense: intersect every ray of the box, update the z-buffer views in place
             sdz = dz[sl]
             t, cos = prim.intersect(dx[sl], dy[sl], sdz)
-            z = t * sdz
+            z = (t * sdz).astype(np.float32)
             zb, cb = zbuf2[sl], cbuf2[sl]
-            closer = z < zb
-            zb[closer] = z[closer]
-            cb[closer] = cos[closer]
+            np.copyto(cb, cos, where=z < zb, casting="unsafe")
+            np.minimum(zb, z, out=zb)
             continue
         r, c = np.nonzero(mask)
         if r.size == 0:
