@@ -1,1 +1,1 @@
-"""Datasets: the synthetic hand generator and the sharded on-disk format."""
+"""Datasets: readers of the public depth datasets, the synthetic hand generator and the v2v-shards format."""
