@@ -70,10 +70,6 @@ def place_hand(
     raise RuntimeError("could not place the hand inside the image; is the depth range too close for this camera?")
 
 
-def _uniform_axis_rotation(rng: np.random.Generator) -> np.ndarray:
-    return random_rotation(rng)
-
-
 def sample_clutter(
     rng: np.random.Generator,
     joints: np.ndarray,
@@ -115,7 +111,7 @@ def sample_clutter(
             p = intrinsics.to_xyz(np.array([u, v, zc]))
             if kind == "box":
                 half = rng.uniform(20.0, 100.0, 3)
-                prim: Primitive = Box(p, half, _uniform_axis_rotation(rng))
+                prim: Primitive = Box(p, half, random_rotation(rng))
             elif kind == "sphere":
                 prim = Sphere(p, rng.uniform(20.0, 90.0))
             else:
