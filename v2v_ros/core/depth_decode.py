@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import io
 import struct
+from typing import Any
 
 import numpy as np
+
+from v2v_ros.core.camera import Intrinsics
 
 # Pixels, not bytes: a 4096x4096 frame is already 16x a Kinect frame. Larger
 # "images" are almost certainly corrupt headers and would cost seconds of CPU.
@@ -150,3 +153,45 @@ def encode_depth(depth_mm: np.ndarray, encoding: str = "16UC1", is_bigendian: bo
         values = np.clip(np.nan_to_num(values), 0, 65535).round()
     arr = np.ascontiguousarray(values.astype(dtype))
     return arr.tobytes(), arr.shape[1] * arr.dtype.itemsize
+
+
+# -- duck-typed message readers (rclpy messages and rosbags dataclasses have the same fields) --
+def image_msg_to_mm(msg: object, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """``sensor_msgs/Image`` (any implementation) -> (H, W) float32 mm."""
+    m: Any = msg
+    return decode_depth(m.data, m.encoding, m.height, m.width, m.step, bool(m.is_bigendian), max_pixels)
+
+
+def compressed_msg_to_mm(msg: object, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` (compressedDepth PNG) -> float32 mm."""
+    m: Any = msg
+    return decode_compressed_depth(m.format, m.data, max_pixels)
+
+
+def info_msg_to_intrinsics(msg: object, image_shape: tuple[int, int] | None = None) -> Intrinsics:
+    """``sensor_msgs/CameraInfo`` -> Intrinsics; DepthDecodeError for an unusable K or a size mismatch.
+
+    A camera_info whose width/height are set and differ from the image's would
+    project with the wrong principal point, so it is rejected, not used.
+    """
+    m: Any = msg
+    try:
+        intr = Intrinsics.from_k(list(m.k))
+    except ValueError as exc:
+        raise DepthDecodeError("camera_info", f"unusable camera_info: {exc}") from exc
+    if image_shape is not None and m.width and m.height:
+        h, w = image_shape
+        if (int(m.width), int(m.height)) != (w, h):
+            raise DepthDecodeError("camera_info", f"camera_info size {m.width}x{m.height} != image size {w}x{h}")
+    return intr
+
+
+def has_nonfinite(msg: object) -> bool:
+    """Whether a 32FC1 Image holds NaN/inf pixels (tolerated, but worth counting)."""
+    m: Any = msg
+    if m.encoding != "32FC1":
+        return False
+    dtype = np.dtype("f4").newbyteorder(">" if m.is_bigendian else "<")
+    buf = np.frombuffer(m.data, dtype=np.uint8)
+    rows = buf.reshape(m.height, m.step)[:, : m.width * 4]
+    return not bool(np.all(np.isfinite(np.ascontiguousarray(rows).view(dtype))))

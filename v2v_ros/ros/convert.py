@@ -16,7 +16,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from v2v_ros.core.camera import Intrinsics
-from v2v_ros.core.depth_decode import MAX_PIXELS, DepthDecodeError, decode_compressed_depth, decode_depth, encode_depth
+from v2v_ros.core.depth_decode import compressed_msg_to_mm, encode_depth, image_msg_to_mm, info_msg_to_intrinsics
 from v2v_ros.core.estimator import PoseResult
 from v2v_ros.core.stream import stamp_to_ns
 from v2v_ros.msg import Keypoint3D, Skeleton3D, Skeleton3DArray
@@ -28,32 +28,10 @@ def header_stamp_ns(header: Any) -> int:
     return stamp_to_ns(header.stamp.sec, header.stamp.nanosec)
 
 
-def image_to_mm(msg: Any, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """``sensor_msgs/Image`` -> (H, W) float32 mm; DepthDecodeError names the problem."""
-    return decode_depth(msg.data, msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian), max_pixels)
-
-
-def compressed_to_mm(msg: Any, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` (compressedDepth PNG) -> float32 mm."""
-    return decode_compressed_depth(msg.format, msg.data, max_pixels)
-
-
-def info_to_intrinsics(msg: Any, image_shape: tuple[int, int] | None = None) -> Intrinsics:
-    """``sensor_msgs/CameraInfo`` -> Intrinsics; DepthDecodeError for unusable K or a size mismatch.
-
-    A camera_info whose width/height are set and differ from the image's would
-    project with the wrong principal point, so it is rejected, not used.
-    """
-    try:
-        intr = Intrinsics.from_k(list(msg.k))
-    except ValueError as exc:
-        raise DepthDecodeError("camera_info", f"unusable camera_info: {exc}") from exc
-    if image_shape is not None and msg.width and msg.height:
-        h, w = image_shape
-        if (int(msg.width), int(msg.height)) != (w, h):
-            raise DepthDecodeError(
-                "camera_info", f"camera_info size {msg.width}x{msg.height} != image size {w}x{h}")
-    return intr
+# Readers are shared with the bag evaluator (pure, duck-typed); re-exported under the node's names.
+image_to_mm = image_msg_to_mm
+compressed_to_mm = compressed_msg_to_mm
+info_to_intrinsics = info_msg_to_intrinsics
 
 
 def result_to_skeleton(result: PoseResult, joints_mm: np.ndarray | None = None, skeleton_id: int = 0) -> Skeleton3D:

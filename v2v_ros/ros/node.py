@@ -36,7 +36,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from v2v_ros.core.depth_decode import DepthDecodeError
+from v2v_ros.core.depth_decode import DepthDecodeError, has_nonfinite
 from v2v_ros.core.estimator import PoseEstimator, PoseResult
 from v2v_ros.core.filters import OneEuroFilter
 from v2v_ros.core.localize import Localizer
@@ -378,7 +378,7 @@ class PoseNode(LifecycleNode):
             self._reject(exc.reason, str(exc))
             return
         # Non-finite pixels were zeroed by the decoder; count them as a (tolerated) input problem.
-        if not frame.compressed and frame.msg.encoding == "32FC1" and self._has_nonfinite(frame.msg):
+        if not frame.compressed and has_nonfinite(frame.msg):
             self._warn("nonfinite_pixels", "depth contains NaN/inf pixels (treated as invalid)")
         result: PoseResult | None = None
         if not np.any(depth > 0):
@@ -394,13 +394,6 @@ class PoseNode(LifecycleNode):
                     self._reject("estimator", f"estimator rejected the frame: {exc}")
                     return
         self._publish(header, result, pair.received, cfg)
-
-    @staticmethod
-    def _has_nonfinite(msg: Any) -> bool:
-        dtype = np.dtype("f4").newbyteorder(">" if msg.is_bigendian else "<")
-        buf = np.frombuffer(msg.data, dtype=np.uint8)
-        rows = buf.reshape(msg.height, msg.step)[:, : msg.width * 4]
-        return not np.all(np.isfinite(np.ascontiguousarray(rows).view(dtype)))
 
     def _as_result(self, res: Any) -> PoseResult:
         """An ensemble's averaged result carries fewer fields; complete it from the main model."""

@@ -1,0 +1,119 @@
+"""``v2v eval-bag`` and ``v2v play`` sub-commands (registered by v2v_ros.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DEPTH = "/camera/depth/image_rect_raw"
+DEFAULT_INFO = "/camera/depth/camera_info"
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("eval-bag", help="run the pose estimator over a rosbag2 and score it",
+                              description="Pair depth and camera_info by stamp, run the node's PoseEstimator, write "
+                              "a predictions bag and metrics.json (+ plots with --gt-topic). sqlite3 and mcap.")
+    p.add_argument("bag", type=Path, help="rosbag2 folder (or its .db3/.mcap file)")
+    p.add_argument("--depth-topic", default=DEFAULT_DEPTH, help="sensor_msgs/Image or compressedDepth topic")
+    p.add_argument("--info-topic", default=DEFAULT_INFO, help="sensor_msgs/CameraInfo topic")
+    p.add_argument("--gt-topic", default=None, help="v2v_ros/msg/Skeleton3DArray ground truth (metres)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (predictions bag, metrics.json, plots)")
+    p.add_argument("--model", default="models/hand_default.safetensors", help="checkpoint (package-relative ok)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    p.add_argument("--storage", choices=["sqlite3", "mcap"], default=None, help="predictions bag format "
+                   "(default: the input's)")
+    p.add_argument("--pred-topic", default="/v2v_pose_node/skeletons")
+    p.add_argument("--static-camera-info", action="store_true", help="reuse the latest camera_info for every frame")
+    p.add_argument("--min-confidence", type=float, default=0.0)
+    p.add_argument("--limit", type=int, default=None, help="only the first N depth frames")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_eval_bag)
+
+    q = subparsers.add_parser("play", help="republish a rosbag2 into live DDS with its original timing",
+                              description="Like `ros2 bag play` without ROS tools: keeps the recorded timing "
+                              "(scaled by --rate), optional --loop. DDS stays on loopback.")
+    q.add_argument("bag", type=Path)
+    q.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
+    q.add_argument("--loop", action="store_true")
+    q.add_argument("--topics", nargs="*", default=None, help="only these topics")
+    q.add_argument("--remap", nargs="*", default=[], metavar="FROM:=TO", help="publish topic FROM as TO")
+    q.add_argument("--wait-subscribers", type=float, default=5.0,
+                   help="seconds to wait for a subscriber on the first topic before starting")
+    q.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
+    q.set_defaults(func=run_play)
+
+
+def run_eval_bag(args: argparse.Namespace) -> int:
+    from v2v_ros.bag.evaluate import run_bag, score, write_outputs  # noqa: PLC0415
+    from v2v_ros.bag.io import BagError, bag_storage, open_reader  # noqa: PLC0415
+    from v2v_ros.core.checkpoint import CheckpointError  # noqa: PLC0415
+    from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415
+    from v2v_ros.core.skeletons import SKELETONS  # noqa: PLC0415
+
+    try:
+        model = _resolve(args.model)
+        est = PoseEstimator.load(model, device=args.device)
+        open_reader(args.bag).close()
+        storage = args.storage or bag_storage(args.bag)
+        out: Path = args.out
+        out.mkdir(parents=True, exist_ok=True)
+        run = run_bag(est, args.bag, args.depth_topic, args.info_topic, args.gt_topic, out / "predictions",
+                      args.pred_topic, storage, args.static_camera_info, args.min_confidence, args.limit,
+                      progress=not args.no_progress)
+    except (BagError, CheckpointError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"eval-bag: {exc}", file=sys.stderr)
+        return 1
+    report = None
+    if args.gt_topic:
+        report, _, _ = score(run.pred, run.gt, list(est.joint_names))
+    sk = SKELETONS.get(est.meta.skeleton)
+    summary = write_outputs(out, run, report, {"bag": str(args.bag), "model": str(model), "device": str(est.device)},
+                            sk.bones if sk else None)
+    print(format_summary(summary))
+    return 0
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    m = s.get("metrics") or {}
+    sr = (m.get("success_rate") or {}).get("20")
+    lat = s.get("latency_ms") or {}
+    rows = [("frames in", s.get("frames_in")), ("frames out", s.get("frames_out")),
+            ("dropped", s.get("dropped", 0)), ("rejected", sum((s.get("rejected") or {}).values())),
+            ("mean error (mm)", _fmt(m.get("mean_error_mm"))),
+            ("success rate @20 mm", _fmt(None if sr is None else 100 * sr, "%")),
+            ("latency p50 (ms)", _fmt(lat.get("p50"))), ("latency p95 (ms)", _fmt(lat.get("p95"))),
+            ("throughput (frames/s)", _fmt(s.get("throughput_fps")))]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    return "n/a" if v is None else f"{v:.1f}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+
+def _resolve(path: str) -> Path:
+    p = Path(path)
+    if p.is_absolute() or p.with_suffix(".safetensors").exists() or p.is_dir():
+        return p
+    root = Path(__file__).resolve().parents[2]
+    if (root / p).with_suffix(".safetensors").exists():
+        return root / p
+    raise FileNotFoundError(f"model {path!r} not found (tried {Path.cwd() / p} and {root / p})")
+
+
+def run_play(args: argparse.Namespace) -> int:
+    import os  # noqa: PLC0415
+
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    try:
+        from v2v_ros.ros.play import play  # noqa: PLC0415  (rclpy only for this command)
+    except ImportError as exc:
+        print(f"play: needs rclpy ({exc}); run `eval \"$(make -s env)\"`", file=sys.stderr)
+        return 1
+    remap = dict(r.split(":=", 1) for r in args.remap)
+    n = play(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, remap=remap,
+             wait_subscribers=args.wait_subscribers, domain_id=args.domain_id)
+    print(f"play: published {n} messages")
+    return 0
