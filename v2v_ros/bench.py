@@ -50,8 +50,9 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> floa
 
 
 def run_bench(model_path: str | None, device: str, repeats: int, precision: str | None = None) -> dict[str, Any]:
+    from v2v_ros.core.camera import cube_footprint  # noqa: PLC0415
     from v2v_ros.core.checkpoint import ModelMeta  # noqa: PLC0415
-    from v2v_ros.core.estimator import PoseEstimator, cube_footprint, resolve_device  # noqa: PLC0415
+    from v2v_ros.core.estimator import PoseEstimator, resolve_device  # noqa: PLC0415
     from v2v_ros.core.model import V2VPoseNet, count_macs  # noqa: PLC0415
     from v2v_ros.core.skeletons import HAND_MSRA21  # noqa: PLC0415
     from v2v_ros.data.synthetic import render_frame  # noqa: PLC0415

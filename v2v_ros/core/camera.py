@@ -101,3 +101,24 @@ class Intrinsics:
     def scaled(self, factor: float) -> "Intrinsics":
         """Intrinsics of the image resized by ``factor`` (pixel centres at integer indices)."""
         return Intrinsics(self.fx * factor, self.fy * factor, self.cx * factor, self.cy * factor)
+
+
+def cube_footprint(intr: Intrinsics, center: np.ndarray, cube: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Pixel box (u0, v0, u1, v1), end-exclusive and clipped to the image, that sees the whole cube.
+
+    The 8 corners of the axis-aligned cube are projected (corners behind the camera
+    are clamped to 1 mm depth, i.e. to the image border).
+    """
+    half = 0.5 * cube
+    c = np.asarray(center, dtype=np.float64)
+    corners = c + _CORNERS * half
+    corners[:, 2] = np.maximum(corners[:, 2], 1.0)
+    uvd = intr.to_uvd(corners)
+    u0 = int(np.clip(np.floor(uvd[:, 0].min()), 0, width))
+    u1 = int(np.clip(np.ceil(uvd[:, 0].max()) + 1, 0, width))
+    v0 = int(np.clip(np.floor(uvd[:, 1].min()), 0, height))
+    v1 = int(np.clip(np.ceil(uvd[:, 1].max()) + 1, 0, height))
+    return u0, v0, u1, v1
+
+
+_CORNERS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from v2v_ros.core.arrays import to_torch
-from v2v_ros.core.camera import Intrinsics
+from v2v_ros.core.camera import Intrinsics, cube_footprint
 from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
 from v2v_ros.core.localize import Localizer
 from v2v_ros.core.voxel import VoxelGrid
@@ -71,21 +71,6 @@ def check_depth(depth_mm: Any) -> np.ndarray:
         if bad.any():
             depth = np.where(bad, np.float32(0), depth)
     return depth
-
-
-def cube_footprint(intr: Intrinsics, center: np.ndarray, cube: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """Pixel box (u0, v0, u1, v1), end-exclusive and clipped, that sees the whole cube."""
-    half = cube / 2.0
-    z_near = max(float(center[2]) - half, 1.0)
-    xs = (float(center[0]) - half, float(center[0]) + half)
-    ys = (float(center[1]) - half, float(center[1]) + half)
-    us = [x * intr.fx / z_near + intr.cx for x in xs] + [x * intr.fx / (z_near + cube) + intr.cx for x in xs]
-    vs = [y * intr.fy / z_near + intr.cy for y in ys] + [y * intr.fy / (z_near + cube) + intr.cy for y in ys]
-    u0 = int(np.clip(np.floor(min(us)), 0, width))
-    u1 = int(np.clip(np.ceil(max(us)) + 1, 0, width))
-    v0 = int(np.clip(np.floor(min(vs)), 0, height))
-    v1 = int(np.clip(np.ceil(max(vs)) + 1, 0, height))
-    return u0, v0, u1, v1
 
 
 def resolve_device(device: str) -> torch.device:

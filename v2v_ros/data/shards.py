@@ -31,7 +31,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from v2v_ros.core.camera import Intrinsics
+from v2v_ros.core.camera import Intrinsics, cube_footprint
 
 FORMAT = "v2v-shards"
 VERSION = 1
@@ -70,17 +70,7 @@ def cube_box(
     centre: np.ndarray, cube_mm: float, intrinsics: Intrinsics, image_size: tuple[int, int]
 ) -> tuple[int, int, int, int]:
     """(u0, v0, w, h) of the projection of an axis-aligned cube of edge ``cube_mm`` at ``centre`` (mm), clipped."""
-    width, height = image_size
-    half = 0.5 * cube_mm
-    c = np.asarray(centre, dtype=np.float64)
-    offs = np.array([[sx, sy, sz] for sx in (-half, half) for sy in (-half, half) for sz in (-half, half)])
-    corners = c + offs
-    corners[:, 2] = np.maximum(corners[:, 2], 1.0)  # a cube reaching behind the camera: clamp to the image
-    uvd = intrinsics.to_uvd(corners)
-    u0 = int(np.clip(np.floor(uvd[:, 0].min()), 0, width))
-    u1 = int(np.clip(np.ceil(uvd[:, 0].max()) + 1, 0, width))
-    v0 = int(np.clip(np.floor(uvd[:, 1].min()), 0, height))
-    v1 = int(np.clip(np.ceil(uvd[:, 1].max()) + 1, 0, height))
+    u0, v0, u1, v1 = cube_footprint(intrinsics, centre, cube_mm, image_size[0], image_size[1])
     return u0, v0, max(u1 - u0, 0), max(v1 - v0, 0)
 
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from v2v_ros.core.camera import Intrinsics
-from v2v_ros.core.estimator import cube_footprint
+from v2v_ros.core.camera import Intrinsics, cube_footprint
 from v2v_ros.core.voxel import VoxelGrid
 
 
