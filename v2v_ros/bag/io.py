@@ -101,6 +101,11 @@ class SkeletonBagWriter:
         self._writer.write(self._conn, stamp, self.ts.serialize_cdr(msg, SKELETONS_TYPE))
         self.count += 1
 
+    def write_raw(self, data: bytes, time_ns: int) -> None:
+        """A Skeleton3DArray already serialised as CDR (e.g. recorded from DDS by rclpy)."""
+        self._writer.write(self._conn, time_ns, data)
+        self.count += 1
+
     def write_message(self, msg: Any, time_ns: int) -> None:
         """An already built Skeleton3DArray (rosbags type)."""
         self._writer.write(self._conn, time_ns, self.ts.serialize_cdr(msg, SKELETONS_TYPE))
@@ -114,7 +119,7 @@ class SkeletonBagWriter:
         return t["v2v_ros/msg/Skeleton3D"](
             id=i, skeleton_type=str(r.skeleton), joint_names=[str(n) for n in r.joint_names],
             keypoints=[t["v2v_ros/msg/Keypoint3D"](position=point(x=float(p[0]), y=float(p[1]), z=float(p[2])),
-                                                   confidence=float(c)) for p, c in zip(joints, r.confidence)],
+                                                   confidence=float(c)) for p, c in zip(joints, r.confidence, strict=False)],
             reference_point=point(x=float(ref[0]), y=float(ref[1]), z=float(ref[2])),
             cube_size=float(r.cube_size) / 1000.0, score=float(r.score), valid=bool(r.valid))
 

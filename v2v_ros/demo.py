@@ -1,0 +1,232 @@
+"""``make demo`` / ``v2v demo``: the whole live pipeline on the shipped default model.
+
+Steps: generate a small synthetic rosbag (depth + camera_info + ground truth), start
+``v2v_pose_node`` as a separate process (``python -m v2v_ros.ros.node --ros-args
+--params-file config/hand_pose.yaml``), replay the bag into it over DDS on loopback
+with its original 30 Hz timing, record the node's skeletons and diagnostics, score
+them against the ground truth by stamp, and write a report folder (metrics.json,
+success curve, per-joint errors, depth image with the predicted skeleton, the
+recorded predictions bag, the node's log). Frames the node drops because inference
+is slower than 30 Hz count as failures in the success rate, exactly as live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = ROOT / "models" / "hand_default.safetensors"
+DEPTH = "/camera/depth/image_rect_raw"
+INFO = "/camera/depth/camera_info"
+GT = "/hand_pose/ground_truth"
+OUT_TOPIC = "/v2v_pose_node/skeletons"
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("demo", help="end-to-end demo: synthetic bag -> live node over DDS -> metrics",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder (replaced)")
+    p.add_argument("--frames", type=int, default=90, help="synthetic frames (30 Hz)")
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    p.add_argument("--bag", type=Path, default=None, help="use this bag instead of generating one")
+    p.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: derived from the pid)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model = Path(args.model)
+    if not model.with_suffix(".safetensors").is_file() or not model.with_suffix(".json").is_file():
+        print(f"demo: the default model is missing: {model.with_suffix('.safetensors')} (+ .json).\n"
+              "      Train it or copy it there (see docs/), or pass --model PATH.", file=sys.stderr)
+        return 2
+    domain = args.domain_id if args.domain_id is not None else 150 + os.getpid() % 60
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain))
+    os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain))
+    out: Path = args.out
+    if out.exists():
+        import shutil  # noqa: PLC0415
+
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    t_all = time.monotonic()
+
+    bag = args.bag
+    if bag is None:
+        print(f"[demo] generating {args.frames} synthetic frames ...", flush=True)
+        bag = out / "data" / "bag"
+        r = subprocess.run([sys.executable, "-m", "v2v_ros.cli", "synth", "--out", str(out / "data"), "--n",
+                            str(args.frames), "--seed", str(args.seed), "--bag"], env=env, capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            print(r.stdout + r.stderr, file=sys.stderr)
+            return 1
+
+    print(f"[demo] starting v2v_pose_node (ROS_DOMAIN_ID={domain}, loopback only) ...", flush=True)
+    log = open(out / "node.log", "w")  # noqa: SIM115  (closed in finally)
+    node_cmd = [sys.executable, "-m", "v2v_ros.ros.node", "--ros-args", "--params-file",
+                str(ROOT / "config" / "hand_pose.yaml"), "-p", f"model_path:={model.resolve()}",
+                "-p", f"device:={args.device}", "-r", f"depth/image:={DEPTH}", "-r", f"depth/camera_info:={INFO}",
+                # The player is local and reliable: a reliable subscription (QoS override) makes
+                # DDS deliver every frame, so the drops reported are the node's own (newest wins).
+                "-p", f"qos_overrides.{DEPTH}.subscription.reliability:=reliable",
+                "-p", f"qos_overrides.{INFO}.subscription.reliability:=reliable"]
+    node = subprocess.Popen(node_cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    try:
+        result = _replay_and_record(bag, node, args.rate, domain)
+    finally:
+        node.send_signal(signal.SIGINT)
+        try:
+            node.wait(10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+        log.close()
+    if result is None:
+        print(f"[demo] the node did not come up; see {out / 'node.log'}:\n" + (out / "node.log").read_text()[-2000:],
+              file=sys.stderr)
+        return 1
+    summary = _evaluate(bag, out, result, model)
+    summary["total_s"] = time.monotonic() - t_all
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from v2v_ros.bag.cli import format_summary  # noqa: PLC0415
+
+    print("\n" + format_summary(summary))
+    print(f"\n[demo] report: {out}/ (summary.json, metrics.json, success_curve.png, per_joint_error.png, "
+          f"overlay.png, predictions/, node.log) in {summary['total_s']:.0f} s")
+    return 0
+
+
+def _replay_and_record(bag: Path, node: subprocess.Popen, rate: float, domain: int) -> dict[str, Any] | None:
+    import rclpy  # noqa: PLC0415
+    from diagnostic_msgs.msg import DiagnosticArray  # noqa: PLC0415
+    from rclpy.context import Context  # noqa: PLC0415
+    from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
+    from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: PLC0415
+    from rclpy.serialization import serialize_message  # noqa: PLC0415
+
+    from v2v_ros.msg import Skeleton3DArray  # noqa: PLC0415
+    from v2v_ros.ros.diagnostics import status_values  # noqa: PLC0415
+    from v2v_ros.ros.play import play  # noqa: PLC0415
+
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    rec = rclpy.create_node("v2v_demo_recorder", context=ctx)
+    got: list[tuple[float, Any, bytes]] = []
+    diag: dict[str, str] = {}
+
+    def on_skel(msg: Any) -> None:
+        got.append((time.monotonic(), msg, serialize_message(msg)))
+
+    def on_diag(msg: Any) -> None:
+        for s in msg.status:
+            if s.name.startswith("v2v_pose_node"):
+                diag.clear()
+                diag.update(status_values(s))
+
+    rec.create_subscription(Skeleton3DArray, OUT_TOPIC, on_skel, QoSProfile(depth=200,
+                            reliability=ReliabilityPolicy.RELIABLE))
+    rec.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(rec)
+    spin = threading.Thread(target=ex.spin, daemon=True)
+    spin.start()
+    try:
+        end = time.monotonic() + 120
+        while rec.count_subscribers(DEPTH) == 0 or rec.count_publishers(OUT_TOPIC) == 0:
+            if node.poll() is not None or time.monotonic() > end:
+                return None
+            time.sleep(0.1)
+        print(f"[demo] replaying {bag} at {rate:g}x into the node ...", flush=True)
+        t0 = time.monotonic()
+        sent = play(bag, rate=rate, topics=[DEPTH, INFO], wait_subscribers=2.0, context=ctx)
+        t_play = time.monotonic() - t0
+        # wait until the node has answered everything it will answer (quiet for 1.5 s)
+        last = -1
+        while len(got) != last:
+            last = len(got)
+            time.sleep(1.5)
+        time.sleep(1.2)  # one more diagnostics period, so the counters include the last frames
+        return {"messages": got, "diag": dict(diag), "sent": sent, "play_s": t_play}
+    finally:
+        ex.shutdown(timeout_sec=1.0)
+        rec.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
+def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path) -> dict[str, Any]:
+    import numpy as np  # noqa: PLC0415
+
+    from v2v_ros.bag.evaluate import BagRun, score, write_plots  # noqa: PLC0415
+    from v2v_ros.bag.io import SkeletonBagWriter, iter_messages, skeleton_array_to_mm, stamp_ns_of  # noqa: PLC0415
+    from v2v_ros.core.depth_decode import image_msg_to_mm, info_msg_to_intrinsics  # noqa: PLC0415
+    from v2v_ros.core.skeletons import HAND_MSRA21  # noqa: PLC0415
+    from v2v_ros.evaluate.metrics import to_jsonable  # noqa: PLC0415
+
+    msgs = rec["messages"]
+    with SkeletonBagWriter(out / "predictions", OUT_TOPIC) as w:
+        for _, m, raw in msgs:
+            w.write_raw(raw, stamp_ns_of(m))
+    run = BagRun(joint_names=list(HAND_MSRA21.joint_names))
+    depth_msgs: dict[int, Any] = {}
+    info_msgs: dict[int, Any] = {}
+    for topic, _, m in iter_messages(bag, [DEPTH, INFO, GT]):
+        s = stamp_ns_of(m)
+        if topic == GT:
+            j = skeleton_array_to_mm(m)
+            if j is not None:
+                run.gt[s] = j
+        elif topic == DEPTH:
+            depth_msgs[s] = m
+            run.pred[s] = None  # frames the node dropped or did not answer count as failures
+        else:
+            info_msgs[s] = m
+    for _, m, _ in msgs:
+        run.pred[stamp_ns_of(m)] = skeleton_array_to_mm(m)
+    report, pred, gt = score(run.pred, run.gt, run.joint_names)
+    # overlay: the frame with the median error among answered frames
+    stamps = sorted(s for s in run.gt if s in run.pred)
+    err = np.array([np.nanmean(np.linalg.norm(pred[i] - gt[i], axis=1)) if np.isfinite(pred[i]).all() else np.nan
+                    for i in range(len(stamps))])
+    if np.isfinite(err).any():
+        k = int(np.nanargmin(np.abs(err - np.nanmedian(err))))
+        s = stamps[k]
+        depth = image_msg_to_mm(depth_msgs[s])
+        run.overlay = {"stamp": s, "depth": depth, "intrinsics": info_msg_to_intrinsics(info_msgs[s], depth.shape)}
+    write_plots(out, report, run, HAND_MSRA21.bones)
+    times = [t for t, _, _ in msgs]
+    diag = rec["diag"]
+
+    def num(key: str) -> float | None:
+        try:
+            v = float(diag[key])
+            return v if np.isfinite(v) else None
+        except (KeyError, ValueError):
+            return None
+
+    summary = {
+        "frames_in": len(depth_msgs),
+        "frames_received_by_node": int(num("frames_in") or 0),
+        "frames_out": len(msgs),
+        "dropped": int(num("dropped") or 0),
+        "rejected": {k: int(v) for k, v in diag.items() if k.startswith("rejected.")},
+        "latency_ms": {"p50": num("latency_p50_ms"), "p95": num("latency_p95_ms")},
+        "throughput_fps": (len(msgs) - 1) / (times[-1] - times[0]) if len(times) > 1 else None,
+        "replay_s": rec["play_s"],
+        "device": diag.get("device"),
+        "model": str(model),
+        "metrics": report,
+    }
+    summary = to_jsonable(summary)
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
