@@ -296,7 +296,7 @@ def test_evaluate_estimator_report(tmp_path: Path) -> None:
 
 
 def test_evaluate_estimator_body_and_joint_matching() -> None:
-    from v2v_ros.evaluate.runner import EnsembleEstimator, evaluate_estimator, match_joints
+    from v2v_ros.evaluate.runner import evaluate_estimator, match_joints
 
     spec = get_dataset("itop_front")
     frames = _frames(spec, 3)
@@ -310,15 +310,6 @@ def test_evaluate_estimator_body_and_joint_matching() -> None:
     assert report["map_10cm"] == 1.0 and report["mean_error_mm"] == pytest.approx(50.0)
     with pytest.raises(ValueError, match="predicts 3 joints"):
         match_joints(np.zeros((3, 3)), ("a", "b", "c"), spec.joint_names, 15)
-    # Epoch ensemble: the mean of the members, on the first member's reference point.
-    gt = frames[0].joints
-    a = FakeEstimator([(gt + 10.0, True)], spec.joint_names)
-    b = FakeEstimator([(gt - 4.0, True)], spec.joint_names)
-    c = FakeEstimator([(gt, False)], spec.joint_names)
-    result = EnsembleEstimator([a, b, c]).estimate(frames[0].depth, spec.intrinsics)
-    assert result.valid and np.allclose(result.joints, gt + 3.0)
-    assert a.refs[0] is None and np.allclose(b.refs[0], (gt + 10.0).mean(axis=0))
-    assert result.timings["network"] == 6.0
 
 
 def test_eval_cli_with_fake_estimator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -141,14 +141,12 @@ def _load_estimator(args: argparse.Namespace) -> Any:
         from v2v_ros.core.estimator import PoseEstimator
     except ImportError as exc:
         raise RuntimeError(f"the pose estimator (v2v_ros.core.estimator) is not available: {exc}") from exc
-    from v2v_ros.evaluate.runner import EnsembleEstimator
-
     paths = [args.checkpoint, *args.ensemble]
     for path in paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"checkpoint {path} not found")
-    models = [PoseEstimator.load(str(p), device=args.device) for p in paths]
-    return models[0] if len(models) == 1 else EnsembleEstimator(models)
+    # Several checkpoints: one estimator whose vmapped forward averages them (epoch ensemble).
+    return PoseEstimator.load([str(p) for p in paths], device=args.device)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

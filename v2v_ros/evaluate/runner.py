@@ -14,71 +14,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from v2v_ros.evaluate.metrics import evaluate_arrays, joint_errors
-
-
-@dataclass
-class EnsembleResult:
-    """Averaged output of several estimators (same fields as the estimator's PoseResult that we use)."""
-
-    joints: np.ndarray
-    confidence: np.ndarray
-    reference_point: np.ndarray
-    joint_names: tuple[str, ...]
-    valid: bool
-    reason: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-class EnsembleEstimator:
-    """Epoch ensemble (paper Table 2): average the joints of several models on the same cube.
-
-    The first model picks the reference point (its own localisation or the given
-    one) and the others are run on that same point, so all of them see the same
-    input, as in the paper. Invalid member results are left out of the average.
-    """
-
-    def __init__(self, estimators: Sequence[Any]) -> None:
-        if not estimators:
-            raise ValueError("an ensemble needs at least one estimator")
-        self.estimators = list(estimators)
-
-    @property
-    def joint_names(self) -> tuple[str, ...]:
-        return tuple(getattr(self.estimators[0], "joint_names", ()) or ())
-
-    def estimate(self, depth_mm: np.ndarray, intrinsics: Any, reference_point: Any = None) -> EnsembleResult:
-        first = self.estimators[0].estimate(depth_mm, intrinsics, reference_point=reference_point)
-        results = [first]
-        ref = getattr(first, "reference_point", reference_point)
-        ref = reference_point if ref is None or not np.isfinite(np.asarray(ref, float)).all() else ref
-        for est in self.estimators[1:]:
-            results.append(est.estimate(depth_mm, intrinsics, reference_point=ref))
-        good = [r for r in results if r.valid]
-        timings: dict[str, float] = {}
-        for r in results:
-            for k, v in (getattr(r, "timings", None) or {}).items():
-                timings[k] = timings.get(k, 0.0) + float(v)
-        joints = np.asarray(first.joints, dtype=np.float64)
-        if not good:
-            return EnsembleResult(np.full(joints.shape, np.nan), np.zeros(len(joints)), np.asarray(ref, float),
-                                  tuple(getattr(first, "joint_names", ()) or ()), False,
-                                  getattr(first, "reason", "") or "no valid member", timings)
-        conf = [np.asarray(getattr(r, "confidence", np.ones(len(joints))), float) for r in good]
-        return EnsembleResult(
-            joints=np.mean([np.asarray(r.joints, np.float64) for r in good], axis=0),
-            confidence=np.mean(conf, axis=0),
-            reference_point=np.asarray(ref if ref is not None else first.reference_point, np.float64),
-            joint_names=tuple(getattr(first, "joint_names", ()) or ()),
-            valid=True,
-            timings=timings,
-        )
 
 
 @dataclass
