@@ -22,7 +22,7 @@ def test_beta_reduces_lag_on_motion() -> None:
     lag = {}
     for beta in (0.0, 0.05):
         f = OneEuroFilter(min_cutoff=1.0, beta=beta)
-        out = np.array([f(v, s) for v, s in zip(x, t)])
+        out = np.array([f(v, s) for v, s in zip(x, t, strict=False)])
         lag[beta] = float(np.abs(out[-1] - x[-1]).item())
     assert lag[0.05] < 0.5 * lag[0.0]
 
