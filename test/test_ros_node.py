@@ -257,3 +257,22 @@ def test_python_m_node_missing_model_exits_with_message(tmp_path: Path) -> None:
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert str(missing) in r.stdout + r.stderr
+
+
+def test_ensemble_and_refinement_options(model: str, tmp_path: Path) -> None:
+    second = str(write_tiny_checkpoint(tmp_path / "second.safetensors", grid_size=16, seed=1))
+    h = Harness(DOMAIN + 6, {"model_path": model, "device": "cpu", "ensemble_checkpoints": [second]},
+                namespace="ens")
+    try:
+        assert h.node.state == "active", h.node.last_error
+        assert h.wait_connected()
+        sk = _send_and_wait(h, 1_700_000_030_000_000_000).skeletons[0]
+        assert len(sk.keypoints) == 21 and sk.valid
+    finally:
+        h.close()
+    h = Harness(DOMAIN + 7, {"model_path": model, "device": "cpu", "use_refinement": True}, namespace="ref")
+    try:  # refinement demanded but the checkpoint has no refiner: configure fails and says why
+        assert h.node.state == "unconfigured"
+        assert "refiner" in h.node.last_error
+    finally:
+        h.close()

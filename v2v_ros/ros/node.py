@@ -168,27 +168,16 @@ class PoseNode(LifecycleNode):
             return self._fail_configure("invalid parameters: " + "; ".join(problems))
         try:
             device = self._pick_device(cfg["device"])
-            main = self._load(cfg["model_path"], device, cfg)
-            members = [main]
-            for extra in cfg["ensemble_checkpoints"]:
-                est = self._load(extra, device, cfg)
-                if est.joint_names != main.joint_names:
-                    raise ValueError(f"ensemble checkpoint {extra!r} has joints {est.joint_names[:3]}..., "
-                                     f"model_path has {main.joint_names[:3]}...")
-                members.append(est)
+            paths = [P.resolve_model_path(x) for x in [cfg["model_path"], *cfg["ensemble_checkpoints"]]]
+            main, estimator = self._load(paths, device, cfg)
         except Exception as exc:  # CheckpointError, FileNotFoundError, ValueError, torch errors
             return self._fail_configure(f"cannot load model: {exc}")
         with self._est_lock:
             self._main_estimator = main
-            if len(members) > 1:
-                from v2v_ros.evaluate.runner import EnsembleEstimator  # noqa: PLC0415
-
-                self._estimator = EnsembleEstimator(members)
-            else:
-                self._estimator = main
+            self._estimator = estimator
             self._apply_geometry()
         self._device = str(main.device)
-        self._model_name = main.name + (f" (+{len(members) - 1} ensemble)" if len(members) > 1 else "")
+        self._model_name = main.name + (" (refined)" if getattr(main, "refiner", None) is not None else "")
         with self._pair_lock:
             self.pairer = StampPairer(cfg["pair_buffer"], int(cfg["pair_tolerance_ms"] * 1e6),
                                       cfg["static_camera_info"])
@@ -270,27 +259,30 @@ class PoseNode(LifecycleNode):
                 return "cpu"
         return device
 
-    def _load(self, path: str, device: str, cfg: dict[str, Any]) -> PoseEstimator:
-        resolved = P.resolve_model_path(path)
+    def _load(self, paths: list[Any], device: str, cfg: dict[str, Any]) -> tuple[PoseEstimator, Any]:
+        """(main estimator, estimator to call): an ensemble runs batched in PoseEstimator when it can.
+
+        Options are passed only if this PoseEstimator.load declares them (checked at run
+        time), so the node works with older and newer cores alike.
+        """
+        sig = inspect.signature(PoseEstimator.load).parameters
         kwargs: dict[str, Any] = {
             "localizer": Localizer(depth_band_mm=cfg["depth_band_mm"], min_depth_mm=cfg["min_depth_mm"],
                                    max_depth_mm=cfg["max_depth_mm"]),
         }
-        if cfg["use_refinement"]:
-            kwargs.update(self._refinement_kwargs())
-        return PoseEstimator.load(resolved, device=device, **kwargs)
+        if "refiner" in sig:
+            kwargs["refiner"] = bool(cfg["use_refinement"])  # True: required, configure fails if missing
+        elif cfg["use_refinement"]:
+            self.get_logger().warning("use_refinement=true but this PoseEstimator.load has no refiner option; "
+                                      "running with the depth-band localiser only")
+        native_ensemble = "Sequence" in str(sig["path"].annotation)
+        if len(paths) == 1 or native_ensemble:
+            est = PoseEstimator.load(paths if len(paths) > 1 else paths[0], device=device, **kwargs)
+            return est, est
+        from v2v_ros.evaluate.runner import EnsembleEstimator  # noqa: PLC0415
 
-    def _refinement_kwargs(self) -> dict[str, Any]:
-        """Pass refinement through only if PoseEstimator.load names such an option (no guessing)."""
-        sig = inspect.signature(PoseEstimator.load).parameters
-        for name in ("use_refinement", "refine"):
-            if name in sig:
-                return {name: True}
-        if "refiner" in sig and isinstance(sig["refiner"].default, bool):
-            return {"refiner": True}
-        self.get_logger().warning("use_refinement=true but this PoseEstimator.load has no refinement option; "
-                                  "running with the depth-band localiser only")
-        return {}
+        members = [PoseEstimator.load(p, device=device, **kwargs) for p in paths]
+        return members[0], EnsembleEstimator(members)
 
     def _release(self) -> None:
         with self._est_lock:
