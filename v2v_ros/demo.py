@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
                 "-p", f"qos_overrides.{INFO}.subscription.reliability:=reliable"]
     node = subprocess.Popen(node_cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
     try:
-        result = _replay_and_record(bag, node, args.rate, domain)
+        from v2v_ros.ros.record import replay_and_record  # noqa: PLC0415  (rclpy lives in v2v_ros.ros)
+
+        result = replay_and_record(bag, node, args.rate, domain, DEPTH, INFO, OUT_TOPIC)
     finally:
         node.send_signal(signal.SIGINT)
         try:
@@ -105,63 +106,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n[demo] report: {out}/ (summary.json, metrics.json, success_curve.png, per_joint_error.png, "
           f"overlay.png, predictions/, node.log) in {summary['total_s']:.0f} s")
     return 0
-
-
-def _replay_and_record(bag: Path, node: subprocess.Popen, rate: float, domain: int) -> dict[str, Any] | None:
-    import rclpy  # noqa: PLC0415
-    from diagnostic_msgs.msg import DiagnosticArray  # noqa: PLC0415
-    from rclpy.context import Context  # noqa: PLC0415
-    from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
-    from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: PLC0415
-    from rclpy.serialization import serialize_message  # noqa: PLC0415
-
-    from v2v_ros.msg import Skeleton3DArray  # noqa: PLC0415
-    from v2v_ros.ros.diagnostics import status_values  # noqa: PLC0415
-    from v2v_ros.ros.play import play  # noqa: PLC0415
-
-    ctx = Context()
-    rclpy.init(context=ctx, domain_id=domain)
-    rec = rclpy.create_node("v2v_demo_recorder", context=ctx)
-    got: list[tuple[float, Any, bytes]] = []
-    diag: dict[str, str] = {}
-
-    def on_skel(msg: Any) -> None:
-        got.append((time.monotonic(), msg, serialize_message(msg)))
-
-    def on_diag(msg: Any) -> None:
-        for s in msg.status:
-            if s.name.startswith("v2v_pose_node"):
-                diag.clear()
-                diag.update(status_values(s))
-
-    rec.create_subscription(Skeleton3DArray, OUT_TOPIC, on_skel, QoSProfile(depth=200,
-                            reliability=ReliabilityPolicy.RELIABLE))
-    rec.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(rec)
-    spin = threading.Thread(target=ex.spin, daemon=True)
-    spin.start()
-    try:
-        end = time.monotonic() + 120
-        while rec.count_subscribers(DEPTH) == 0 or rec.count_publishers(OUT_TOPIC) == 0:
-            if node.poll() is not None or time.monotonic() > end:
-                return None
-            time.sleep(0.1)
-        print(f"[demo] replaying {bag} at {rate:g}x into the node ...", flush=True)
-        t0 = time.monotonic()
-        sent = play(bag, rate=rate, topics=[DEPTH, INFO], wait_subscribers=2.0, context=ctx)
-        t_play = time.monotonic() - t0
-        # wait until the node has answered everything it will answer (quiet for 1.5 s)
-        last = -1
-        while len(got) != last:
-            last = len(got)
-            time.sleep(1.5)
-        time.sleep(1.2)  # one more diagnostics period, so the counters include the last frames
-        return {"messages": got, "diag": dict(diag), "sent": sent, "play_s": t_play}
-    finally:
-        ex.shutdown(timeout_sec=1.0)
-        rec.destroy_node()
-        rclpy.try_shutdown(context=ctx)
 
 
 def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path) -> dict[str, Any]:
