@@ -15,7 +15,6 @@ Run without a lifecycle manager (``autostart`` true, the default)::
 
 from __future__ import annotations
 
-import inspect
 import sys
 import threading
 import time
@@ -39,7 +38,6 @@ from visualization_msgs.msg import MarkerArray
 from v2v_ros.core.depth_decode import DepthDecodeError, has_nonfinite
 from v2v_ros.core.estimator import PoseEstimator, PoseResult
 from v2v_ros.core.filters import OneEuroFilter
-from v2v_ros.core.localize import Localizer
 from v2v_ros.core.stream import Counters, LatencyStats, LatestSlot, Paired, RateMeter, StampPairer, Throttle
 from v2v_ros.core.voxel import VoxelGrid
 from v2v_ros.msg import Skeleton3DArray
@@ -152,8 +150,7 @@ class PoseNode(LifecycleNode):
         """Cube size and localisation band on every loaded estimator (caller holds _est_lock)."""
         if self._main_estimator is None:
             return
-        members = getattr(self._estimator, "estimators", [self._estimator])
-        for est in members:
+        for est in (self._main_estimator,):
             cube = self._cfg["cube_size"] or float(est.meta.cube_size)
             est.grid = VoxelGrid(cube, est.meta.grid_size, est.meta.stride)
             est.localizer = replace(est.localizer, cube_size=cube, depth_band_mm=self._cfg["depth_band_mm"],
@@ -260,29 +257,11 @@ class PoseNode(LifecycleNode):
         return device
 
     def _load(self, paths: list[Any], device: str, cfg: dict[str, Any]) -> tuple[PoseEstimator, Any]:
-        """(main estimator, estimator to call): an ensemble runs batched in PoseEstimator when it can.
-
-        Options are passed only if this PoseEstimator.load declares them (checked at run
-        time), so the node works with older and newer cores alike.
-        """
-        sig = inspect.signature(PoseEstimator.load).parameters
-        kwargs: dict[str, Any] = {
-            "localizer": Localizer(depth_band_mm=cfg["depth_band_mm"], min_depth_mm=cfg["min_depth_mm"],
-                                   max_depth_mm=cfg["max_depth_mm"]),
-        }
-        if "refiner" in sig:
-            kwargs["refiner"] = bool(cfg["use_refinement"])  # True: required, configure fails if missing
-        elif cfg["use_refinement"]:
-            self.get_logger().warning("use_refinement=true but this PoseEstimator.load has no refiner option; "
-                                      "running with the depth-band localiser only")
-        native_ensemble = "Sequence" in str(sig["path"].annotation)
-        if len(paths) == 1 or native_ensemble:
-            est = PoseEstimator.load(paths if len(paths) > 1 else paths[0], device=device, **kwargs)
-            return est, est
-        from v2v_ros.evaluate.runner import EnsembleEstimator  # noqa: PLC0415
-
-        members = [PoseEstimator.load(p, device=device, **kwargs) for p in paths]
-        return members[0], EnsembleEstimator(members)
+        """(main estimator, estimator to call): the same object; several paths form one
+        epoch ensemble evaluated in a single batched forward by PoseEstimator."""
+        est = PoseEstimator.load(paths if len(paths) > 1 else paths[0], device=device,
+                                 refiner=bool(cfg["use_refinement"]))  # True: configure fails if it is missing
+        return est, est  # cube and localisation band are applied by _apply_geometry
 
     def _release(self) -> None:
         with self._est_lock:
