@@ -14,6 +14,7 @@ import numpy as np
 
 from v2v_ros.data.datasets import DatasetFrame, get_dataset
 from v2v_ros.data.icvl import read_png16
+from v2v_ros.data.labels import read_named_joint_rows
 
 SPEC = get_dataset("hands2017")
 ANNOTATION = "Training_Annotation.txt"
@@ -28,17 +29,7 @@ def image_name(index: int) -> str:
 
 def read_annotation(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Annotation file -> (image names, (N, 21, 3) float32 mm)."""
-    names: list[str] = []
-    rows: list[list[str]] = []
-    for line in Path(path).read_text().splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 1 + SPEC.num_joints * 3:
-            raise ValueError(f"{path}: expected a name and {SPEC.num_joints * 3} numbers, got {len(parts)} fields")
-        names.append(parts[0])
-        rows.append(parts[1:])
-    return names, np.asarray(rows, dtype=np.float32).reshape(len(rows), SPEC.num_joints, 3)
+    return read_named_joint_rows(path, SPEC.num_joints)
 
 
 class Hands2017Dataset:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from v2v_ros.data.datasets import DatasetFrame, get_dataset
+from v2v_ros.data.labels import read_named_joint_rows
 
 SPEC = get_dataset("icvl")
 TEST_FILES = ("test_seq_1.txt", "test_seq_2.txt")
@@ -43,18 +44,7 @@ read_depth = read_png16
 
 def read_labels(path: str | Path) -> tuple[list[str], np.ndarray]:
     """A label file -> (image paths, (N, 16, 3) uvd). Blank lines are ignored."""
-    names: list[str] = []
-    rows: list[list[str]] = []
-    for line in Path(path).read_text().splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 1 + SPEC.num_joints * 3:
-            raise ValueError(f"{path}: expected a path and {SPEC.num_joints * 3} numbers, got {len(parts)} fields")
-        names.append(parts[0])
-        rows.append(parts[1:])
-    uvd = np.asarray(rows, dtype=np.float32).reshape(len(rows), SPEC.num_joints, 3)
-    return names, uvd
+    return read_named_joint_rows(path, SPEC.num_joints)
 
 
 class ICVLDataset:

@@ -48,18 +48,11 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "TrainConfig":
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of config keys")
-        data.update(overrides or {})
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_yaml(path, overrides), str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"{source}: unknown key(s) {unknown}; known: {sorted(names)}")
+        check_keys(cls, data, source)
         cfg = cls(**data)
         cfg.scale_range = tuple(cfg.scale_range)  # YAML gives lists
         cfg.validate(source)
@@ -78,3 +71,20 @@ class TrainConfig:
         d = asdict(self)
         d["scale_range"] = list(self.scale_range)
         return d
+
+
+def read_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A YAML mapping with command-line overrides applied on top."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys")
+    data.update(overrides or {})
+    return data
+
+
+def check_keys(cls: type, data: dict[str, Any], source: str) -> None:
+    """Reject keys the dataclass does not have: a typo must not silently fall back to a default."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown}; known: {sorted(names)}")

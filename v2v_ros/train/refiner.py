@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from v2v_ros.core.camera import Intrinsics
 from v2v_ros.core.localize import Localizer
 from v2v_ros.core.refiner import Refiner, RefinerMeta, RefinerNet, refiner_input
+from v2v_ros.train.config import check_keys, read_yaml
 
 
 @dataclass
@@ -43,12 +43,8 @@ class RefinerConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "RefinerConfig":
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        data.update(overrides or {})
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(names)}")
+        data = read_yaml(path, overrides)
+        check_keys(cls, data, str(path))
         return cls(**data)
 
 
