@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 COMMUNITY_DATASETS = ("nyu", "icvl", "msra")
 EVAL_DATASETS = ("synthetic", "msra", "nyu", "icvl", "hands2017", "itop", "itop_front", "itop_top")
 
@@ -44,8 +46,11 @@ def register(subparsers: Any) -> None:
     e.add_argument("--root", required=True, type=Path, help="dataset folder (for synthetic: the 'v2v synth' output)")
     e.add_argument("--split", default="test", help="dataset split (default: test)")
     e.add_argument("--test-subject", type=int, default=0, help="MSRA: held-out subject 0..8 (default 0)")
-    e.add_argument("--centers", type=Path, default=None,
-                   help="V2V refined reference points, one 'x y z' line per frame ('invalid' lines: self-localise)")
+    e.add_argument("--centers", default=None,
+                   help="reference points: a V2V centre file (one 'x y z' line per frame, 'invalid' lines: "
+                        "self-localise), or 'gt' for the true joints' mean (isolates the pose network)")
+    e.add_argument("--no-refiner", action="store_true",
+                   help="localise with the depth-band centre of mass only (the paper's Table 2 baseline)")
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N frames")
     e.add_argument("--out", type=Path, default=None, help="report folder (metrics.json, PNGs, predictions.npz)")
     e.add_argument("--overlays", type=int, default=4, help="number of overlay images in the report (default 4)")
@@ -146,7 +151,7 @@ def _load_estimator(args: argparse.Namespace) -> Any:
         if not Path(path).is_file():
             raise FileNotFoundError(f"checkpoint {path} not found")
     # Several checkpoints: one estimator whose vmapped forward averages them (epoch ensemble).
-    return PoseEstimator.load([str(p) for p in paths], device=args.device)
+    return PoseEstimator.load([str(p) for p in paths], device=args.device, refiner=False if args.no_refiner else "auto")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -156,15 +161,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         spec, frames = _open_frames(args)
         centers = None
-        if args.centers is not None:
+        if args.centers == "gt":
+            n = len(frames) if args.limit is None else min(len(frames), args.limit)
+            centers = np.stack([frames[i].joints.mean(axis=0) for i in range(n)])
+        elif args.centers is not None:
             from v2v_ros.data.centers import read_centers
 
-            centers, _ = read_centers(args.centers)
+            centers, _ = read_centers(Path(args.centers))
         estimator = _load_estimator(args)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         _err(str(exc))
         return 2
-    extra = {"checkpoints": [str(p) for p in [args.checkpoint, *args.ensemble]], "split": args.split}
+    extra = {"checkpoints": [str(p) for p in [args.checkpoint, *args.ensemble]], "split": args.split,
+             "centers": str(args.centers or "estimated"),
+             "refiner": getattr(estimator, "refiner", None) is not None}
     try:
         report = evaluate_estimator(estimator, frames, spec=spec, limit=args.limit, centers=centers, out_dir=args.out,
                                     num_overlays=args.overlays, progress=sys.stderr.isatty(), extra=extra)

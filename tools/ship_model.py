@@ -1,0 +1,44 @@
+"""Turn training checkpoints into the shipped model files (fp16 weights, ≤ ~15 MB).
+
+    python tools/ship_model.py runs/hand_default/epoch_08.safetensors models/hand_default \
+        [--refiner runs/refiner/hand_default.refiner.safetensors] [--note key=value ...]
+
+Writes ``DEST.safetensors`` + ``DEST.json`` (provenance kept, ``shipped_from`` added)
+and, with --refiner, ``DEST.refiner.safetensors`` + ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from v2v_ros.core.checkpoint import load_checkpoint, save_checkpoint
+from v2v_ros.core.refiner import Refiner
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("dest", help="destination without suffix, e.g. models/hand_default")
+    ap.add_argument("--refiner", default=None)
+    ap.add_argument("--fp32", action="store_true", help="keep float32 weights")
+    ap.add_argument("--note", nargs="*", default=[], metavar="KEY=VALUE", help="extra provenance entries")
+    args = ap.parse_args(argv)
+    state, meta = load_checkpoint(args.checkpoint)
+    meta.provenance = dict(meta.provenance, shipped_from=str(args.checkpoint),
+                           **dict(n.split("=", 1) for n in args.note))
+    out = save_checkpoint(Path(args.dest + ".safetensors"), state, meta, half=not args.fp32)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    if args.refiner:
+        Refiner.load(args.refiner)  # validate before copying
+        dst, dst_meta = Refiner.paths(out)
+        shutil.copyfile(args.refiner, dst)
+        shutil.copyfile(Path(args.refiner).with_suffix(".json"), dst_meta)
+        print(f"wrote {dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
