@@ -16,9 +16,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from v2v_ros.core.arrays import to_torch
+from v2v_ros.core.arrays import cupy_available, to_numpy, to_torch
 from v2v_ros.core.camera import Intrinsics, cube_footprint
 from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
+from v2v_ros.core.inference import BACKENDS, PRECISIONS, Engine, fold_batchnorm, make_engine
 from v2v_ros.core.localize import Localizer
 from v2v_ros.core.voxel import VoxelGrid
 
@@ -96,6 +97,7 @@ class PoseEstimator:
         min_points: int = 50,
         precision: str = "fp32",
         name: str = "",
+        backend: str = "torch",
     ) -> None:
         self.meta = meta
         self.device = resolve_device(device) if isinstance(device, str) else device
@@ -103,11 +105,47 @@ class PoseEstimator:
         self.localizer = localizer or Localizer(cube_size=meta.cube_size)
         self.refiner = refiner
         self.min_points = min_points
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self._backend = backend
         self.precision = precision
         self.name = name
         self.model = model.to(self.device).eval()
+        # GPU voxelisation (CuPy -> DLPack -> torch, no copy) when the whole forward is on CUDA.
+        self.gpu_voxels = self.device.type == "cuda" and backend == "torch" and cupy_available()
+
+    # -- inference engine (core.inference): rebuilt lazily when model/precision/backend change --
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if value not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+        self._precision = value
+        self._engine = None
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._model
+
+    @model.setter
+    def model(self, value: torch.nn.Module) -> None:
+        self._model = value
+        self._engine = None
+
+    @property
+    def engine(self) -> Engine:
+        """The forward engine (BN folded, oneDNN/cuDNN, precision, CUDA graphs), built on first use."""
+        if self._engine is None:
+            self._engine = make_engine(self._model, self.device, self._precision, self._backend,
+                                       grid_size=self.meta.grid_size, cube_size=self.meta.cube_size)
+        return self._engine
 
     @classmethod
     def load(
@@ -122,7 +160,9 @@ class PoseEstimator:
         Several paths make an epoch ensemble (paper Table 2): their coordinates are
         averaged, computed in one batched (vmapped) forward. ``refiner``: ``"auto"``
         uses ``x.refiner.safetensors`` when it exists, ``True`` requires it, ``False``
-        disables it, a path names another file.
+        disables it, a path names another file. ``precision`` (fp32/bf16/fp16/int8)
+        and ``backend`` (torch/onnxruntime) choose the inference engine
+        (``core.inference``); other keyword arguments go to the constructor.
         """
         from v2v_ros.core.refiner import Refiner  # noqa: PLC0415
 
@@ -139,7 +179,8 @@ class PoseEstimator:
             meta = meta or m
             models.append(build_model(state, m, str(p)))
         dev = resolve_device(device)
-        model = models[0] if len(models) == 1 else EnsembleNet([m.to(dev) for m in models])
+        # Ensemble members get BN folded before stacking (the vmapped forward runs eagerly).
+        model = models[0] if len(models) == 1 else EnsembleNet([fold_batchnorm(m).to(dev) for m in models])
         ref = None
         if refiner is not False:
             ref_path = Refiner.paths(paths[0])[0] if refiner in ("auto", True) else Path(refiner)
@@ -186,12 +227,16 @@ class PoseEstimator:
                 return []
 
         n = self.grid.size
-        batch = np.zeros((len(centers), 1, n, n, n), dtype=np.float32)
+        xp = np
+        if self.gpu_voxels:
+            import cupy as xp  # noqa: PLC0415 - optional, only with CUDA
+        batch = xp.zeros((len(centers), 1, n, n, n), dtype=xp.float32)
         counts = []
         h, w = depth.shape
         for i, c in enumerate(centers):
             u0, v0, u1, v1 = cube_footprint(intrinsics, c, self.grid.cube_size, w, h)
-            pts = intrinsics.backproject(depth[v0:v1, u0:u1], offset=(u0, v0))
+            crop = depth[v0:v1, u0:u1] if xp is np else xp.asarray(depth[v0:v1, u0:u1])  # upload the crop only
+            pts = intrinsics.backproject(crop, offset=(u0, v0))
             self.grid.voxelize(pts, c, out=batch[i, 0])
             counts.append(int(batch[i, 0].sum()))
         t = _lap(timings, "voxelize", t)
@@ -200,9 +245,13 @@ class PoseEstimator:
         results: list[PoseResult | None] = [None] * len(centers)
         if any(ok):
             sel = [i for i, good in enumerate(ok) if good]
-            heat = self.forward(batch[sel])
+            vox = batch if len(sel) == len(centers) else batch[sel]
+            if xp is np:
+                heat = self.forward(vox)
+            else:  # CuPy volume -> torch via DLPack -> heatmaps back to CuPy, decoded on the GPU
+                heat = xp.from_dlpack(self.engine(to_torch(vox)))
             t = _lap(timings, "forward", t)
-            joints, conf = self._decode(heat, np.stack([centers[i] for i in sel]))
+            joints, conf = (to_numpy(a) for a in self._decode(heat, np.stack([centers[i] for i in sel])))
             t = _lap(timings, "decode", t)
             for k, i in enumerate(sel):
                 results[i] = PoseResult(
@@ -221,16 +270,8 @@ class PoseEstimator:
         return [r for r in results if r is not None]
 
     def forward(self, voxels: np.ndarray) -> np.ndarray:
-        """(B, 1, N, N, N) occupancy -> (B, J, N/2, N/2, N/2) heatmaps as float32 NumPy."""
-        x = to_torch(voxels, self.device)
-        with torch.inference_mode():
-            if self.precision == "fp32":
-                y = self.model(x)
-            else:
-                dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-                with torch.autocast(self.device.type, dtype=dtype):
-                    y = self.model(x)
-        return y.float().cpu().numpy()
+        """(B, 1, N, N, N) occupancy -> (B, J, N/2, N/2, N/2) heatmaps as float32 NumPy (via the engine)."""
+        return self.engine.run_numpy(voxels)
 
     def _decode(self, heat: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decode (B, J, ...) heatmaps, or (M, B, J, ...) from an ensemble averaging over M."""

@@ -1,0 +1,192 @@
+"""Inference engines (core.inference): exactness of the rewrites, precisions, backends, batching.
+
+Small random V2V-PoseNets at 16³ keep this fast; the weights are scaled so that
+activations and heatmaps are O(1) (the paper's N(0, 0.001) init gives ~0 outputs,
+which would make every comparison trivially pass). CUDA tests run only where a
+GPU exists and say why they skip otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from v2v_ros.core.checkpoint import ModelMeta
+from v2v_ros.core.estimator import PoseEstimator
+from v2v_ros.core.inference import (
+    MkldnnConv3d,
+    TorchEngine,
+    fold_batchnorm,
+    make_engine,
+    synthetic_calibration,
+)
+from v2v_ros.core.model import V2VPoseNet
+from v2v_ros.core.skeletons import HAND_MSRA21
+
+GRID = 16
+HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
+NO_CUDA = "CUDA is not available here (CPU-only torch build / no GPU): GPU path tests run on CUDA machines"
+
+
+def _net(seed: int = 0, joints: int = 21) -> V2VPoseNet:
+    """A V2VPoseNet with O(1) activations and non-trivial BatchNorm statistics."""
+    g = torch.Generator().manual_seed(seed)
+    net = V2VPoseNet(joints).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
+                fan_in = m.weight[0].numel() if isinstance(m, nn.Conv3d) else m.weight.shape[0] * 8
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (1.0 / fan_in) ** 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.05)
+            elif isinstance(m, nn.BatchNorm3d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(1.0 + 0.1 * torch.randn(m.num_features, generator=g))
+                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=g))
+    return net
+
+
+@pytest.fixture(scope="module")
+def volumes() -> np.ndarray:
+    return synthetic_calibration(GRID, count=4)
+
+
+@pytest.fixture(scope="module")
+def net() -> V2VPoseNet:
+    return _net()
+
+
+def _reference(net: nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return net(torch.from_numpy(x)).numpy()
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def test_fold_batchnorm_is_exact_and_pure(net: V2VPoseNet, volumes: np.ndarray) -> None:
+    folded = fold_batchnorm(net)
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in folded.modules())
+    assert sum(isinstance(m, nn.BatchNorm3d) for m in net.modules()) == 30  # input untouched
+    ref = _reference(net, volumes)
+    assert np.abs(ref).max() > 0.1  # the comparison is not trivially about zeros
+    assert _rel(_reference(folded, volumes), ref) < 1e-4
+
+
+def test_mkldnn_conv_matches_conv3d() -> None:
+    conv = nn.Conv3d(4, 8, 3, padding=1).eval()
+    x = torch.randn(2, 4, 8, 8, 8)
+    with torch.inference_mode():
+        torch.testing.assert_close(MkldnnConv3d(conv)(x), conv(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision, tol", [("fp32", 1e-4), ("bf16", 0.05), ("int8", 0.2)])
+def test_torch_engine_precisions_close_to_fp32(net: V2VPoseNet, volumes: np.ndarray, precision: str,
+                                               tol: float) -> None:
+    engine = make_engine(net, "cpu", precision, grid_size=GRID, calibration=volumes)
+    y = engine.run_numpy(volumes[:2])
+    assert y.shape == (2, 21, GRID // 2, GRID // 2, GRID // 2) and y.dtype == np.float32
+    assert _rel(y, _reference(net, volumes[:2])) < tol
+    t = engine(torch.from_numpy(volumes[:1]))  # torch input, torch output
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.float32 and t.shape[0] == 1
+
+
+@pytest.mark.skipif(not HAS_ORT, reason="onnxruntime is not installed (pip install -r requirements.txt)")
+@pytest.mark.parametrize("precision, tol", [("fp32", 1e-4), ("int8", 0.2)])
+def test_onnxruntime_engine(net: V2VPoseNet, volumes: np.ndarray, precision: str, tol: float) -> None:
+    engine = make_engine(net, "cpu", precision, "onnxruntime", grid_size=GRID, calibration=volumes)
+    for b in (1, 3):  # dynamic batch axis
+        y = engine.run_numpy(volumes[:b])
+        assert y.shape == (b, 21, GRID // 2, GRID // 2, GRID // 2)
+        assert _rel(y, _reference(net, volumes[:b])) < tol
+
+
+def test_batched_forward_equals_single_forwards(net: V2VPoseNet, volumes: np.ndarray) -> None:
+    engine = make_engine(net, "cpu", "fp32")
+    many = engine.run_numpy(volumes)
+    singles = np.concatenate([engine.run_numpy(volumes[i:i + 1]) for i in range(len(volumes))])
+    np.testing.assert_allclose(many, singles, rtol=1e-4, atol=1e-5 * np.abs(singles).max())
+
+
+def test_engine_refusals_name_the_reason(net: V2VPoseNet) -> None:
+    with pytest.raises(ValueError, match="precision"):
+        make_engine(net, "cpu", "fp8")
+    with pytest.raises(ValueError, match="backend"):
+        make_engine(net, "cpu", "fp32", "tensorrt")
+    with pytest.raises(ValueError, match="calibration"):
+        TorchEngine(net, "cpu", "int8")
+    with pytest.raises(ValueError, match="V2VPoseNet"):
+        make_engine(nn.Conv3d(1, 21, 1), "cpu", "int8")
+
+
+def test_generic_modules_run_unchanged() -> None:
+    """Test doubles and ensembles are called as they are (no copy, no rewrite)."""
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.dtype)
+            return x[:, :1, ::2, ::2, ::2].repeat(1, 3, 1, 1, 1)
+
+    probe = Probe()
+    engine = make_engine(probe, "cpu", "bf16")
+    assert engine.model is probe
+    assert engine.run_numpy(np.ones((2, 1, 8, 8, 8), np.float32)).shape == (2, 3, 4, 4, 4)
+    assert seen == [torch.float32]  # autocast, input left as float32
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", pytest.param("int8", marks=pytest.mark.slow)])
+def test_estimator_with_each_precision(net: V2VPoseNet, precision: str) -> None:
+    from v2v_ros.data.synthetic import render_frame  # noqa: PLC0415
+
+    meta = ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), GRID, 200.0)
+    est = PoseEstimator(net, meta, device="cpu", precision=precision)
+    frame = render_frame(0, 0)
+    res = est.estimate(frame.full_depth(), frame.intrinsics, reference_point=frame.joints.mean(axis=0))
+    assert res.valid and np.isfinite(res.joints).all()
+    assert est.engine.precision == precision
+    est.precision = "fp32"  # switching precision rebuilds the engine
+    assert est.engine.precision == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        est.precision = "fp64"
+
+
+# -- CUDA ---------------------------------------------------------------------------------
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+
+
+@cuda
+@pytest.mark.parametrize("precision, tol", [("fp32", 1e-3), ("fp16", 0.05), ("bf16", 0.05)])
+def test_cuda_graph_engine_matches_cpu(net: V2VPoseNet, volumes: np.ndarray, precision: str, tol: float) -> None:
+    engine = TorchEngine(net, "cuda", precision)
+    assert engine.cuda_graphs and torch.backends.cudnn.benchmark
+    ref = _reference(net, volumes)
+    for _ in range(2):  # capture, then replay
+        assert _rel(engine.run_numpy(volumes), ref) < tol
+    assert _rel(engine.run_numpy(volumes[:1]), ref[:1]) < tol  # a second graph for another batch size
+    dev = engine(torch.from_numpy(volumes).cuda())  # device input, device output
+    assert dev.device.type == "cuda" and len(engine._graphs) == 2
+
+
+@cuda
+def test_cuda_estimator_gpu_voxelisation_agrees_with_cpu(net: V2VPoseNet) -> None:
+    from v2v_ros.core.arrays import cupy_available  # noqa: PLC0415
+    from v2v_ros.data.synthetic import render_frame  # noqa: PLC0415
+
+    if not cupy_available():
+        pytest.skip("CuPy is not installed: the estimator voxelises on the CPU and uploads via pinned memory")
+    meta = ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), GRID, 200.0)
+    gpu = PoseEstimator(net, meta, device="cuda")
+    cpu = PoseEstimator(net, meta, device="cpu")
+    assert gpu.gpu_voxels
+    f = render_frame(0, 1)
+    ref = f.joints.mean(axis=0)
+    a = gpu.estimate(f.full_depth(), f.intrinsics, reference_point=ref)
+    b = cpu.estimate(f.full_depth(), f.intrinsics, reference_point=ref)
+    assert a.points_in_cube == b.points_in_cube
+    np.testing.assert_allclose(a.joints, b.joints, atol=1.0)
