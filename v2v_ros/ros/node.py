@@ -360,22 +360,11 @@ class PoseNode(LifecycleNode):
                 if est is None:
                     return
                 try:
-                    result = self._as_result(est.estimate(depth, intr))
+                    result = est.estimate(depth, intr)
                 except ValueError as exc:
                     self._reject("estimator", f"estimator rejected the frame: {exc}")
                     return
         self._publish(header, result, pair.received, cfg)
-
-    def _as_result(self, res: Any) -> PoseResult:
-        """An ensemble's averaged result carries fewer fields; complete it from the main model."""
-        if isinstance(res, PoseResult):
-            return res
-        main = self._main_estimator
-        assert main is not None
-        return PoseResult(joints=np.asarray(res.joints), confidence=np.asarray(res.confidence, np.float32),
-                          reference_point=np.asarray(res.reference_point), joint_names=main.joint_names,
-                          skeleton=main.meta.skeleton, cube_size=main.grid.cube_size, valid=bool(res.valid),
-                          reason=getattr(res, "reason", ""), timings=dict(getattr(res, "timings", {}) or {}))
 
     def _publish(self, header: Header, result: PoseResult | None, received: float, cfg: dict[str, Any]) -> None:
         pub_skel, pub_markers = self._pub_skel, self._pub_markers
