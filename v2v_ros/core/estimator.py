@@ -20,7 +20,7 @@ from v2v_ros.core.arrays import cupy_available, to_numpy, to_torch
 from v2v_ros.core.camera import Intrinsics, cube_footprint
 from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
 from v2v_ros.core.inference import BACKENDS, PRECISIONS, Engine, fold_batchnorm, make_engine
-from v2v_ros.core.localize import Localizer
+from v2v_ros.core.localize import BodyLocalizer, Localizer, localizer_for
 from v2v_ros.core.voxel import VoxelGrid
 
 # A refiner maps (depth mm, intrinsics, initial centre mm) -> refined centre mm.
@@ -92,7 +92,7 @@ class PoseEstimator:
         model: torch.nn.Module,
         meta: ModelMeta,
         device: str | torch.device = "cpu",
-        localizer: Localizer | None = None,
+        localizer: Localizer | BodyLocalizer | None = None,
         refiner: Refiner | None = None,
         min_points: int = 50,
         precision: str = "fp32",
@@ -102,7 +102,7 @@ class PoseEstimator:
         self.meta = meta
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.grid = VoxelGrid(meta.cube_size, meta.grid_size, meta.stride)
-        self.localizer = localizer or Localizer(cube_size=meta.cube_size)
+        self.localizer = localizer or localizer_for(meta)  # bodies: floor/wall removal, hands: depth band
         self.refiner = refiner
         self.min_points = min_points
         if backend not in BACKENDS:
