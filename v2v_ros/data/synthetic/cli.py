@@ -1,4 +1,4 @@
-"""``v2v synth``: generate a synthetic hand dataset (shards, optionally a rosbag2).
+"""``v2v synth``: generate a synthetic hand (or, with ``--body``, people) dataset (shards, optionally a rosbag2).
 
 Frames are generated in parallel (``--workers``) but written in index order, and
 each depends only on (seed, index), so the output is identical for any worker count.
@@ -14,9 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from v2v_ros.core.skeletons import HAND_MSRA21
+from v2v_ros.core.skeletons import BODY_ITOP15, HAND_MSRA21
 
 DEFAULT_CUBE_MM = 320.0
+# Bodies: the 2 m cube plus room for the training augmentation (scale 0.8, translation).
+DEFAULT_BODY_CUBE_MM = 3200.0
+BODY_CUBE_M = 2.0
 
 
 def register(subparsers: Any) -> None:
@@ -26,15 +29,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--n", required=True, type=int, help="number of frames")
     p.add_argument("--seed", type=int, default=0, help="dataset seed; frame i depends only on (seed, i)")
     p.add_argument("--preset", choices=["realsense", "msra", "nyu", "icvl"], default="realsense",
-                   help="camera intrinsics and resolution preset")
+                   help="camera intrinsics and resolution preset (hands; bodies use ITOP's camera)")
+    p.add_argument("--body", action="store_true",
+                   help="people (ITOP 15 joints, 2 m cube) in a room instead of hands (v2v_ros.data.synthetic.body)")
+    p.add_argument("--view", choices=["front", "top", "both"], default="front",
+                   help="with --body: ITOP-like front camera, top camera, or both (even frames front, odd top)")
     for name, typ in (("width", int), ("height", int), ("fx", float), ("fy", float), ("cx", float), ("cy", float)):
         p.add_argument(f"--{name}", type=typ, default=None, help=f"override the preset's {name}")
     p.add_argument("--depth-min", type=float, default=250.0, help="nearest hand centre depth, mm")
     p.add_argument("--depth-max", type=float, default=1000.0, help="farthest hand centre depth, mm")
     p.add_argument("--full-frame", action="store_true", help="store whole images instead of crops around the hand")
-    p.add_argument("--crop-cube-mm", type=float, default=DEFAULT_CUBE_MM, help="edge of the cube whose projection is stored")
+    p.add_argument("--crop-cube-mm", type=float, default=None,
+                   help=f"edge of the cube whose projection is stored (default {DEFAULT_CUBE_MM:.0f}, "
+                        f"bodies {DEFAULT_BODY_CUBE_MM:.0f})")
     p.add_argument("--shard-size", type=int, default=256, help="frames per shard file")
-    p.add_argument("--no-clutter", action="store_true", help="hand and forearm only: no table, body or objects")
+    p.add_argument("--no-clutter", action="store_true",
+                   help="hand and forearm only: no table, body or objects (bodies: no furniture)")
     p.add_argument("--bag", action="store_true", help="also write a rosbag2 of full frames + ground truth to OUT/bag")
     p.add_argument("--bag-format", choices=["sqlite3", "mcap"], default="sqlite3", help="rosbag2 storage plugin")
     p.add_argument("--workers", type=int, default=1, help="generator processes")
@@ -44,6 +54,8 @@ def register(subparsers: Any) -> None:
 def config_from_args(args: argparse.Namespace) -> Any:
     from v2v_ros.data.synthetic import SynthConfig
 
+    if getattr(args, "body", False):
+        return body_config_from_args(args)
     cfg = SynthConfig.preset(args.preset)
     overrides = {k: getattr(args, k) for k in ("width", "height", "fx", "fy", "cx", "cy") if getattr(args, k) is not None}
     if ("width" in overrides or "height" in overrides) and "cx" not in overrides:
@@ -55,13 +67,29 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return replace(cfg, **overrides, clutter=not args.no_clutter, depth_range=(args.depth_min, args.depth_max))
 
 
+def body_config_from_args(args: argparse.Namespace) -> Any:
+    """BodyConfig: ITOP's camera unless --width/--fx/... override it."""
+    from v2v_ros.data.synthetic.body import BodyConfig
+
+    cfg = BodyConfig(view=args.view, clutter=not args.no_clutter)
+    overrides = {k: getattr(args, k) for k in ("width", "height", "fx", "fy", "cx", "cy") if getattr(args, k) is not None}
+    if ("width" in overrides or "height" in overrides) and "cx" not in overrides:
+        overrides["cx"] = (overrides.get("width", cfg.width) - 1) / 2.0
+    if ("width" in overrides or "height" in overrides) and "cy" not in overrides:
+        overrides["cy"] = (overrides.get("height", cfg.height) - 1) / 2.0
+    if "fx" in overrides and "fy" not in overrides:
+        overrides["fy"] = overrides["fx"]
+    return replace(cfg, **overrides)
+
+
 def _work(job: tuple[int, int, Any, float | None]) -> Any:
     """Render one frame in a worker; crop there (smaller to send back) unless the full image is needed."""
     from v2v_ros.data.shards import crop_to_cube
     from v2v_ros.data.synthetic import render_frame
+    from v2v_ros.data.synthetic.body import BodyConfig, render_body_frame
 
     seed, index, cfg, cube = job
-    frame = render_frame(seed, index, cfg)
+    frame = render_body_frame(seed, index, cfg) if isinstance(cfg, BodyConfig) else render_frame(seed, index, cfg)
     return crop_to_cube(frame, cube) if cube is not None else frame
 
 
@@ -91,22 +119,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"synth: {bag_path} exists; choose a new --out", file=sys.stderr)
         return 1
     cfg = config_from_args(args)
-    cube = None if args.full_frame else float(args.crop_cube_mm)
+    body = bool(getattr(args, "body", False))
+    skeleton = BODY_ITOP15 if body else HAND_MSRA21
+    crop = args.crop_cube_mm if args.crop_cube_mm is not None else (DEFAULT_BODY_CUBE_MM if body else DEFAULT_CUBE_MM)
+    cube = None if args.full_frame else float(crop)
     meta = {
         "seed": args.seed,
-        "generator": {"name": "v2v_ros.data.synthetic", "config": cfg.to_dict(), "full_frame": bool(args.full_frame),
-                      "crop_cube_mm": cube},
+        "generator": {"name": "v2v_ros.data.synthetic" + (".body" if body else ""), "config": cfg.to_dict(),
+                      "full_frame": bool(args.full_frame), "crop_cube_mm": cube},
     }
     worker_cube = None if args.bag else cube  # the bag needs full images: crop here instead
     t0 = time.perf_counter()
     bag_cm: Any = None
-    with ShardWriter(args.out, joint_names=HAND_MSRA21.joint_names, skeleton=HAND_MSRA21.name, meta_extra=meta,
+    with ShardWriter(args.out, joint_names=skeleton.joint_names, skeleton=skeleton.name, meta_extra=meta,
                      shard_size=args.shard_size) as writer:
         if args.bag:
             from v2v_ros.data.synthetic.bag import FrameBagWriter
 
-            bag_cm = FrameBagWriter(bag_path, storage=args.bag_format, skeleton_type=HAND_MSRA21.name,
-                                    joint_names=list(HAND_MSRA21.joint_names)).__enter__()
+            extra_bag: dict[str, Any] = {"cube_size_m": BODY_CUBE_M} if body else {}
+            bag_cm = FrameBagWriter(bag_path, storage=args.bag_format, skeleton_type=skeleton.name,
+                                    joint_names=list(skeleton.joint_names), **extra_bag).__enter__()
         try:
             for frame in tqdm(generate(args.seed, args.n, cfg, worker_cube, args.workers), total=args.n,
                               unit="frame", desc="synth", dynamic_ncols=True):
