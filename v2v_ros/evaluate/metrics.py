@@ -28,6 +28,19 @@ SUCCESS_THRESHOLDS_MM = np.arange(0, 81, dtype=np.float64)  # 0, 1, ..., 80 mm
 SUCCESS_REPORT_STEP_MM = 10
 AP_THRESHOLD_MM = 100.0  # the 10 cm rule
 
+# The rows of the paper's Table 5 (ITOP): each body part averages the AP of its joints (ITOP names).
+BODY_PARTS: dict[str, tuple[str, ...]] = {
+    "head": ("head",),
+    "neck": ("neck",),
+    "shoulders": ("r_shoulder", "l_shoulder"),
+    "elbows": ("r_elbow", "l_elbow"),
+    "hands": ("r_hand", "l_hand"),
+    "torso": ("torso",),
+    "hips": ("r_hip", "l_hip"),
+    "knees": ("r_knee", "l_knee"),
+    "feet": ("r_foot", "l_foot"),
+}
+
 
 def joint_errors(pred: Any, gt: Any) -> np.ndarray:
     """Euclidean distance per frame and joint: (N, J, 3) x2 -> (N, J) mm.
@@ -98,6 +111,23 @@ def mean_ap(errors: np.ndarray, threshold: float = AP_THRESHOLD_MM) -> float:
     return float(np.mean(ap_per_joint(errors, threshold)))
 
 
+def ap_per_part(ap: Sequence[float] | np.ndarray, joint_names: Sequence[str],
+                parts: dict[str, tuple[str, ...]] = BODY_PARTS) -> dict[str, float]:
+    """Per-joint AP grouped like Table 5: {part: mean AP of its joints, ..., "mean": mAP over all joints}.
+
+    Parts whose joints are not all in ``joint_names`` are left out, so a layout
+    other than ITOP's still gets its mean.
+    """
+    ap = np.asarray(ap, dtype=np.float64)
+    if ap.shape != (len(joint_names),):
+        raise ValueError(f"{ap.shape[0] if ap.ndim else 0} AP values for {len(joint_names)} joint names")
+    index = {n: i for i, n in enumerate(joint_names)}
+    out = {part: float(np.mean([ap[index[j]] for j in joints]))
+           for part, joints in parts.items() if all(j in index for j in joints)}
+    out["mean"] = float(np.mean(ap)) if ap.size else math.nan
+    return out
+
+
 def evaluate_arrays(pred: Any, gt: Any, joint_names: Sequence[str] | None = None, kind: str = "hand"
                     ) -> dict[str, Any]:
     """All metrics of one run as a JSON-ready dict (NaN becomes None).
@@ -105,7 +135,8 @@ def evaluate_arrays(pred: Any, gt: Any, joint_names: Sequence[str] | None = None
     Keys: ``frames`` (scored frames, invalid predictions included), ``valid_frames``,
     ``invalid_frames``, ``skipped_frames``, ``mean_error_mm``, ``per_joint_error_mm``,
     ``joint_names``, ``success_rate`` ({"0".."80"} fractions), ``success_curve``
-    (every mm); for ``kind='body'`` also ``map_10cm`` and ``ap_10cm_per_joint``.
+    (every mm); for ``kind='body'`` also ``map_10cm``, ``ap_10cm_per_joint`` and, given the
+    joint names, ``ap_10cm_per_part`` (Table 5's rows: head ... feet, and "mean").
     """
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
@@ -130,6 +161,8 @@ def evaluate_arrays(pred: Any, gt: Any, joint_names: Sequence[str] | None = None
         ap = ap_per_joint(errors)
         report["map_10cm"] = float(np.mean(ap)) if ap.size else math.nan
         report["ap_10cm_per_joint"] = ap.tolist()
+        if joint_names is not None and len(joint_names) == ap.size:
+            report["ap_10cm_per_part"] = ap_per_part(ap, list(joint_names))
     return to_jsonable(report)
 
 

@@ -120,6 +120,14 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
     )
 
 
+def frames_skeleton(frames: Any) -> Any:
+    """The skeleton preset a frame collection declares (``ShardDataset.skeleton``), or None."""
+    from v2v_ros.core.skeletons import SKELETONS  # noqa: PLC0415
+
+    name = getattr(frames, "skeleton", None)
+    return SKELETONS.get(name) if isinstance(name, str) else None
+
+
 def evaluate_estimator(estimator: Any, frames: Iterable[Any], *, spec: Any = None, limit: int | None = None,
                        centers: np.ndarray | None = None, out_dir: str | Path | None = None,
                        num_overlays: int = 4, progress: bool = False, extra: dict[str, Any] | None = None
@@ -133,6 +141,12 @@ def evaluate_estimator(estimator: Any, frames: Iterable[Any], *, spec: Any = Non
     """
     joint_names = list(spec.eval_joint_names) if spec is not None else None
     kind = spec.kind if spec is not None else "hand"
+    bones = spec.bones if spec is not None else ()
+    layout = frames_skeleton(frames)
+    if layout is not None and (spec is None or spec.skeleton != layout.name):
+        # e.g. `--dataset synthetic` on people written by `v2v synth --body`: the shards say what they hold
+        joint_names, bones = list(layout.joint_names), layout.bones
+        kind = "body" if layout.name.startswith("body") else "hand"
     run = run_estimator(estimator, frames, limit=limit, joint_names=joint_names, centers=centers,
                         num_overlays=num_overlays if out_dir is not None else 0, progress=progress)
     report = evaluate_arrays(run.pred, run.gt, joint_names=joint_names, kind=kind)
@@ -143,7 +157,7 @@ def evaluate_estimator(estimator: Any, frames: Iterable[Any], *, spec: Any = Non
     if extra:
         report.update(extra)
     if out_dir is not None:
-        write_report(run, report, out_dir, bones=spec.bones if spec is not None else ())
+        write_report(run, report, out_dir, bones=bones)
         report["report_dir"] = str(out_dir)
     return report
 
