@@ -24,6 +24,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "models" / "hand_default.safetensors"
+BODY_MODEL = ROOT / "models" / "body_default.safetensors"
 DEPTH = "/camera/depth/image_rect_raw"
 INFO = "/camera/depth/camera_info"
 GT = "/hand_pose/ground_truth"
@@ -41,10 +42,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
     p.add_argument("--device", default="auto")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: derived from the pid)")
+    p.add_argument("--body", action="store_true",
+                   help="people instead of hands: v2v synth --body, config/body_pose.yaml, models/body_default "
+                        "(unless --model), mAP (10 cm) per body part in the report (default --out reports/demo_body)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    body = bool(getattr(args, "body", False))
+    if body and Path(args.model) == DEFAULT_MODEL:
+        args.model = BODY_MODEL
+    if body and Path(args.out) == Path("reports/demo"):
+        args.out = Path("reports/demo_body")
+    params_file = ROOT / "config" / ("body_pose.yaml" if body else "hand_pose.yaml")
     model = Path(args.model)
     if not model.with_suffix(".safetensors").is_file() or not model.with_suffix(".json").is_file():
         print(f"demo: the default model is missing: {model.with_suffix('.safetensors')} (+ .json).\n"
@@ -66,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"[demo] generating {args.frames} synthetic frames ...", flush=True)
         bag = out / "data" / "bag"
         r = subprocess.run([sys.executable, "-m", "v2v_ros.cli", "synth", "--out", str(out / "data"), "--n",
-                            str(args.frames), "--seed", str(args.seed), "--bag"], env=env, capture_output=True,
-                           text=True)
+                            str(args.frames), "--seed", str(args.seed), "--bag"] + (["--body"] if body else []),
+                           env=env, capture_output=True, text=True)
         if r.returncode != 0:
             print(r.stdout + r.stderr, file=sys.stderr)
             return 1
@@ -75,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"[demo] starting v2v_pose_node (ROS_DOMAIN_ID={domain}, loopback only) ...", flush=True)
     log = open(out / "node.log", "w")  # noqa: SIM115  (closed in finally)
     node_cmd = [sys.executable, "-m", "v2v_ros.ros.node", "--ros-args", "--params-file",
-                str(ROOT / "config" / "hand_pose.yaml"), "-p", f"model_path:={model.resolve()}",
+                str(params_file), "-p", f"model_path:={model.resolve()}",
                 "-p", f"device:={args.device}", "-r", f"depth/image:={DEPTH}", "-r", f"depth/camera_info:={INFO}",
                 # The player is local and reliable: a reliable subscription (QoS override) makes
                 # DDS deliver every frame, so the drops reported are the node's own (newest wins).
@@ -97,31 +107,37 @@ def run(args: argparse.Namespace) -> int:
         print(f"[demo] the node did not come up; see {out / 'node.log'}:\n" + (out / "node.log").read_text()[-2000:],
               file=sys.stderr)
         return 1
-    summary = _evaluate(bag, out, result, model)
+    summary = _evaluate(bag, out, result, model, body=body)
     summary["total_s"] = time.monotonic() - t_all
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     from v2v_ros.bag.cli import format_summary  # noqa: PLC0415
 
     print("\n" + format_summary(summary))
+    if body and (summary.get("metrics") or {}).get("map_10cm") is not None:
+        parts = summary["metrics"].get("ap_10cm_per_part") or {}
+        print(f"  mAP (10 cm rule)       {100 * summary['metrics']['map_10cm']:.1f}%   "
+              + ", ".join(f"{k} {100 * v:.0f}" for k, v in parts.items() if v is not None))
     print(f"\n[demo] report: {out}/ (summary.json, metrics.json, success_curve.png, per_joint_error.png, "
           f"overlay.png, predictions/, node.log) in {summary['total_s']:.0f} s")
     return 0
 
 
-def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path) -> dict[str, Any]:
+def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path, body: bool = False) -> dict[str, Any]:
     import numpy as np  # noqa: PLC0415
 
     from v2v_ros.bag.evaluate import BagRun, score, write_plots  # noqa: PLC0415
     from v2v_ros.bag.io import SkeletonBagWriter, iter_messages, skeleton_array_to_mm, stamp_ns_of  # noqa: PLC0415
     from v2v_ros.core.depth_decode import image_msg_to_mm, info_msg_to_intrinsics  # noqa: PLC0415
-    from v2v_ros.core.skeletons import HAND_MSRA21  # noqa: PLC0415
-    from v2v_ros.evaluate.metrics import to_jsonable  # noqa: PLC0415
+    from v2v_ros.core.skeletons import BODY_ITOP15, HAND_MSRA21  # noqa: PLC0415
+    from v2v_ros.evaluate.metrics import evaluate_arrays, to_jsonable  # noqa: PLC0415
+
+    skeleton = BODY_ITOP15 if body else HAND_MSRA21
 
     msgs = rec["messages"]
     with SkeletonBagWriter(out / "predictions", OUT_TOPIC) as w:
         for _, m, raw in msgs:
             w.write_raw(raw, stamp_ns_of(m))
-    run = BagRun(joint_names=list(HAND_MSRA21.joint_names))
+    run = BagRun(joint_names=list(skeleton.joint_names))
     depth_msgs: dict[int, Any] = {}
     info_msgs: dict[int, Any] = {}
     for topic, _, m in iter_messages(bag, [DEPTH, INFO, GT]):
@@ -138,6 +154,8 @@ def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path) -> dict[st
     for _, m, _ in msgs:
         run.pred[stamp_ns_of(m)] = skeleton_array_to_mm(m)
     report, pred, gt = score(run.pred, run.gt, run.joint_names)
+    if body and len(gt):  # mAP with the 10 cm rule, per joint and per body part (Table 5)
+        report = evaluate_arrays(pred, gt, run.joint_names, kind="body")
     # overlay: the frame with the median error among answered frames
     stamps = sorted(s for s in run.gt if s in run.pred)
     err = np.array([np.nanmean(np.linalg.norm(pred[i] - gt[i], axis=1)) if np.isfinite(pred[i]).all() else np.nan
@@ -147,7 +165,7 @@ def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path) -> dict[st
         s = stamps[k]
         depth = image_msg_to_mm(depth_msgs[s])
         run.overlay = {"stamp": s, "depth": depth, "intrinsics": info_msg_to_intrinsics(info_msgs[s], depth.shape)}
-    write_plots(out, report, run, HAND_MSRA21.bones)
+    write_plots(out, report, run, skeleton.bones)
     times = [t for t, _, _ in msgs]
     diag = rec["diag"]
 

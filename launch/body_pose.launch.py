@@ -1,0 +1,49 @@
+"""Launch v2v_pose_node for human bodies (ITOP 15 joints, 2 m cube; ROS 2 installs with launch_ros).
+
+Same arguments as hand_pose.launch.py; only the default parameter file differs.
+
+    ros2 launch v2v_ros body_pose.launch.py depth_topic:=/camera/depth/image_rect_raw \
+        camera_info_topic:=/camera/depth/camera_info namespace:=body
+
+Without ROS tools the same node runs as
+    python -m v2v_ros.ros.node --ros-args --params-file config/body_pose.yaml
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode
+
+from launch import LaunchDescription
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = get_package_share_directory("v2v_ros")
+    default_params = os.path.join(share, "config", "body_pose.yaml")
+    args = [
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+        DeclareLaunchArgument("depth_topic", default_value="/camera/depth/image_rect_raw",
+                              description="sensor_msgs/Image depth topic (16UC1/mono16 mm or 32FC1 m)"),
+        DeclareLaunchArgument("camera_info_topic", default_value="/camera/depth/camera_info",
+                              description="sensor_msgs/CameraInfo of the depth image"),
+        DeclareLaunchArgument("params_file", default_value=default_params, description="node parameters (YAML)"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
+        DeclareLaunchArgument("log_level", default_value="info", description="debug, info, warn, error"),
+    ]
+    node = LifecycleNode(
+        package="v2v_ros",
+        executable="v2v_pose_node",
+        name="v2v_pose_node",
+        namespace=LaunchConfiguration("namespace"),
+        output="screen",
+        parameters=[LaunchConfiguration("params_file"), {"use_sim_time": LaunchConfiguration("use_sim_time")}],
+        remappings=[
+            ("depth/image", LaunchConfiguration("depth_topic")),
+            ("depth/camera_info", LaunchConfiguration("camera_info_topic")),
+            ("depth/image/compressedDepth", [LaunchConfiguration("depth_topic"), "/compressedDepth"]),
+        ],
+        arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+    )
+    return LaunchDescription(args + [node])
