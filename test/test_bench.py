@@ -20,3 +20,20 @@ def test_bench_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]
     assert r["forward_gflop_88"] == pytest.approx(2 * 36.398782464, rel=1e-6)
     assert r["floor_ms_88"] > 0 and r["forward_ms_88"] > 0
     assert any("not found" in n for n in r["notes"])
+
+
+@pytest.mark.slow
+def test_bench_tradeoff_scaling_and_plots(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    """--grids/--scaling/--out: every row and plot is produced (tiny grids, one repeat; values not checked)."""
+    out = tmp_path / "bench"
+    assert main(["bench", "--json", "--skip-base", "--repeats", "1", "--model", str(tmp_path / "missing"),
+                 "--grids", "16", "--precisions", "fp32,bf16", "--scaling", "--scaling-grids", "16,24", "--out", str(out)]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [(row["grid"], row["precision"]) for row in r["tradeoff"]] == [(16, "fp32"), (16, "bf16")]
+    assert all(row["forward_ms"] > 0 and row["mean_error_mm"] is None for row in r["tradeoff"])
+    assert [h["hands"] for h in r["scaling"]["hands"]] == [1, 2, 4, 8]
+    assert [(x["width"], x["height"]) for x in r["scaling"]["resolutions"]] == [(640, 480), (848, 480), (1280, 720)]
+    assert [g["grid"] for g in r["scaling"]["grids"]] == [16, 24]
+    saved = json.loads((out / "bench.json").read_text())
+    assert set(saved["plots"]) == {"scaling.png", "tradeoff.png"}
+    assert all((out / p).stat().st_size > 1000 for p in saved["plots"])

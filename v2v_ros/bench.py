@@ -1,75 +1,127 @@
 """`v2v bench`: where the time goes, compared with the arithmetic floor of the forward.
 
-A benchmark, not a test: numbers depend on the machine and its load. It reports
-voxelisation of a 640×480 frame, the forward at the model's grid and at the
-paper's 88³ (fp32), decoding, the whole ``PoseEstimator.estimate`` call, the
-forward's FLOPs and this machine's measured fp32 matrix-multiply rate, so that
-``forward_ms / floor_ms`` says how close the forward runs to the hardware limit.
+A benchmark, not a test: numbers depend on the machine and its load. The base run
+reports voxelisation of a 640×480 frame, the forward at the model's grid and at
+the paper's 88³ (fp32, through the same inference engine), decoding, every other
+stage of ``PoseEstimator.estimate`` (depth conversion, localisation, refinement,
+message conversion), the forward's FLOPs and this machine's measured matrix-
+multiply rate, so ``forward_ms / floor_ms`` says how close the forward runs to the
+hardware limit. Options add:
+
+* ``--grids 32,48,64,88 --precisions fp32,bf16,int8``: the accuracy/speed trade-off
+  table (ms per frame and, with ``--eval-root``, mean error on synthetic shards
+  through ``v2v eval``'s machinery, for grids that have a trained checkpoint);
+* ``--scaling``: time vs hands per frame (one batched call vs k single calls),
+  vs input resolution (640×480, 848×480, 1280×720) and vs grid size;
+* ``--out DIR``: ``bench.json`` with every number plus PNG plots.
+
+Every timing is a median; ``*_cpu_ms`` are process CPU times, which stay meaningful
+when other processes compete for the cores (wall time then includes waiting).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "hand_default.safetensors"
+RESOLUTIONS = ((640, 480), (848, 480), (1280, 720))
+HANDS = (1, 2, 4, 8)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     """Median wall time of ``fn`` in ms (medians resist the noise of shared machines)."""
+    return _time2(fn, repeats, warmup)[0]
+
+
+def _time2(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[float, float]:
+    """(median wall ms, median process-CPU ms) of ``fn``."""
     for _ in range(warmup):
         fn()
-    samples = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+    wall, cpu = [], []
+    for _ in range(max(1, repeats)):
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        samples.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(samples)
+        wall.append((time.perf_counter() - t) * 1e3)
+        cpu.append((time.process_time() - c) * 1e3)
+    return statistics.median(wall), statistics.median(cpu)
 
 
-def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
-    """Measured fp32 matrix-multiply rate in GFLOP/s (the 'peak' the floor is computed from)."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Measured matrix-multiply rate in GFLOP/s (the 'peak' the floor is computed from)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
 
     def mm() -> None:
         torch.mm(a, b)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        _sync(device)
 
     ms = _time(mm, repeats, warmup=2)
     return 2.0 * n**3 / (ms * 1e-3) / 1e9
 
 
-def run_bench(model_path: str | None, device: str, repeats: int, precision: str | None = None) -> dict[str, Any]:
-    from v2v_ros.core.camera import cube_footprint  # noqa: PLC0415
+def _device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+
+
+def _meta(grid: int, cube: float = 200.0) -> Any:
     from v2v_ros.core.checkpoint import ModelMeta  # noqa: PLC0415
-    from v2v_ros.core.estimator import PoseEstimator, resolve_device  # noqa: PLC0415
-    from v2v_ros.core.model import V2VPoseNet, count_macs  # noqa: PLC0415
     from v2v_ros.core.skeletons import HAND_MSRA21  # noqa: PLC0415
-    from v2v_ros.data.synthetic import render_frame  # noqa: PLC0415
+
+    return ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), grid, cube)
+
+
+def _frame(width: int = 640, height: int = 480, seed: int = 0, index: int = 0) -> Any:
+    """A synthetic frame (hand + clutter) at ``width``×``height`` (principal point centred, same focal)."""
+    from v2v_ros.data.synthetic import SynthConfig, render_frame  # noqa: PLC0415
+
+    cfg = SynthConfig(width=width, height=height, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0)
+    return render_frame(seed, index, cfg)
+
+
+def _load(model_path: str | None, dev: torch.device, precision: str, backend: str,
+          notes: list[str]) -> tuple[Any, str, bool]:
+    """(estimator, model name, trained?) for the checkpoint, or random weights at 32³ when it is missing."""
+    from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415
+    from v2v_ros.core.model import V2VPoseNet  # noqa: PLC0415
+
+    if model_path and Path(model_path).with_suffix(".safetensors").exists():
+        return PoseEstimator.load(model_path, device=str(dev), precision=precision, backend=backend), \
+            str(model_path), True
+    notes.append(f"model {model_path} not found: random weights at grid 32")
+    return PoseEstimator(V2VPoseNet(21), _meta(32), device=dev, precision=precision, backend=backend), \
+        "random-32", False
+
+
+# ---------------------------------------------------------------------------------------
+# Base run (keys relied on by test_bench: keep them)
+# ---------------------------------------------------------------------------------------
+def run_bench(model_path: str | None, device: str, repeats: int, precision: str | None = None,
+              backend: str = "torch") -> dict[str, Any]:
+    from v2v_ros.core.camera import cube_footprint  # noqa: PLC0415
+    from v2v_ros.core.depth_decode import decode_depth, encode_depth  # noqa: PLC0415
+    from v2v_ros.core.estimator import resolve_device  # noqa: PLC0415
+    from v2v_ros.core.inference import TorchEngine  # noqa: PLC0415
+    from v2v_ros.core.model import V2VPoseNet, count_macs  # noqa: PLC0415
 
     dev = resolve_device(device)
-    notes = []
-    if model_path and Path(model_path).with_suffix(".safetensors").exists():
-        est = PoseEstimator.load(model_path, device=str(dev))
-        model_name = str(model_path)
-    else:
-        notes.append(f"model {model_path} not found: random weights at grid 32")
-        meta = ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), 32, 200.0)
-        est = PoseEstimator(V2VPoseNet(21), meta, device=dev)
-        model_name = "random-32"
-    if precision:
-        est.precision = precision
-    frame = render_frame(0, 0)  # 640×480, hand + clutter
+    notes: list[str] = []
+    est, model_name, _ = _load(model_path, dev, precision or "fp32", backend, notes)
+    frame = _frame()
     depth, intr = frame.full_depth(), frame.intrinsics
     center = frame.joints.mean(axis=0).astype(np.float64)
     grid = est.grid
@@ -82,69 +134,313 @@ def run_bench(model_path: str | None, device: str, repeats: int, precision: str 
     vox = np.zeros((1, 1, n, n, n), np.float32)
     grid.voxelize(intr.backproject(depth), center, out=vox[0, 0])
     heat = est.forward(vox)
+    fwd_ms, fwd_cpu = _time2(lambda: est.forward(vox), repeats)
     out: dict[str, Any] = {
         "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "device_name": _device_name(dev),
         "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
         "model": model_name,
         "precision": est.precision,
+        "backend": est.backend,
         "grid": n,
         "voxelize_ms": _time(voxelize, repeats * 4),
         "voxelize_full_frame_ms": _time(lambda: grid.voxelize(intr.backproject(depth), center), repeats),
-        "forward_ms": _time(lambda: est.forward(vox), repeats),
+        "forward_ms": fwd_ms,
+        "forward_cpu_ms": fwd_cpu,
         "decode_ms": _time(lambda: grid.decode(heat, center[None]), repeats * 4),
-        "end_to_end_ms": _time(lambda: est.estimate(depth, intr), repeats),
     }
+    e2e = _time2(lambda: est.estimate(depth, intr), repeats)
+    out["end_to_end_ms"], out["end_to_end_cpu_ms"] = e2e
+    # Stage breakdown of estimate() (median per stage) plus what the node adds around it.
+    stages: dict[str, list[float]] = {}
+    result = None
+    for _ in range(max(3, repeats)):
+        result = est.estimate(depth, intr)
+        for k, v in result.timings.items():
+            stages.setdefault(k, []).append(v)
+    out["stages_ms"] = {k: statistics.median(v) for k, v in stages.items()}
+    raw, step = encode_depth(np.round(depth).astype(np.uint16), "16UC1")
+    h, w = depth.shape
+    out["depth_decode_ms"] = _time(lambda: decode_depth(raw, "16UC1", h, w, step), repeats * 4)
+    out["message_ms"] = _message_ms(result, repeats, notes)
+    around = sum(v for k, v in out["stages_ms"].items() if k not in ("forward", "total"))
+    around += out["depth_decode_ms"] + (out["message_ms"] or 0.0)
+    out["around_network_ms"] = around
+    out["around_over_forward"] = around / out["stages_ms"].get("forward", fwd_ms)
+
     gflops = matmul_gflops(dev)
+    out["matmul_gflops"] = gflops
+    out["matmul_gflops_bf16"] = matmul_gflops(dev, dtype=torch.bfloat16)
     macs = count_macs(est.model if isinstance(est.model, V2VPoseNet) else V2VPoseNet(21).to(dev), n)
     out["forward_gflop"] = 2 * macs / 1e9
-    out["matmul_gflops"] = gflops
     out["floor_ms"] = 2 * macs / (gflops * 1e9) * 1e3
-    # The paper's network at 88³, fp32, same machine and run.
-    m88 = V2VPoseNet(21).to(dev).eval()
-    x88 = torch.zeros(1, 1, 88, 88, 88, device=dev)
-
-    def fwd88() -> None:
-        with torch.inference_mode():
-            m88(x88)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
+    out["forward_over_floor"] = fwd_ms / out["floor_ms"]
+    # The paper's network at 88³, fp32, same machine and run: our engine, and plain eager PyTorch.
+    m88 = V2VPoseNet(21).eval()
+    eng88 = TorchEngine(m88, dev, "fp32")
+    x88 = torch.zeros(1, 1, 88, 88, 88)
+    x88[0, 0, 30:60, 30:60, 40:45] = 1.0
     macs88 = count_macs(m88, 88)
-    out["forward_ms_88"] = _time(fwd88, max(2, repeats // 2))
+    r88 = max(2, repeats // 2)
+    out["forward_ms_88"], out["forward_cpu_ms_88"] = _time2(lambda: eng88.run_numpy(x88), r88)
+    m88d, x88d = m88.to(dev), x88.to(dev)
+
+    def eager88() -> None:
+        with torch.inference_mode():
+            m88d(x88d)
+        _sync(dev)
+
+    out["forward_ms_88_eager"] = _time(eager88, r88)
     out["forward_gflop_88"] = 2 * macs88 / 1e9
     out["floor_ms_88"] = 2 * macs88 / (gflops * 1e9) * 1e3
     out["forward_over_floor_88"] = out["forward_ms_88"] / out["floor_ms_88"]
     out["fps_end_to_end"] = 1e3 / out["end_to_end_ms"]
+    out["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     if notes:
         out["notes"] = notes
     return out
 
 
+def _message_ms(result: Any, repeats: int, notes: list[str]) -> float | None:
+    """PoseResult -> Skeleton3DArray conversion (the node's output message), when ROS messages import."""
+    try:
+        from v2v_ros.ros.convert import make_header, result_to_skeleton, skeleton_array  # noqa: PLC0415
+    except Exception as exc:  # no ROS / messages not built: say so rather than fail the benchmark
+        notes.append(f"message conversion not measured ({type(exc).__name__}: {exc})")
+        return None
+    header = make_header(0, "camera")
+    return _time(lambda: skeleton_array(header, [result_to_skeleton(result)]), repeats * 4)
+
+
+# ---------------------------------------------------------------------------------------
+# Accuracy/speed trade-off: grid × precision
+# ---------------------------------------------------------------------------------------
+def run_tradeoff(model_path: str | None, device: str, grids: Sequence[int], precisions: Sequence[str],
+                 backend: str = "torch", repeats: int = 3, eval_root: str | None = None, eval_frames: int = 200,
+                 grid_models: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    """One row per (grid, precision): forward and end-to-end ms per frame, mean error where a trained
+    checkpoint exists for that grid (the shipped model's grid, or ``grid_models``)."""
+    from v2v_ros.core.checkpoint import build_model, load_checkpoint  # noqa: PLC0415
+    from v2v_ros.core.estimator import PoseEstimator, resolve_device  # noqa: PLC0415
+    from v2v_ros.core.model import V2VPoseNet  # noqa: PLC0415
+
+    dev = resolve_device(device)
+    trained: dict[int, str] = dict(grid_models or {})
+    if model_path and Path(model_path).with_suffix(".safetensors").exists():
+        _, meta = load_checkpoint(model_path)
+        trained.setdefault(meta.grid_size, str(model_path))
+    frame = _frame()
+    depth, intr = frame.full_depth(), frame.intrinsics
+    rows = []
+    for g in grids:
+        if g in trained:
+            state, meta = load_checkpoint(trained[g])
+            net, source = build_model(state, meta, trained[g]), trained[g]
+        else:
+            net, meta, source = V2VPoseNet(21).eval(), _meta(g), "random weights (timing only)"
+        for p in precisions:
+            row: dict[str, Any] = {"grid": g, "precision": p, "backend": backend, "model": source}
+            try:
+                t0 = time.perf_counter()
+                est = PoseEstimator(net, meta, device=dev, precision=p, backend=backend)
+                vox = np.zeros((1, 1, g, g, g), np.float32)
+                vox[0, 0, g // 4:3 * g // 4, g // 4:3 * g // 4, g // 2] = 1.0
+                est.forward(vox)  # builds the engine (int8: calibrates)
+                row["build_s"] = time.perf_counter() - t0
+                row["forward_ms"], row["forward_cpu_ms"] = _time2(lambda e=est, v=vox: e.forward(v), repeats)
+                row["end_to_end_ms"] = _time(lambda e=est: e.estimate(depth, intr), repeats)
+                row["fps"] = 1e3 / row["end_to_end_ms"]
+                row["mean_error_mm"] = None
+                if eval_root and g in trained:
+                    row["mean_error_mm"], row["eval_frames"] = _mean_error(est, eval_root, eval_frames)
+            except (ValueError, RuntimeError, ImportError) as exc:
+                row["error"] = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+    return rows
+
+
+def _mean_error(est: Any, root: str, frames: int) -> tuple[float, int]:
+    """Mean 3-D joint error (mm) on the first ``frames`` frames of a synthetic shard folder (as `v2v eval`)."""
+    from v2v_ros.data.datasets import get_dataset  # noqa: PLC0415
+    from v2v_ros.data.shards import ShardDataset  # noqa: PLC0415
+    from v2v_ros.evaluate.runner import evaluate_estimator  # noqa: PLC0415
+
+    report = evaluate_estimator(est, ShardDataset(root), spec=get_dataset("synthetic"), limit=frames)
+    return float(report["mean_error_mm"]), int(report["frames"])
+
+
+# ---------------------------------------------------------------------------------------
+# Cost scaling: hands per frame, resolution, grid
+# ---------------------------------------------------------------------------------------
+def run_scaling(model_path: str | None, device: str, precision: str = "fp32", backend: str = "torch",
+                repeats: int = 3, grids: Sequence[int] = (16, 32, 48, 64, 88)) -> dict[str, Any]:
+    from v2v_ros.core.camera import cube_footprint  # noqa: PLC0415
+    from v2v_ros.core.estimator import PoseEstimator, resolve_device  # noqa: PLC0415
+    from v2v_ros.core.model import V2VPoseNet  # noqa: PLC0415
+
+    dev = resolve_device(device)
+    est, _, _ = _load(model_path, dev, precision, backend, [])
+    frame = _frame()
+    depth, intr = frame.full_depth(), frame.intrinsics
+    c = frame.joints.mean(axis=0)
+    rng = np.random.default_rng(0)
+    hands = []
+    for k in HANDS:
+        refs = [c + rng.uniform(-15, 15, 3) for _ in range(k)]  # all in the hand so every cube is valid
+        batched = _time(lambda r=refs: est.estimate_many(depth, intr, r), repeats)
+        singles = _time(lambda r=refs: [est.estimate(depth, intr, reference_point=p) for p in r], repeats)
+        hands.append({"hands": k, "batched_ms": batched, "single_calls_ms": singles, "ratio": batched / singles})
+    resolutions = []
+    grid = est.grid
+    for w, h in RESOLUTIONS:
+        f = _frame(w, h)
+        d, it = f.full_depth(), f.intrinsics
+        cc = f.joints.mean(axis=0)
+
+        def crop_vox(d: np.ndarray = d, it: Any = it, cc: np.ndarray = cc) -> None:
+            u0, v0, u1, v1 = cube_footprint(it, cc, grid.cube_size, d.shape[1], d.shape[0])
+            grid.voxelize(it.backproject(d[v0:v1, u0:u1], offset=(u0, v0)), cc)
+
+        resolutions.append({
+            "width": w, "height": h,
+            "voxelize_ms": _time(crop_vox, repeats * 3),
+            "voxelize_full_frame_ms": _time(lambda d=d, it=it, cc=cc: grid.voxelize(it.backproject(d), cc), repeats),
+            "end_to_end_ms": _time(lambda d=d, it=it: est.estimate(d, it), repeats),
+        })
+    by_grid = []
+    for g in grids:
+        e = PoseEstimator(V2VPoseNet(21), _meta(g), device=dev, precision=precision, backend=backend)
+        vox = np.zeros((1, 1, g, g, g), np.float32)
+        e.forward(vox)
+        by_grid.append({"grid": g, "forward_ms": _time(lambda e=e, v=vox: e.forward(v), repeats),
+                        "gflop": 2 * 36.398782464 * (g / 88) ** 3})
+    return {"precision": precision, "backend": backend, "hands": hands, "resolutions": resolutions, "grids": by_grid}
+
+
+# ---------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------
 def format_table(r: dict[str, Any]) -> str:
+    stages = r.get("stages_ms", {})
     rows = [
         ("device", f"{r['device']} ({r['device_name']}, {r['torch_threads']} threads)"),
-        ("model / precision / grid", f"{r['model']} / {r['precision']} / {r['grid']}³"),
+        ("model / precision / backend / grid", f"{r['model']} / {r['precision']} / {r.get('backend', 'torch')} / "
+                                               f"{r['grid']}³"),
         ("voxelize 640×480 (cube crop)", f"{r['voxelize_ms']:.2f} ms"),
         ("voxelize 640×480 (all points)", f"{r['voxelize_full_frame_ms']:.2f} ms"),
         ("forward", f"{r['forward_ms']:.1f} ms  (floor {r['floor_ms']:.1f} ms, {r['forward_gflop']:.1f} GFLOP)"),
         ("decode", f"{r['decode_ms']:.2f} ms"),
+        ("stages of estimate()", ", ".join(f"{k} {v:.2f}" for k, v in stages.items()) + " ms"),
+        ("depth decode / message", f"{r.get('depth_decode_ms', 0):.2f} ms / "
+                                   + ("n/a" if r.get("message_ms") is None else f"{r['message_ms']:.2f} ms")),
+        ("around the network", f"{r.get('around_network_ms', 0):.2f} ms = "
+                               f"{100 * r.get('around_over_forward', 0):.0f}% of the forward"),
         ("end to end (estimate)", f"{r['end_to_end_ms']:.1f} ms  = {r['fps_end_to_end']:.1f} fps"),
-        ("matmul rate fp32", f"{r['matmul_gflops']:.0f} GFLOP/s"),
+        ("matmul rate fp32 / bf16", f"{r['matmul_gflops']:.0f} / {r.get('matmul_gflops_bf16', 0):.0f} GFLOP/s"),
         ("forward 88³ fp32 (paper)", f"{r['forward_ms_88']:.0f} ms  (floor {r['floor_ms_88']:.0f} ms, "
-                                     f"ratio {r['forward_over_floor_88']:.2f})"),
+                                     f"ratio {r['forward_over_floor_88']:.2f}; eager PyTorch "
+                                     f"{r.get('forward_ms_88_eager', float('nan')):.0f} ms)"),
     ]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows) + "".join(f"\nnote: {n}" for n in r.get("notes", []))
+
+
+def format_tradeoff(rows: list[dict[str, Any]]) -> str:
+    lines = ["| grid | precision | forward ms | end-to-end ms | fps | mean error mm |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['grid']}³ | {r['precision']} | n/a | n/a | n/a | {r['error']} |")
+            continue
+        err = "n/a" if r.get("mean_error_mm") is None else f"{r['mean_error_mm']:.2f}"
+        lines.append(f"| {r['grid']}³ | {r['precision']} | {r['forward_ms']:.1f} | {r['end_to_end_ms']:.1f} | "
+                     f"{r['fps']:.1f} | {err} |")
+    return "\n".join(lines)
+
+
+def format_scaling(s: dict[str, Any]) -> str:
+    lines = ["hands  batched ms  k single calls ms  ratio"]
+    lines += [f"{h['hands']:5d}  {h['batched_ms']:10.1f}  {h['single_calls_ms']:17.1f}  {h['ratio']:.2f}"
+              for h in s["hands"]]
+    lines.append("resolution  voxelize (crop) ms  voxelize (all) ms  end to end ms")
+    lines += [f"{r['width']}x{r['height']:<5} {r['voxelize_ms']:17.2f}  {r['voxelize_full_frame_ms']:17.2f}"
+              f"  {r['end_to_end_ms']:13.1f}" for r in s["resolutions"]]
+    lines.append("grid  forward ms  GFLOP")
+    lines += [f"{g['grid']:4d}  {g['forward_ms']:10.1f}  {g['gflop']:5.2f}" for g in s["grids"]]
+    return "\n".join(lines)
+
+
+def write_plots(result: dict[str, Any], out: Path) -> list[str]:
+    """PNG plots of the scaling and trade-off results (matplotlib, Agg backend)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    written = []
+    label = f"{result['base']['device_name']} ({result['base']['device']}, {result['base']['torch_threads']} threads)"
+    s = result.get("scaling")
+    if s:
+        fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+        k = [h["hands"] for h in s["hands"]]
+        ax[0].plot(k, [h["batched_ms"] for h in s["hands"]], "o-", label="one batched call")
+        ax[0].plot(k, [h["single_calls_ms"] for h in s["hands"]], "s--", label="k single calls")
+        ax[0].set(xlabel="hands per frame", ylabel="ms per frame", title="hands per frame")
+        ax[0].legend()
+        px = [r["width"] * r["height"] / 1e6 for r in s["resolutions"]]
+        for key, name in (("voxelize_ms", "voxelise (cube crop)"), ("voxelize_full_frame_ms", "voxelise (all)"),
+                          ("end_to_end_ms", "end to end")):
+            ax[1].plot(px, [r[key] for r in s["resolutions"]], "o-", label=name)
+        ax[1].set(xlabel="megapixels (640×480, 848×480, 1280×720)", ylabel="ms", title="input resolution")
+        ax[1].legend()
+        gx = [g["grid"] for g in s["grids"]]
+        ax[2].plot(gx, [g["forward_ms"] for g in s["grids"]], "o-", label=f"forward ({s['precision']})")
+        ax[2].set(xlabel="grid N (N³ voxels)", ylabel="ms", title="grid size", yscale="log")
+        ax[2].legend()
+        fig.suptitle(label)
+        fig.tight_layout()
+        fig.savefig(out / "scaling.png", dpi=100)
+        plt.close(fig)
+        written.append("scaling.png")
+    rows = [r for r in result.get("tradeoff", []) if "error" not in r]
+    if rows:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for p in dict.fromkeys(r["precision"] for r in rows):
+            sel = [r for r in rows if r["precision"] == p]
+            ax.plot([r["grid"] for r in sel], [r["end_to_end_ms"] for r in sel], "o-", label=p)
+            for r in sel:
+                if r.get("mean_error_mm") is not None:
+                    ax.annotate(f"{r['mean_error_mm']:.1f} mm", (r["grid"], r["end_to_end_ms"]), fontsize=8)
+        ax.axhline(1000 / 30, color="grey", ls=":", label="30 fps")
+        ax.set(xlabel="grid N", ylabel="end-to-end ms per frame", yscale="log", title=f"trade-off — {label}")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "tradeoff.png", dpi=100)
+        plt.close(fig)
+        written.append("tradeoff.png")
+    return written
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark voxelisation, forward (vs. arithmetic floor), decoding, end to end")
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="checkpoint (default: the shipped hand model)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None)
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default=None)
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument("--grids", default="", help="trade-off table for these grids, e.g. 32,48,64,88")
+    p.add_argument("--precisions", default="", help="precisions of the trade-off table "
+                                                    "(default fp32,bf16,int8 on CPU, fp32,fp16,bf16 on CUDA)")
+    p.add_argument("--grid-model", action="append", default=[], metavar="N=CKPT",
+                   help="a trained checkpoint for grid N (mean-error column), repeatable")
+    p.add_argument("--eval-root", default=None, help="synthetic shard folder for the mean-error column "
+                                                    "(e.g. data/synth_test)")
+    p.add_argument("--eval-frames", type=int, default=200, help="frames scored per row (default 200)")
+    p.add_argument("--scaling", action="store_true", help="time vs hands per frame, resolution and grid")
+    p.add_argument("--scaling-grids", default="16,32,48,64,88", help="grids of the --scaling forward curve")
+    p.add_argument("--out", type=Path, default=None, help="folder for bench.json and PNG plots")
+    p.add_argument("--skip-base", action="store_true", help="only the trade-off/scaling parts")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--markdown", type=Path, default=None, help="also append the table to this file")
     p.set_defaults(func=_main)
@@ -153,9 +449,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    r = run_bench(args.model, args.device, args.repeats, args.precision)
-    print(json.dumps(r) if args.json else format_table(r))
+    from v2v_ros.core.estimator import resolve_device  # noqa: PLC0415
+
+    dev = resolve_device(args.device)
+    precision = args.precision or "fp32"
+    if args.skip_base:
+        r: dict[str, Any] = {"device": str(dev), "device_name": _device_name(dev),
+                             "torch_threads": torch.get_num_threads()}
+    else:
+        r = run_bench(args.model, args.device, args.repeats, args.precision, args.backend)
+    full: dict[str, Any] = {"base": r}
+    if args.grids:
+        grids = [int(g) for g in args.grids.split(",") if g.strip()]
+        precs = [p for p in args.precisions.split(",") if p] or (
+            ["fp32", "fp16", "bf16"] if dev.type == "cuda" else ["fp32", "bf16", "int8"])
+        models = {int(k): v for k, v in (s.split("=", 1) for s in args.grid_model)}
+        full["tradeoff"] = run_tradeoff(args.model, args.device, grids, precs, args.backend,
+                                        max(2, args.repeats // 3), args.eval_root, args.eval_frames, models)
+    if args.scaling:
+        full["scaling"] = run_scaling(args.model, args.device, precision, args.backend, max(2, args.repeats // 3),
+                                      [int(g) for g in args.scaling_grids.split(",") if g.strip()])
+    text = "" if args.skip_base else format_table(r)
+    if "tradeoff" in full:
+        text += "\n\n" + format_tradeoff(full["tradeoff"])
+    if "scaling" in full:
+        text += "\n\n" + format_scaling(full["scaling"])
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        full["plots"] = write_plots(full, args.out)
+        (args.out / "bench.json").write_text(json.dumps(full, indent=2) + "\n")
+    if args.json:
+        # The base keys stay at the top level (scripts and tests read them); the rest is nested.
+        print(json.dumps({**r, **{k: v for k, v in full.items() if k != "base"}}))
+    else:
+        print(text.strip())
     if args.markdown:
         with args.markdown.open("a") as fh:
-            fh.write(f"\n```\n# v2v bench ({time.strftime('%Y-%m-%d')})\n{format_table(r)}\n```\n")
+            fh.write(f"\n```\n# v2v bench ({time.strftime('%Y-%m-%d')})\n{text.strip()}\n```\n")
     return 0
