@@ -23,6 +23,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 PACKAGE = "v2v_ros"
 DEFAULT_MODEL = "models/hand_default.safetensors"
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+# Same values as v2v_ros.core.inference.PRECISIONS / BACKENDS (not imported: that pulls in torch).
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,12 @@ PARAMS: tuple[Param, ...] = (
           "the installed share directory of v2v_ros and the source tree.", read_only=True),
     Param("device", "auto", "Torch device: auto (CUDA when available), cpu or cuda:N. A CUDA device that is not "
           "available falls back to CPU with a warning.", read_only=True, constraints="auto | cpu | cuda[:N]"),
+    Param("precision", "fp32", "Network arithmetic: fp32; bf16 (CPUs with AVX512-BF16/AMX, or CUDA); fp16 (CUDA); "
+          "int8 (CPU; post-training quantisation calibrated on synthetic hands at load). The measured "
+          "speed/accuracy trade-off is in docs/performance.md.", read_only=True, constraints="fp32 | bf16 | fp16 | int8"),
+    Param("backend", "torch", "Inference backend: torch (BN folded, oneDNN/cuDNN, CUDA graphs) or onnxruntime "
+          "(the same folded network exported to ONNX; fp32 or int8).", read_only=True,
+          constraints="torch | onnxruntime"),
     Param("use_refinement", False, "Refine the hand centre with the refinement CNN before voxelising "
           "(when the installed PoseEstimator supports it).", read_only=True),
     Param("ensemble_checkpoints", [], "Extra checkpoints whose joints are averaged with model_path's "
@@ -127,6 +136,10 @@ def validate(name: str, value: Any, others: dict[str, Any] | None = None) -> str
             return f"{name}={value!r} is out of range [{lo}, {hi}]"
     if name == "device" and not DEVICE_RE.match(str(value)):
         return f"device={value!r} is not one of auto, cpu, cuda, cuda:N"
+    if name == "precision" and value not in PRECISIONS:
+        return f"precision={value!r} is not one of {', '.join(PRECISIONS)}"
+    if name == "backend" and value not in BACKENDS:
+        return f"backend={value!r} is not one of {', '.join(BACKENDS)}"
     if name == "model_path" and not str(value).strip():
         return "model_path='' is empty"
     if name == "min_depth_mm" and value >= others.get("max_depth_mm", float("inf")):
