@@ -235,7 +235,9 @@ class PoseEstimator:
         h, w = depth.shape
         for i, c in enumerate(centers):
             u0, v0, u1, v1 = cube_footprint(intrinsics, c, self.grid.cube_size, w, h)
-            crop = depth[v0:v1, u0:u1] if xp is np else xp.asarray(depth[v0:v1, u0:u1])  # upload the crop only
+            crop = depth[v0:v1, u0:u1]
+            if xp is not np:
+                crop = xp.asarray(np.ascontiguousarray(crop))  # upload the cube's footprint only
             pts = intrinsics.backproject(crop, offset=(u0, v0))
             self.grid.voxelize(pts, c, out=batch[i, 0])
             counts.append(int(batch[i, 0].sum()))

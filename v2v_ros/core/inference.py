@@ -237,7 +237,10 @@ class TorchEngine:
                              "kernels are CPU-only); use backend='onnxruntime' or bf16/fp16 on CUDA")
         self.channels_last = (self.optimized and precision != "int8" and (not cuda or precision != "fp32")) \
             if channels_last is None else channels_last
-        self.cuda_graphs = cuda and cuda_graphs
+        # Graphs only for our own network: a generic module may do host work (or record its
+        # input, like the test doubles) that a replayed graph would silently skip.
+        self.cuda_graphs = cuda and cuda_graphs and self.optimized
+        self._upload_done: Any = None  # CUDA event: the pinned input buffer may be rewritten
         self._autocast: torch.dtype | None = None
         self._in_dtype = torch.float32
         self._graphs: dict[tuple[int, ...], tuple[Any, torch.Tensor, torch.Tensor]] = {}
@@ -310,9 +313,14 @@ class TorchEngine:
         """Host tensors go through a pinned buffer (asynchronous DMA); device tensors stay."""
         if x.device.type == "cuda":
             return x.to(self.device)
+        if self._upload_done is not None:
+            self._upload_done.synchronize()  # the previous asynchronous copy still reads the buffer
         host = self._pinned_buffer("in", tuple(x.shape))
         host.copy_(x)
-        return host.to(self.device, non_blocking=True)
+        dev = host.to(self.device, non_blocking=True)
+        self._upload_done = torch.cuda.Event()
+        self._upload_done.record()
+        return dev
 
     def _replay(self, x: torch.Tensor) -> torch.Tensor:
         """Run the fixed-shape forward as a CUDA graph (captured on first use per shape)."""
