@@ -49,11 +49,12 @@ endif
 RUN_ENV := PATH="$(VENV)/bin:$$PATH" PYTHONPATH="$(ENV_PYPATH)" AMENT_PREFIX_PATH="$(ENV_AMENT)" \
            LD_LIBRARY_PATH="$(ENV_LD)" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 
-.PHONY: help setup test demo env lint bench clean distclean
+.PHONY: help setup test demo demo-body env lint bench clean distclean
 
 help:
 	@echo "make demo   - set up and run the end-to-end demo (node + bag replay + evaluation)"
 	@echo "make test   - set up and run the tests"
+	@echo "make demo-body - the same demo with the body preset (needs models/body_default)"
 	@echo "make setup  - only create .venv, install dependencies and build the messages"
 	@echo "eval \"\$$(make -s env)\" - export PATH/PYTHONPATH/... for v2v and the node"
 
@@ -107,6 +108,9 @@ test: setup
 
 demo: setup
 	@$(RUN_ENV) $(PY) -m v2v_ros.cli demo $(DEMO_ARGS)
+
+demo-body: setup
+	@$(RUN_ENV) $(PY) -m v2v_ros.cli demo --body $(DEMO_ARGS)
 
 bench: setup
 	@$(RUN_ENV) $(PY) -m v2v_ros.cli bench $(BENCH_ARGS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from v2v_ros.core.camera import Intrinsics
-from v2v_ros.core.localize import Localizer
+from v2v_ros.core.localize import Localizer, localizer_for
 from v2v_ros.core.refiner import Refiner, RefinerMeta, RefinerNet, refiner_input
 from v2v_ros.train.config import check_keys, read_yaml
 
 
 @dataclass
 class RefinerConfig:
+    skeleton: str = "hand_msra21"  # picks the localiser whose errors the refiner learns to undo
     train_data: str = "data/synth_train"
     val_data: str = ""
     out: str = "runs/refiner/hand.refiner.safetensors"
@@ -53,12 +54,12 @@ def crop_intrinsics(intr: Intrinsics, offset: tuple[int, int]) -> Intrinsics:
     return Intrinsics(intr.fx, intr.fy, intr.cx - offset[0], intr.cy - offset[1])
 
 
-def initial_center(frame: Any, localizer: Localizer) -> np.ndarray | None:
+def initial_center(frame: Any, localizer: Any) -> np.ndarray | None:
     """What the estimator would start from for this frame (localiser on the stored depth)."""
     return localizer.locate(frame.depth, crop_intrinsics(frame.intrinsics, frame.offset))
 
 
-def _batch(ds: Any, idx: np.ndarray, meta: RefinerMeta, loc: Localizer, rng: np.random.Generator, jitter: float):
+def _batch(ds: Any, idx: np.ndarray, meta: RefinerMeta, loc: Any, rng: np.random.Generator, jitter: float):
     xs, ys = [], []
     for i in idx:
         f = ds[int(i)]
@@ -72,7 +73,7 @@ def _batch(ds: Any, idx: np.ndarray, meta: RefinerMeta, loc: Localizer, rng: np.
     return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys).astype(np.float32))
 
 
-def evaluate_refiner(refiner: Refiner | None, ds: Any, n: int, loc: Localizer) -> dict[str, float]:
+def evaluate_refiner(refiner: Refiner | None, ds: Any, n: int, loc: Any) -> dict[str, float]:
     """Mean distance (mm) of the centre to the joints' mean, before and after refinement."""
     before, after = [], []
     for i in range(min(n, len(ds))):
@@ -101,7 +102,9 @@ def train_refiner(cfg: RefinerConfig) -> Path:
     rng = np.random.default_rng(cfg.seed)
     ds = ShardDataset(cfg.train_data)
     meta = RefinerMeta(cfg.cube_size, cfg.input_size, cfg.crop_scale, cfg.iterations)
-    loc = Localizer(cube_size=cfg.cube_size, depth_band_mm=cfg.depth_band_mm)
+    loc = localizer_for(cfg)
+    if isinstance(loc, Localizer):
+        loc = replace(loc, depth_band_mm=cfg.depth_band_mm)
     net = RefinerNet(cfg.input_size)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
