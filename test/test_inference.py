@@ -106,6 +106,13 @@ def test_onnxruntime_engine(net: V2VPoseNet, volumes: np.ndarray, precision: str
         assert _rel(y, _reference(net, volumes[:b])) < tol
 
 
+@pytest.mark.skipif(not HAS_ORT, reason="onnxruntime is not installed (pip install -r requirements.txt)")
+def test_onnxruntime_int8_with_deduplicated_initializers(volumes: np.ndarray) -> None:
+    """The paper's init (all-zero biases) makes the exporter share tensors behind Identity nodes."""
+    engine = make_engine(V2VPoseNet(21).eval(), "cpu", "int8", "onnxruntime", grid_size=GRID, calibration=volumes)
+    assert engine.run_numpy(volumes[:1]).shape == (1, 21, GRID // 2, GRID // 2, GRID // 2)
+
+
 def test_batched_forward_equals_single_forwards(net: V2VPoseNet, volumes: np.ndarray) -> None:
     engine = make_engine(net, "cpu", "fp32")
     many = engine.run_numpy(volumes)

@@ -400,10 +400,45 @@ def quantize_onnx_int8(onnx_bytes: bytes, calibration: np.ndarray) -> bytes:
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(onnx_bytes)
+        src.write_bytes(_unshare_initializers(onnx_bytes))
         quantize_static(str(src), str(dst), _Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         return dst.read_bytes()
+
+
+def _unshare_initializers(onnx_bytes: bytes) -> bytes:
+    """Give every node its own copy of the initializers it reads.
+
+    The exporter de-duplicates identical tensors (e.g. the all-zero biases of a
+    freshly initialised network) behind ``Identity`` nodes, and ONNX Runtime's
+    quantiser then finds no initializer for those biases and fails.
+    """
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load_from_string(onnx_bytes)
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    alias = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity" and n.input[0] in inits}
+    outputs = {o.name for o in graph.output}
+    keep = [n for n in graph.node if not (n.op_type == "Identity" and n.output[0] in alias
+                                          and n.output[0] not in outputs)]
+    seen: set[str] = set()
+    for k, node in enumerate(keep):
+        for i, name in enumerate(node.input):
+            src = alias.get(name, name) if name not in outputs else name
+            if src not in inits:
+                continue
+            if src in seen or src != name:
+                dup = onnx.TensorProto()
+                dup.CopyFrom(inits[src])
+                dup.name = f"{src}__{k}_{i}"
+                graph.initializer.append(dup)
+                node.input[i] = dup.name
+            else:
+                seen.add(src)
+    del graph.node[:]
+    graph.node.extend(keep)
+    return model.SerializeToString()
 
 
 def ort_session(onnx_model: bytes | str, device: torch.device, threads: int | None = None) -> Any:
