@@ -15,7 +15,7 @@ import sys
 # (sub-command names, module that registers them). Order = order in --help.
 COMMANDS: list[tuple[tuple[str, ...], str]] = [
     (("synth",), "v2v_ros.data.synthetic.cli"),
-    (("train", "train-refiner"), "v2v_ros.train.cli"),
+    (("train", "train-refiner", "train-detector"), "v2v_ros.train.cli"),
     (("eval", "eval-predictions"), "v2v_ros.evaluate.cli"),
     (("eval-bag", "play"), "v2v_ros.bag.cli"),
     (("bench",), "v2v_ros.bench"),

@@ -19,12 +19,14 @@ import torch
 from v2v_ros.core.arrays import cupy_available, to_numpy, to_torch
 from v2v_ros.core.camera import Intrinsics, cube_footprint
 from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
+from v2v_ros.core.detector import Detector
 from v2v_ros.core.inference import BACKENDS, PRECISIONS, Engine, fold_batchnorm, make_engine
 from v2v_ros.core.localize import BodyLocalizer, Localizer, localizer_for
+from v2v_ros.core.refiner import Refiner
 from v2v_ros.core.voxel import VoxelGrid
 
 # A refiner maps (depth mm, intrinsics, initial centre mm) -> refined centre mm.
-Refiner = Callable[[np.ndarray, Intrinsics, np.ndarray], np.ndarray]
+RefineFn = Callable[[np.ndarray, Intrinsics, np.ndarray], np.ndarray]
 
 MAX_PIXELS = 4096 * 4096  # larger "images" are rejected rather than allocated
 
@@ -93,7 +95,8 @@ class PoseEstimator:
         meta: ModelMeta,
         device: str | torch.device = "cpu",
         localizer: Localizer | BodyLocalizer | None = None,
-        refiner: Refiner | None = None,
+        refiner: RefineFn | None = None,
+        detector: Callable[[np.ndarray, Intrinsics], np.ndarray | None] | None = None,
         min_points: int = 50,
         precision: str = "fp32",
         name: str = "",
@@ -104,6 +107,7 @@ class PoseEstimator:
         self.grid = VoxelGrid(meta.cube_size, meta.grid_size, meta.stride)
         self.localizer = localizer or localizer_for(meta)  # bodies: floor/wall removal, hands: depth band
         self.refiner = refiner
+        self.detector = detector  # learned whole-image localisation; the localiser is its fallback
         self.min_points = min_points
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -153,6 +157,7 @@ class PoseEstimator:
         path: str | Path | Sequence[str | Path],
         device: str = "auto",
         refiner: str | Path | bool = "auto",
+        detector: str | Path | bool = "auto",
         **kwargs: Any,
     ) -> "PoseEstimator":
         """Load a checkpoint (``x.safetensors`` + ``x.json``); fails loudly if anything is off.
@@ -160,12 +165,11 @@ class PoseEstimator:
         Several paths make an epoch ensemble (paper Table 2): their coordinates are
         averaged, computed in one batched (vmapped) forward. ``refiner``: ``"auto"``
         uses ``x.refiner.safetensors`` when it exists, ``True`` requires it, ``False``
-        disables it, a path names another file. ``precision`` (fp32/bf16/fp16/int8)
+        disables it, a path names another file; ``detector`` (``x.detector.safetensors``,
+        the whole-image hand detector) works the same way. ``precision`` (fp32/bf16/fp16/int8)
         and ``backend`` (torch/onnxruntime) choose the inference engine
         (``core.inference``); other keyword arguments go to the constructor.
         """
-        from v2v_ros.core.refiner import Refiner  # noqa: PLC0415
-
         paths = [path] if isinstance(path, (str, Path)) else list(path)
         if not paths:
             raise ValueError("no checkpoint given")
@@ -181,15 +185,10 @@ class PoseEstimator:
         dev = resolve_device(device)
         # Ensemble members get BN folded before stacking (the vmapped forward runs eagerly).
         model = models[0] if len(models) == 1 else EnsembleNet([fold_batchnorm(m).to(dev) for m in models])
-        ref = None
-        if refiner is not False:
-            ref_path = Refiner.paths(paths[0])[0] if refiner in ("auto", True) else Path(refiner)
-            if ref_path.exists():
-                ref = Refiner.load(ref_path, dev)
-            elif refiner != "auto":
-                raise CheckpointError(f"refiner weights not found: {ref_path}")
+        ref = _companion(Refiner, paths[0], refiner, dev, "refiner")
+        det = _companion(Detector, paths[0], detector, dev, "detector")
         name = Path(paths[0]).stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
-        return cls(model, meta, device=dev, refiner=ref, name=name, **kwargs)
+        return cls(model, meta, device=dev, refiner=ref, detector=det, name=name, **kwargs)
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -213,7 +212,9 @@ class PoseEstimator:
         t = _lap(timings, "input", t)
 
         if reference_points is None:
-            center = self.localizer.locate(depth, intrinsics)
+            center = self.detector(depth, intrinsics) if self.detector is not None else None
+            if center is None:
+                center = self.localizer.locate(depth, intrinsics)
             if center is None:
                 return [self._invalid(np.full(3, np.nan), "no valid depth to localise a target", timings)]
             t = _lap(timings, "localize", t)
@@ -326,6 +327,21 @@ class EnsembleNet(torch.nn.Module):
             return functional_call(base, (p, b), (inp,))
 
         return torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
+
+
+def _companion(kind: Any, pose_path: str | Path, option: str | Path | bool, device: torch.device, what: str) -> Any:
+    """Load a network stored next to a pose model (refiner, detector) as ``option`` asks.
+
+    ``"auto"``: when the file exists; ``True``: required; ``False``: never; a path: that file.
+    """
+    if option is False:
+        return None
+    path = kind.paths(pose_path)[0] if option in ("auto", True) else Path(option)
+    if path.exists():
+        return kind.load(path, device)
+    if option != "auto":
+        raise CheckpointError(f"{what} weights not found: {path}")
+    return None
 
 
 def _check_point(p: Any) -> np.ndarray:

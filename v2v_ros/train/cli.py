@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     r.set_defaults(func=_train_refiner)
 
+    d = sub.add_parser("train-detector", help="train the whole-image hand detector (initial reference point)")
+    d.add_argument("--config", required=True, help="YAML file, e.g. config/train/detector_synthetic.yaml")
+    d.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    d.set_defaults(func=_train_detector)
+
 
 def _train(args: argparse.Namespace) -> int:
     from v2v_ros.train.config import TrainConfig  # noqa: PLC0415
@@ -46,4 +51,13 @@ def _train_refiner(args: argparse.Namespace) -> int:
     cfg = RefinerConfig.from_yaml(args.config, _overrides(args.set))
     out = train_refiner(cfg)
     print(f"refiner written to {out}")
+    return 0
+
+
+def _train_detector(args: argparse.Namespace) -> int:
+    from v2v_ros.train.detector import DetectorConfig, train_detector  # noqa: PLC0415
+
+    cfg = DetectorConfig.from_yaml(args.config, _overrides(args.set))
+    out = train_detector(cfg)
+    print(f"detector written to {out}")
     return 0

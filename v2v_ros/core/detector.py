@@ -1,0 +1,154 @@
+"""Learned hand localisation on the whole (subsampled) depth image.
+
+The paper's initial reference point is the centre of mass after depth
+thresholding (sec. 4). That fails whenever the hand is not the nearest object: a
+table edge, a cup, or the forearm reaching towards the camera win the threshold,
+and the refinement CNN, which only looks at a crop around that wrong point, cannot
+recover. This small fully convolutional 2D network looks at the whole image at
+~160 px width and scores every 4×4 cell for "the hand's centre projects here"; the
+3D point is then read from the depth around the best cell and averaged over the
+points near it, giving the refinement CNN a start inside the hand.
+
+Stored as ``x.detector.safetensors`` + ``x.detector.json`` next to a pose model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from v2v_ros.core.camera import Intrinsics
+from v2v_ros.core.checkpoint import CheckpointError, checkpoint_paths
+
+
+@dataclass
+class DetectorMeta:
+    target_width: int = 160  # images are subsampled by round(W / target_width)
+    max_depth_mm: float = 3000.0  # depth normalisation range
+    cell: int = 4  # output stride in subsampled pixels
+    surface_offset_mm: float = 15.0  # the hand's centre lies this far behind its visible surface
+    gather_radius_mm: float = 80.0  # points within this radius are averaged into the centre
+    kind: str = "v2v_detector"
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+class DetectorNet(nn.Sequential):
+    """(B, 2, H, W) [normalised depth, validity] -> (B, 1, H/4, W/4) logits."""
+
+    def __init__(self) -> None:
+        def block(cin: int, cout: int, dil: int = 1) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=dil, dilation=dil), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        super().__init__(
+            *block(2, 16), *block(16, 16), nn.MaxPool2d(2),
+            *block(16, 32), *block(32, 32), nn.MaxPool2d(2),
+            *block(32, 64), *block(64, 64, 2), *block(64, 64, 4), *block(64, 64, 8),
+            nn.Conv2d(64, 1, 1),
+        )
+
+
+def subsample_step(width: int, meta: DetectorMeta) -> int:
+    return max(1, int(round(width / meta.target_width)))
+
+
+def detector_input(depth_mm: np.ndarray, meta: DetectorMeta, step: int) -> np.ndarray:
+    """(2, h, w) float32 network input from a full-resolution depth image (mm, 0 = invalid)."""
+    sub = depth_mm[::step, ::step]
+    valid = (sub > 0) & (sub < meta.max_depth_mm)
+    d = np.where(valid, sub, 0.0).astype(np.float32) * np.float32(2.0 / meta.max_depth_mm) - 1.0
+    d[~valid] = 1.0  # invalid reads as "far"
+    return np.stack((d, valid.astype(np.float32)))
+
+
+def target_cell(center_mm: np.ndarray, intr: Intrinsics, step: int, meta: DetectorMeta) -> tuple[float, float]:
+    """Continuous output-cell coordinates (col, row) of a 3D point: cell k covers subsampled pixels [4k, 4k+4)."""
+    u, v, _ = intr.to_uvd(np.asarray(center_mm, dtype=np.float64))
+    return (u / step + 0.5) / meta.cell - 0.5, (v / step + 0.5) / meta.cell - 0.5
+
+
+class Detector:
+    """Callable (depth mm, intrinsics) -> hand centre mm (3,) or None."""
+
+    def __init__(self, net: DetectorNet, meta: DetectorMeta, device: torch.device | str = "cpu") -> None:
+        self.net = net.to(device).eval()
+        self.meta = meta
+        self.device = torch.device(device)
+
+    def scores(self, depth_mm: np.ndarray) -> tuple[np.ndarray, int]:
+        step = subsample_step(depth_mm.shape[1], self.meta)
+        x = torch.from_numpy(detector_input(depth_mm, self.meta, step))[None].to(self.device)
+        with torch.inference_mode():
+            return self.net(x)[0, 0].float().cpu().numpy(), step
+
+    def __call__(self, depth_mm: np.ndarray, intr: Intrinsics) -> np.ndarray | None:
+        m = self.meta
+        logits, step = self.scores(depth_mm)
+        r, c = np.unravel_index(int(np.argmax(logits)), logits.shape)
+        # Sub-cell position: softmax-weighted mean over the 3×3 neighbourhood.
+        r0, r1, c0, c1 = max(r - 1, 0), min(r + 2, logits.shape[0]), max(c - 1, 0), min(c + 2, logits.shape[1])
+        w = np.exp(logits[r0:r1, c0:c1] - logits[r, c])
+        rows, cols = np.mgrid[r0:r1, c0:c1]
+        rc, cc = float((w * rows).sum() / w.sum()), float((w * cols).sum() / w.sum())
+        u = ((cc + 0.5) * m.cell - 0.5) * step
+        v = ((rc + 0.5) * m.cell - 0.5) * step
+        # Depth: the near surface around that pixel (a window of ~2 cells), then the centre behind it.
+        h, wd = depth_mm.shape
+        half = 2 * m.cell * step
+        ui, vi = int(round(u)), int(round(v))
+        win = depth_mm[max(vi - half, 0):min(vi + half + 1, h):step, max(ui - half, 0):min(ui + half + 1, wd):step]
+        z = win[(win > 0) & (win < m.max_depth_mm)]
+        if z.size == 0:
+            return None
+        z0 = float(np.percentile(z, 25)) + m.surface_offset_mm
+        guess = intr.to_xyz(np.array([u, v, z0]))
+        # Average the visible points near the guess (on the subsampled grid: plenty for a mean).
+        rad = int(m.gather_radius_mm * abs(intr.fx) / max(z0, 1.0)) + step
+        v0, u0 = max(vi - rad, 0), max(ui - rad, 0)
+        sub = depth_mm[v0:min(vi + rad + 1, h):step, u0:min(ui + rad + 1, wd):step]
+        pts = Intrinsics(intr.fx / step, intr.fy / step, (intr.cx - u0) / step, (intr.cy - v0) / step).backproject(sub)
+        near = np.linalg.norm(pts - guess, axis=1) < m.gather_radius_mm
+        if near.sum() < 5:
+            return guess
+        # The visible points are the hand's front surface: push the mean back by half the offset.
+        return pts[near].mean(axis=0).astype(np.float64) + np.array([0.0, 0.0, 0.5 * m.surface_offset_mm])
+
+    @staticmethod
+    def paths(pose_model_path: str | Path) -> tuple[Path, Path]:
+        weights, _ = checkpoint_paths(pose_model_path)
+        stem = weights.with_suffix("")
+        return stem.with_name(stem.name + ".detector.safetensors"), stem.with_name(stem.name + ".detector.json")
+
+    def save(self, weights: str | Path) -> Path:
+        from safetensors.torch import save_file  # noqa: PLC0415
+
+        weights = Path(weights)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}, str(weights))
+        weights.with_suffix(".json").write_text(json.dumps(asdict(self.meta), indent=2, sort_keys=True) + "\n")
+        return weights
+
+    @classmethod
+    def load(cls, weights: str | Path, device: torch.device | str = "cpu") -> "Detector":
+        from safetensors import SafetensorError  # noqa: PLC0415
+        from safetensors.torch import load_file  # noqa: PLC0415
+
+        weights = Path(weights)
+        meta_path = weights.with_suffix(".json")
+        try:
+            meta = DetectorMeta(**json.loads(meta_path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{meta_path}: unreadable detector metadata ({exc})") from exc
+        if meta.kind != "v2v_detector":
+            raise CheckpointError(f"{meta_path}: kind must be 'v2v_detector', got {meta.kind!r}")
+        net = DetectorNet()
+        try:
+            net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()})
+        except (SafetensorError, OSError, RuntimeError) as exc:
+            raise CheckpointError(f"{weights}: detector weights do not load ({exc})") from exc
+        return cls(net, meta, device)
