@@ -140,6 +140,14 @@ def use_mkldnn_convs(model: nn.Module) -> nn.Module:
     return model
 
 
+def cpu_bf16_supported() -> bool:
+    """Whether oneDNN can run bf16 on this CPU (AVX512 BW/VL/DQ or newer)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def is_v2v(model: nn.Module) -> bool:
     """Whether the engine may rewrite ``model`` (our own architecture, nothing else)."""
     from v2v_ros.core.model import V2VPoseNet  # noqa: PLC0415
@@ -235,6 +243,9 @@ class TorchEngine:
         if precision == "int8" and (cuda or not self.optimized):
             raise ValueError("int8 with the torch backend needs a V2VPoseNet on CPU (PyTorch's quantised "
                              "kernels are CPU-only); use backend='onnxruntime' or bf16/fp16 on CUDA")
+        if precision == "bf16" and self.optimized and not cuda and not cpu_bf16_supported():
+            raise ValueError("bf16 on this CPU is not supported by oneDNN (needs AVX512 BW/VL/DQ; fast only with "
+                             "AVX512-BF16 or AMX): use fp32 or int8")
         self.channels_last = (self.optimized and precision != "int8" and (not cuda or precision != "fp32")) \
             if channels_last is None else channels_last
         # Graphs only for our own network: a generic module may do host work (or record its
