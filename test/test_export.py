@@ -45,6 +45,7 @@ def test_export_matches_pytorch(checkpoint: Path, tmp_path: Path, capsys: pytest
     assert (dim0.dim_value == 1) if batch == "1" else bool(dim0.dim_param)
 
 
+@pytest.mark.slow
 def test_export_fails_above_tolerance(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["export", "--onnx", str(tmp_path / "m.onnx"), "--checkpoint", str(checkpoint),
                  "--exporter", "legacy", "--tolerance", "0"])
