@@ -45,7 +45,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def harness(model: str):
-    h = Harness(DOMAIN, {"model_path": model, "device": "cpu"}, params_file=str(ROOT / "config/hand_pose.yaml"))
+    # The tiny test model ships no refiner/detector, which config/hand_pose.yaml asks for.
+    h = Harness(DOMAIN, {"model_path": model, "device": "cpu", "use_refinement": False, "use_detector": False},
+                params_file=str(ROOT / "config/hand_pose.yaml"))
     assert h.node.state == "active", h.node.last_error
     assert h.wait_connected(), "DDS discovery did not complete"
     yield h
@@ -209,6 +211,7 @@ def test_python_m_node_with_params_file(model: str) -> None:
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "v2v_ros.ros.node", "--ros-args", "--params-file",
            str(ROOT / "config/hand_pose.yaml"), "-p", f"model_path:={model}", "-p", "device:=cpu",
+           "-p", "use_refinement:=false", "-p", "use_detector:=false",  # the tiny test model ships neither
            "-r", "depth/image:=/cam/depth", "-r", "depth/camera_info:=/cam/info"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     from rclpy.context import Context  # noqa: PLC0415

@@ -79,12 +79,16 @@ class Intrinsics:
         x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
         return xp.stack((x * self.fx / z + self.cx, y * self.fy / z + self.cy, z), axis=-1)
 
-    def backproject(self, depth_mm: Any, offset: tuple[int, int] = (0, 0)) -> Any:
+    def backproject(
+        self, depth_mm: Any, offset: tuple[int, int] = (0, 0), z_range: tuple[float, float] | None = None
+    ) -> Any:
         """Valid pixels of a depth image (mm) -> (N, 3) float32 points in mm.
 
         Pixels that are 0, negative, NaN or infinite are invalid and skipped.
         ``offset`` = (u0, v0) is the position of ``depth_mm[0, 0]`` in the full
         image, so a crop can be back-projected without copying the whole frame.
+        ``z_range`` = (near, far) keeps only depths in [near, far): a voxeliser needs
+        only its cube's slab, and filtering before the arithmetic is the cheap place.
         """
         xp = array_module(depth_mm)
         depth = xp.asarray(depth_mm)
@@ -92,6 +96,8 @@ class Intrinsics:
             raise ValueError(f"depth must be a 2-D (H, W) array, got shape {tuple(depth.shape)}")
         depth = depth.astype(xp.float32, copy=False)
         valid = xp.isfinite(depth) & (depth > 0)
+        if z_range is not None:
+            valid &= (depth >= z_range[0]) & (depth < z_range[1])
         v, u = xp.nonzero(valid)
         z = depth[v, u]
         x = (u.astype(xp.float32) + (offset[0] - self.cx)) * (z / self.fx)

@@ -45,11 +45,13 @@ class DetectorNet(nn.Sequential):
         def block(cin: int, cout: int, dil: int = 1) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, 3, padding=dil, dilation=dil), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
+        # Narrow on purpose: it runs on every frame next to the 3D network and trains in
+        # minutes on a CPU; dilations give a receptive field of the whole hand and its context.
         super().__init__(
-            *block(2, 16), *block(16, 16), nn.MaxPool2d(2),
-            *block(16, 32), *block(32, 32), nn.MaxPool2d(2),
-            *block(32, 64), *block(64, 64, 2), *block(64, 64, 4), *block(64, 64, 8),
-            nn.Conv2d(64, 1, 1),
+            *block(2, 8), *block(8, 8), nn.MaxPool2d(2),
+            *block(8, 16), *block(16, 16), nn.MaxPool2d(2),
+            *block(16, 32), *block(32, 32, 2), *block(32, 32, 4), *block(32, 32, 8),
+            nn.Conv2d(32, 1, 1),
         )
 
 

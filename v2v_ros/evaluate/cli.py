@@ -55,6 +55,10 @@ def register(subparsers: Any) -> None:
     e.add_argument("--out", type=Path, default=None, help="report folder (metrics.json, PNGs, predictions.npz)")
     e.add_argument("--overlays", type=int, default=4, help="number of overlay images in the report (default 4)")
     e.add_argument("--device", default="auto", help="torch device for the estimator (default auto)")
+    e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"], help="network arithmetic")
+    e.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="inference backend")
+    e.add_argument("--no-detector", action="store_true",
+                   help="localise with the depth-band localiser instead of the whole-image detector")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.set_defaults(func=cmd_eval)
 
@@ -151,7 +155,10 @@ def _load_estimator(args: argparse.Namespace) -> Any:
         if not Path(path).is_file():
             raise FileNotFoundError(f"checkpoint {path} not found")
     # Several checkpoints: one estimator whose vmapped forward averages them (epoch ensemble).
-    return PoseEstimator.load([str(p) for p in paths], device=args.device, refiner=False if args.no_refiner else "auto")
+    return PoseEstimator.load([str(p) for p in paths], device=args.device,
+                              refiner=False if args.no_refiner else "auto",
+                              detector=False if args.no_detector else "auto",
+                              precision=args.precision, backend=args.backend)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -174,7 +181,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 2
     extra = {"checkpoints": [str(p) for p in [args.checkpoint, *args.ensemble]], "split": args.split,
              "centers": str(args.centers or "estimated"),
-             "refiner": getattr(estimator, "refiner", None) is not None}
+             "refiner": getattr(estimator, "refiner", None) is not None,
+             "detector": getattr(estimator, "detector", None) is not None,
+             "precision": getattr(estimator, "precision", "fp32")}
     try:
         report = evaluate_estimator(estimator, frames, spec=spec, limit=args.limit, centers=centers, out_dir=args.out,
                                     num_overlays=args.overlays, progress=sys.stderr.isatty(), extra=extra)

@@ -260,7 +260,9 @@ class PoseNode(LifecycleNode):
         """(main estimator, estimator to call): the same object; several paths form one
         epoch ensemble evaluated in a single batched forward by PoseEstimator."""
         est = PoseEstimator.load(paths if len(paths) > 1 else paths[0], device=device,
-                                 refiner=bool(cfg["use_refinement"]))  # True: configure fails if it is missing
+                                 refiner=bool(cfg["use_refinement"]),  # True: configure fails if it is missing
+                                 detector=bool(cfg["use_detector"]),
+                                 precision=cfg["precision"], backend=cfg["backend"])
         return est, est  # cube and localisation band are applied by _apply_geometry
 
     def _release(self) -> None:

@@ -76,8 +76,11 @@ PARAMS: tuple[Param, ...] = (
     Param("backend", "torch", "Inference backend: torch (BN folded, oneDNN/cuDNN, CUDA graphs) or onnxruntime "
           "(the same folded network exported to ONNX; fp32 or int8).", read_only=True,
           constraints="torch | onnxruntime"),
-    Param("use_refinement", False, "Refine the hand centre with the refinement CNN before voxelising "
-          "(when the installed PoseEstimator supports it).", read_only=True),
+    Param("use_refinement", False, "Refine the target centre with the refinement CNN (paper sec. 4) stored next "
+          "to the model as x.refiner.safetensors; true requires that file.", read_only=True),
+    Param("use_detector", False, "Find the target with the whole-image detector stored next to the model as "
+          "x.detector.safetensors (falls back to the depth-band localiser when it finds nothing); true requires "
+          "that file, false uses the depth-band localiser only.", read_only=True),
     Param("ensemble_checkpoints", [], "Extra checkpoints whose joints are averaged with model_path's "
           "(epoch ensemble, paper Table 2); slower by one forward pass each.", read_only=True),
     # -- estimation (runtime) --
