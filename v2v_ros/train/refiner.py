@@ -35,6 +35,10 @@ class RefinerConfig:
     iterations: int = 2
     depth_band_mm: float = 150.0
     jitter_mm: float = 25.0
+    # Share of samples that start from the localiser's centre; the rest start from the
+    # true centre plus Gaussian jitter. With the whole-image detector in front, starts
+    # are near the hand, so jitter alone matches what the refiner will see.
+    localizer_fraction: float = 0.5
     steps: int = 3000
     batch_size: int = 64
     lr: float = 1e-3
@@ -59,12 +63,13 @@ def initial_center(frame: Any, localizer: Any) -> np.ndarray | None:
     return localizer.locate(frame.depth, crop_intrinsics(frame.intrinsics, frame.offset))
 
 
-def _batch(ds: Any, idx: np.ndarray, meta: RefinerMeta, loc: Any, rng: np.random.Generator, jitter: float):
+def _batch(ds: Any, idx: np.ndarray, meta: RefinerMeta, loc: Any, rng: np.random.Generator, jitter: float,
+           localizer_fraction: float = 0.5):
     xs, ys = [], []
     for i in idx:
         f = ds[int(i)]
         gt = f.joints.mean(axis=0).astype(np.float64)
-        c = initial_center(f, loc) if rng.random() < 0.5 else None
+        c = initial_center(f, loc) if rng.random() < localizer_fraction else None
         if c is None or np.linalg.norm(c - gt) > meta.cube_size:
             c = gt + rng.normal(0.0, jitter, 3)
         intr = crop_intrinsics(f.intrinsics, f.offset)
@@ -114,7 +119,7 @@ def train_refiner(cfg: RefinerConfig) -> Path:
         shard = int(rng.integers(ds.num_shards))
         start = sum(ds.shard_sizes[:shard])
         idx = start + rng.integers(0, ds.shard_sizes[shard], cfg.batch_size)
-        x, y = _batch(ds, idx, meta, loc, rng, cfg.jitter_mm)
+        x, y = _batch(ds, idx, meta, loc, rng, cfg.jitter_mm, cfg.localizer_fraction)
         net.train()
         loss = torch.nn.functional.smooth_l1_loss(net(x), y, beta=0.05)
         opt.zero_grad(set_to_none=True)
