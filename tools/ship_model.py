@@ -1,10 +1,11 @@
 """Turn training checkpoints into the shipped model files (fp16 weights, ≤ ~15 MB).
 
     python tools/ship_model.py runs/hand_default/epoch_08.safetensors models/hand_default \
-        [--refiner runs/refiner/hand_default.refiner.safetensors] [--note key=value ...]
+        [--refiner runs/refiner/hand_default.refiner.safetensors]
+        [--detector runs/detector/hand_default.detector.safetensors] [--note key=value ...]
 
 Writes ``DEST.safetensors`` + ``DEST.json`` (provenance kept, ``shipped_from`` added)
-and, with --refiner, ``DEST.refiner.safetensors`` + ``.json``.
+and, with --refiner / --detector, ``DEST.refiner.*`` / ``DEST.detector.*``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from v2v_ros.core.checkpoint import load_checkpoint, save_checkpoint
+from v2v_ros.core.detector import Detector
 from v2v_ros.core.refiner import Refiner
 
 
@@ -23,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("checkpoint")
     ap.add_argument("dest", help="destination without suffix, e.g. models/hand_default")
     ap.add_argument("--refiner", default=None)
+    ap.add_argument("--detector", default=None)
     ap.add_argument("--fp32", action="store_true", help="keep float32 weights")
     ap.add_argument("--note", nargs="*", default=[], metavar="KEY=VALUE", help="extra provenance entries")
     args = ap.parse_args(argv)
@@ -31,12 +34,13 @@ def main(argv: list[str] | None = None) -> int:
                            **dict(n.split("=", 1) for n in args.note))
     out = save_checkpoint(Path(args.dest + ".safetensors"), state, meta, half=not args.fp32)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
-    if args.refiner:
-        Refiner.load(args.refiner)  # validate before copying
-        dst, dst_meta = Refiner.paths(out)
-        shutil.copyfile(args.refiner, dst)
-        shutil.copyfile(Path(args.refiner).with_suffix(".json"), dst_meta)
-        print(f"wrote {dst}")
+    for kind, src in ((Refiner, args.refiner), (Detector, args.detector)):
+        if src:
+            kind.load(src)  # validate before copying
+            dst, dst_meta = kind.paths(out)
+            shutil.copyfile(src, dst)
+            shutil.copyfile(Path(src).with_suffix(".json"), dst_meta)
+            print(f"wrote {dst}")
     return 0
 
 

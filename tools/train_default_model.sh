@@ -8,8 +8,9 @@ EPOCH="${EPOCH:-10}"
 [ -f data/synth_train/meta.json ] || v2v synth --out data/synth_train --n 30000 --seed 1 --workers 2
 [ -f data/synth_test/meta.json ]  || v2v synth --out data/synth_test --n 1000 --seed 2 --full-frame --workers 2
 [ -f runs/refiner/hand_default.refiner.safetensors ] || v2v train-refiner --config config/train/refiner_synthetic.yaml --set steps=2000
+[ -f runs/detector/hand_default.detector.safetensors ] || v2v train-detector --config config/train/detector_synthetic.yaml
 v2v train --config config/train/hand_synthetic.yaml
 python tools/ship_model.py "runs/hand_default/epoch_$(printf %02d "$EPOCH").safetensors" models/hand_default \
-    --refiner runs/refiner/hand_default.refiner.safetensors
+    --refiner runs/refiner/hand_default.refiner.safetensors --detector runs/detector/hand_default.detector.safetensors
 v2v eval --checkpoint models/hand_default.safetensors --dataset synthetic --root data/synth_test \
     --out reports/hand_default --json
