@@ -237,7 +237,7 @@ def test_synth_cli_body_shards_and_bag(body_data: Path) -> None:
     assert ds.skeleton == "body_itop15" and ds.joint_names == list(BODY_ITOP15.joint_names) and len(ds) == 6
     assert ds.meta["generator"]["crop_cube_mm"] == 3200.0
     np.testing.assert_allclose(ds[2].joints, render_body_frame(4, 2, BodyConfig(view="both")).joints, atol=1e-3)
-    gts = [m for _, _, m in iter_messages(body_data / "bag", ["/hand_pose/ground_truth"])]
+    gts = [m for _, _, m in iter_messages(body_data / "bag", ["/ground_truth/skeletons"])]
     assert len(gts) == 6
     sk = gts[0].skeletons[0]
     assert sk.skeleton_type == "body_itop15" and sk.cube_size == pytest.approx(2.0) and len(sk.keypoints) == 15

@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from v2v_ros.data.synthetic.bag import DEPTH_TOPIC, GT_TOPIC, INFO_TOPIC
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "models" / "hand_default.safetensors"
 BODY_MODEL = ROOT / "models" / "body_default.safetensors"
-DEPTH = "/camera/depth/image_rect_raw"
-INFO = "/camera/depth/camera_info"
-GT = "/hand_pose/ground_truth"
+DEPTH, INFO, GT = DEPTH_TOPIC, INFO_TOPIC, GT_TOPIC  # the topics `v2v synth --bag` writes
 OUT_TOPIC = "/v2v_pose_node/skeletons"
 
 

@@ -4,7 +4,7 @@ Topics (all stamped alike, frame ``camera_depth_optical_frame``):
 
 * ``/camera/depth/image_rect_raw``  sensor_msgs/msg/Image, 16UC1 millimetres, full frames
 * ``/camera/depth/camera_info``     sensor_msgs/msg/CameraInfo (plumb_bob, no distortion)
-* ``/hand_pose/ground_truth``       v2v_ros/msg/Skeleton3DArray, joints in metres
+* ``/ground_truth/skeletons``       v2v_ros/msg/Skeleton3DArray, joints in metres
 
 so the ROS node can be run on the bag and scored against the ground truth.
 """
@@ -23,7 +23,7 @@ from v2v_ros.data.shards import Frame
 
 DEPTH_TOPIC = "/camera/depth/image_rect_raw"
 INFO_TOPIC = "/camera/depth/camera_info"
-GT_TOPIC = "/hand_pose/ground_truth"
+GT_TOPIC = "/ground_truth/skeletons"
 FRAME_ID = "camera_depth_optical_frame"
 START_NS = 1_700_000_000 * 1_000_000_000  # fixed start of the 30 Hz timeline
 RATE_HZ = 30.0
