@@ -88,6 +88,9 @@ def format_table(report: dict[str, Any]) -> str:
     for i, (name, err) in enumerate(zip(names, report["per_joint_error_mm"], strict=False)):
         extra = "" if ap is None else f"   {num(ap[i], '{:.4f}')}"
         lines.append(f"  {i:2d} {name:<14} {num(err, '{:8.3f}')}{extra}")
+    if report.get("ap_10cm_per_part"):
+        lines.append("AP (10 cm) per body part, as in the paper's Table 5:")
+        lines.extend(f"  {part:<10} {num(v, '{:.4f}')}" for part, v in report["ap_10cm_per_part"].items())
     if report.get("timings_ms"):
         lines.append("timings (ms/frame): " + ", ".join(f"{k} {v:.2f}" for k, v in report["timings_ms"].items()))
     if report.get("report_dir"):
