@@ -20,7 +20,7 @@ from v2v_ros.core.arrays import cupy_available, to_numpy, to_torch
 from v2v_ros.core.camera import Intrinsics, cube_footprint
 from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
 from v2v_ros.core.detector import Detector
-from v2v_ros.core.inference import BACKENDS, PRECISIONS, Engine, fold_batchnorm, make_engine
+from v2v_ros.core.inference import BACKENDS, PRECISIONS, Engine, fold_batchnorm, make_engine, resolve_precision
 from v2v_ros.core.localize import BodyLocalizer, Localizer, localizer_for
 from v2v_ros.core.refiner import Refiner
 from v2v_ros.core.voxel import VoxelGrid
@@ -125,8 +125,9 @@ class PoseEstimator:
 
     @precision.setter
     def precision(self, value: str) -> None:
+        value = resolve_precision(value, self.device)  # "auto": bf16 where the hardware does it natively
         if value not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+            raise ValueError(f"precision must be auto or one of {', '.join(PRECISIONS)}, got {value!r}")
         self._precision = value
         self._engine = None
 

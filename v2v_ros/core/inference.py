@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import io
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -138,6 +139,29 @@ def use_mkldnn_convs(model: nn.Module) -> nn.Module:
         else:
             use_mkldnn_convs(child)
     return model
+
+
+def native_bf16_cpu() -> bool:
+    """True on CPUs with bf16 arithmetic in hardware (AVX512-BF16 or AMX), where bf16 is ~2× fp32.
+
+    oneDNN also runs bf16 on plain AVX-512 by conversion, which is no faster, so
+    ``auto`` must not pick it there.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and cpu_bf16_supported()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> the fastest precision that keeps the accuracy (docs/performance.md):
+    bf16 on CUDA with bf16 support (else fp16) and on CPUs with native bf16, fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if native_bf16_cpu() else "fp32"
 
 
 def cpu_bf16_supported() -> bool:

@@ -55,7 +55,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--out", type=Path, default=None, help="report folder (metrics.json, PNGs, predictions.npz)")
     e.add_argument("--overlays", type=int, default=4, help="number of overlay images in the report (default 4)")
     e.add_argument("--device", default="auto", help="torch device for the estimator (default auto)")
-    e.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"], help="network arithmetic")
+    e.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
+                   help="network arithmetic (auto: bf16 where the hardware does it natively, else fp32)")
     e.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="inference backend")
     e.add_argument("--no-detector", action="store_true",
                    help="localise with the depth-band localiser instead of the whole-image detector")

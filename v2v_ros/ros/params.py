@@ -24,7 +24,7 @@ PACKAGE = "v2v_ros"
 DEFAULT_MODEL = "models/hand_default.safetensors"
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # Same values as v2v_ros.core.inference.PRECISIONS / BACKENDS (not imported: that pulls in torch).
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # auto: see core.inference.resolve_precision
 BACKENDS = ("torch", "onnxruntime")
 
 
@@ -70,9 +70,9 @@ PARAMS: tuple[Param, ...] = (
           "the installed share directory of v2v_ros and the source tree.", read_only=True),
     Param("device", "auto", "Torch device: auto (CUDA when available), cpu or cuda:N. A CUDA device that is not "
           "available falls back to CPU with a warning.", read_only=True, constraints="auto | cpu | cuda[:N]"),
-    Param("precision", "fp32", "Network arithmetic: fp32; bf16 (CPUs with AVX512-BF16/AMX, or CUDA); fp16 (CUDA); "
+    Param("precision", "auto", "Network arithmetic: auto (bf16 where the CPU/GPU does it natively, else fp32); fp32; bf16 (CPUs with AVX512-BF16/AMX, or CUDA); fp16 (CUDA); "
           "int8 (CPU; post-training quantisation calibrated on synthetic hands at load). The measured "
-          "speed/accuracy trade-off is in docs/performance.md.", read_only=True, constraints="fp32 | bf16 | fp16 | int8"),
+          "speed/accuracy trade-off is in docs/performance.md.", read_only=True, constraints="auto | fp32 | bf16 | fp16 | int8"),
     Param("backend", "torch", "Inference backend: torch (BN folded, oneDNN/cuDNN, CUDA graphs) or onnxruntime "
           "(the same folded network exported to ONNX; fp32 or int8).", read_only=True,
           constraints="torch | onnxruntime"),
