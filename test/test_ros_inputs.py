@@ -242,7 +242,11 @@ def test_overload_bounded_and_drops_counted(tmp_path) -> None:
         assert c.get("frames_in") >= n * 0.8  # best-effort on loopback may lose a few
         assert c.get("dropped") > 0 and c.get("frames_out") < c.get("frames_in")
         assert max_slot <= 1 and max_pending <= 2 * h.node.pairer.capacity
-        assert snap.latency_p95_ms < 2000  # newest-wins: latency stays near one inference, never a backlog
+        # Newest-wins: a frame waits for at most the one in flight, so latency stays within a few
+        # inference times (estimated from this run: wall time / frames published), never a backlog
+        # of n frames. Relative, not absolute, so a loaded CI machine cannot fail it.
+        per_frame_ms = (time.monotonic() - t0) * 1e3 / max(c.get("frames_out"), 1)
+        assert snap.latency_p95_ms < 3 * per_frame_ms + 500
         assert rss1 - rss0 < 200 * 1024  # KiB
     finally:
         h.close()
