@@ -14,9 +14,7 @@ Stored as ``x.detector.safetensors`` + ``x.detector.json`` next to a pose model.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +22,7 @@ import torch
 from torch import nn
 
 from v2v_ros.core.camera import Intrinsics
-from v2v_ros.core.checkpoint import CheckpointError, checkpoint_paths
+from v2v_ros.core.companion import CompanionNet
 
 
 @dataclass
@@ -74,13 +72,15 @@ def target_cell(center_mm: np.ndarray, intr: Intrinsics, step: int, meta: Detect
     return (u / step + 0.5) / meta.cell - 0.5, (v / step + 0.5) / meta.cell - 0.5
 
 
-class Detector:
+class Detector(CompanionNet):
     """Callable (depth mm, intrinsics) -> hand centre mm (3,) or None."""
 
-    def __init__(self, net: DetectorNet, meta: DetectorMeta, device: torch.device | str = "cpu") -> None:
-        self.net = net.to(device).eval()
-        self.meta = meta
-        self.device = torch.device(device)
+    role = "detector"
+    meta_cls = DetectorMeta
+
+    @classmethod
+    def make_net(cls, meta: DetectorMeta) -> nn.Module:
+        return DetectorNet()
 
     def scores(self, depth_mm: np.ndarray) -> tuple[np.ndarray, int]:
         step = subsample_step(depth_mm.shape[1], self.meta)
@@ -119,38 +119,3 @@ class Detector:
             return guess
         # The visible points are the hand's front surface: push the mean back by half the offset.
         return pts[near].mean(axis=0).astype(np.float64) + np.array([0.0, 0.0, 0.5 * m.surface_offset_mm])
-
-    @staticmethod
-    def paths(pose_model_path: str | Path) -> tuple[Path, Path]:
-        weights, _ = checkpoint_paths(pose_model_path)
-        stem = weights.with_suffix("")
-        return stem.with_name(stem.name + ".detector.safetensors"), stem.with_name(stem.name + ".detector.json")
-
-    def save(self, weights: str | Path) -> Path:
-        from safetensors.torch import save_file  # noqa: PLC0415
-
-        weights = Path(weights)
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}, str(weights))
-        weights.with_suffix(".json").write_text(json.dumps(asdict(self.meta), indent=2, sort_keys=True) + "\n")
-        return weights
-
-    @classmethod
-    def load(cls, weights: str | Path, device: torch.device | str = "cpu") -> "Detector":
-        from safetensors import SafetensorError  # noqa: PLC0415
-        from safetensors.torch import load_file  # noqa: PLC0415
-
-        weights = Path(weights)
-        meta_path = weights.with_suffix(".json")
-        try:
-            meta = DetectorMeta(**json.loads(meta_path.read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"{meta_path}: unreadable detector metadata ({exc})") from exc
-        if meta.kind != "v2v_detector":
-            raise CheckpointError(f"{meta_path}: kind must be 'v2v_detector', got {meta.kind!r}")
-        net = DetectorNet()
-        try:
-            net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()})
-        except (SafetensorError, OSError, RuntimeError) as exc:
-            raise CheckpointError(f"{weights}: detector weights do not load ({exc})") from exc
-        return cls(net, meta, device)

@@ -10,9 +10,7 @@ Stored like the pose model: ``x.refiner.safetensors`` + ``x.refiner.json``.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +18,7 @@ import torch
 from torch import nn
 
 from v2v_ros.core.camera import Intrinsics
-from v2v_ros.core.checkpoint import CheckpointError, checkpoint_paths
+from v2v_ros.core.companion import CompanionNet
 
 
 @dataclass
@@ -74,13 +72,15 @@ def refiner_input(depth: np.ndarray, intr: Intrinsics, center: np.ndarray, meta:
     return np.clip(rel, -1.0, 1.0)
 
 
-class Refiner:
+class Refiner(CompanionNet):
     """Callable (depth mm, intrinsics, centre mm) -> refined centre mm, as PoseEstimator expects."""
 
-    def __init__(self, net: RefinerNet, meta: RefinerMeta, device: torch.device | str = "cpu") -> None:
-        self.net = net.to(device).eval()
-        self.meta = meta
-        self.device = torch.device(device)
+    role = "refiner"
+    meta_cls = RefinerMeta
+
+    @classmethod
+    def make_net(cls, meta: RefinerMeta) -> nn.Module:
+        return RefinerNet(meta.input_size)
 
     def __call__(self, depth: np.ndarray, intr: Intrinsics, center: np.ndarray) -> np.ndarray:
         c = np.asarray(center, dtype=np.float64)
@@ -90,40 +90,3 @@ class Refiner:
                 off = self.net(x)[0].double().cpu().numpy()
             c = c + off * (self.meta.cube_size / 2.0)
         return c
-
-    @staticmethod
-    def paths(pose_model_path: str | Path) -> tuple[Path, Path]:
-        """Refiner files that belong to a pose checkpoint: ``x.refiner.safetensors`` / ``.json``."""
-        weights, _ = checkpoint_paths(pose_model_path)
-        stem = weights.with_suffix("")
-        return stem.with_name(stem.name + ".refiner.safetensors"), stem.with_name(stem.name + ".refiner.json")
-
-    def save(self, weights: str | Path) -> Path:
-        from safetensors.torch import save_file  # noqa: PLC0415
-
-        weights = Path(weights)
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}, str(weights))
-        weights.with_suffix(".json").write_text(json.dumps(asdict(self.meta), indent=2, sort_keys=True) + "\n")
-        return weights
-
-    @classmethod
-    def load(cls, weights: str | Path, device: torch.device | str = "cpu") -> "Refiner":
-        from safetensors import SafetensorError  # noqa: PLC0415
-        from safetensors.torch import load_file  # noqa: PLC0415
-
-        weights = Path(weights)
-        meta_path = weights.with_suffix(".json")
-        try:
-            meta = RefinerMeta(**json.loads(meta_path.read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"{meta_path}: unreadable refiner metadata ({exc})") from exc
-        if meta.kind != "v2v_refiner":
-            raise CheckpointError(f"{meta_path}: kind must be 'v2v_refiner', got {meta.kind!r}")
-        net = RefinerNet(meta.input_size)
-        try:
-            state = load_file(str(weights))
-            net.load_state_dict({k: v.float() for k, v in state.items()})
-        except (SafetensorError, OSError, RuntimeError) as exc:
-            raise CheckpointError(f"{weights}: refiner weights do not load ({exc})") from exc
-        return cls(net, meta, device)
