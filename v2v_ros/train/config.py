@@ -88,3 +88,13 @@ def check_keys(cls: type, data: dict[str, Any], source: str) -> None:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {unknown}; known: {sorted(names)}")
+
+
+class YamlConfig:
+    """``from_yaml`` for plain config dataclasses: a YAML mapping, overrides, unknown keys rejected."""
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Any:
+        data = read_yaml(path, overrides)
+        check_keys(cls, data, str(path))
+        return cls(**data)

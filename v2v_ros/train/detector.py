@@ -19,11 +19,11 @@ import torch
 
 from v2v_ros.core.camera import Intrinsics
 from v2v_ros.core.detector import Detector, DetectorMeta, DetectorNet, detector_input, target_cell
-from v2v_ros.train.config import check_keys, read_yaml
+from v2v_ros.train.config import YamlConfig
 
 
 @dataclass
-class DetectorConfig:
+class DetectorConfig(YamlConfig):
     train_data: str = "data/detector_train.npz"
     val_data: str = "data/detector_val.npz"
     train_frames: int = 8000  # rendered when train_data does not exist yet
@@ -38,12 +38,6 @@ class DetectorConfig:
     seed: int = 0
     threads: int = 0
     workers: int = 2
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "DetectorConfig":
-        data = read_yaml(path, overrides)
-        check_keys(cls, data, str(path))
-        return cls(**data)
 
 
 def _lowres_config(width: int = 160) -> Any:

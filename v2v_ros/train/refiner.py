@@ -20,11 +20,11 @@ import torch
 from v2v_ros.core.camera import Intrinsics
 from v2v_ros.core.localize import Localizer, localizer_for
 from v2v_ros.core.refiner import Refiner, RefinerMeta, RefinerNet, refiner_input
-from v2v_ros.train.config import check_keys, read_yaml
+from v2v_ros.train.config import YamlConfig
 
 
 @dataclass
-class RefinerConfig:
+class RefinerConfig(YamlConfig):
     skeleton: str = "hand_msra21"  # picks the localiser whose errors the refiner learns to undo
     train_data: str = "data/synth_train"
     val_data: str = ""
@@ -45,12 +45,6 @@ class RefinerConfig:
     seed: int = 0
     threads: int = 0
     val_frames: int = 300
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "RefinerConfig":
-        data = read_yaml(path, overrides)
-        check_keys(cls, data, str(path))
-        return cls(**data)
 
 
 def crop_intrinsics(intr: Intrinsics, offset: tuple[int, int]) -> Intrinsics:
