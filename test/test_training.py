@@ -164,3 +164,15 @@ def test_intrinsics_of_crops_keep_projection() -> None:
     crop = crop_intrinsics(cam, (100, 50))
     p = np.array([10.0, 20.0, 500.0])
     np.testing.assert_allclose(crop.to_uvd(p)[:2], cam.to_uvd(p)[:2] - [100, 50])
+
+
+def test_step_decay_of_the_learning_rate(shards: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig.from_dict({"lr": 1e-3, "lr_milestones": [1, 3], "lr_gamma": 0.5})
+    assert [cfg.lr_at(e) for e in range(5)] == [1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
+    assert TrainConfig().lr_at(9) == TrainConfig().lr  # paper default: constant
+    with pytest.raises(ValueError, match="lr_milestones"):
+        TrainConfig.from_dict({"lr_milestones": [0]})
+    # The optimiser really runs the second epoch at the decayed rate (and last.pt keeps it for a resume).
+    out, _ = train(_cfg(shards, tmp_path / "run", lr_milestones=[1], lr_gamma=0.5))
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.5 * TrainConfig().lr)

@@ -145,6 +145,8 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
                              cfg.center_jitter_mm, start_step=step)
         loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers,
                             pin_memory=device.type == "cuda", persistent_workers=False)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr_at(epoch)
         model.train()
         t_save = time.time()
         bar = None
