@@ -20,6 +20,9 @@ def test_bench_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]
     assert r["forward_gflop_88"] == pytest.approx(2 * 36.398782464, rel=1e-6)
     assert r["floor_ms_88"] > 0 and r["forward_ms_88"] > 0
     assert any("not found" in n for n in r["notes"])
+    t = r["tracking"]  # the 30 Hz stream with tracking: every frame accounted for, stages averaged
+    assert t["frames"] == sum(t["reference"].values()) == 61
+    assert {"forward", "voxelize", "decode"} <= set(t["stages_ms"]) and t["around_network_ms"] > 0
 
 
 @pytest.mark.slow

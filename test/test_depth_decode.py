@@ -36,8 +36,12 @@ def test_step_padding_is_skipped() -> None:
 
 def test_32fc1_metres_nan_inf_negative_become_zero() -> None:
     m = np.array([[0.5, np.nan, np.inf, -1.0]], np.float32)
-    out = decode_depth(m.tobytes(), "32FC1", 1, 4, 16)
+    report: dict[str, int] = {}
+    out = decode_depth(m.tobytes(), "32FC1", 1, 4, 16, report=report)
     assert out.tolist() == [[500.0, 0.0, 0.0, 0.0]]
+    assert report == {"nonfinite": 2}  # NaN and inf, counted in the decoding pass (negatives are not)
+    decode_depth(np.array([[1, 2]], "<u2").tobytes(), "16UC1", 1, 2, 4, report=report)
+    assert report == {"nonfinite": 0}
 
 
 @pytest.mark.parametrize("kw,reason", [

@@ -137,6 +137,29 @@ def test_parameters_validation_and_runtime_updates(harness: Harness) -> None:
     assert xs[0] < xs[1] < xs[2]  # smoothed estimate lags behind the raw one
 
 
+def test_tracking_centres_each_cube_on_the_previous_estimate(harness: Harness) -> None:
+    node = harness.node
+    assert node.set_parameters([Parameter("tracking.min_score", value=0.0),  # random weights score low
+                                Parameter("tracking.enabled", value=True)])[0].successful
+    try:
+        t0 = 1_700_000_007_000_000_000
+        msgs = [_send_and_wait(harness, t0 + i * 33_000_000, depth=blob_depth(center_mm=(10.0 * i, 0.0, 500.0)))
+                for i in range(3)]
+        sks = [m.skeletons[0] for m in msgs]
+        for prev, cur in zip(sks, sks[1:], strict=False):
+            mean = np.mean([[k.position.x, k.position.y, k.position.z] for k in prev.keypoints], axis=0)
+            ref = np.array([cur.reference_point.x, cur.reference_point.y, cur.reference_point.z])
+            np.testing.assert_allclose(ref, mean, atol=1e-6)  # metres, previous skeleton's joint mean
+        counters = node.snapshot().counters
+        assert counters["reference.tracked"] == 2 and counters["reference.detected"] >= 1
+        # a stamp far in the future is a gap: the track restarts from a detection
+        _send_and_wait(harness, t0 + 5 * 10**9)
+        assert node.snapshot().counters["reference.redetected"] == 1
+        assert not node.set_parameters([Parameter("tracking.max_gap_s", value=0.0)])[0].successful
+    finally:
+        assert node.set_parameters([Parameter("tracking.enabled", value=False)])[0].successful
+
+
 def test_diagnostics_published(harness: Harness) -> None:
     got: list[DiagnosticArray] = []
     sub = harness.client.create_subscription(DiagnosticArray, "/diagnostics", got.append, 10)

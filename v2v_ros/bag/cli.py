@@ -28,6 +28,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--static-camera-info", action="store_true", help="reuse the latest camera_info for every frame")
     p.add_argument("--min-confidence", type=float, default=0.0)
     p.add_argument("--limit", type=int, default=None, help="only the first N depth frames")
+    p.add_argument("--tracking", action="store_true",
+                   help="follow the target from frame to frame as the node does with tracking.enabled "
+                        "(detector/refiner only to acquire, re-check and recover it)")
+    p.add_argument("--redetect-every", type=int, default=30, help="with --tracking: frames between detections")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_eval_bag)
 
@@ -51,15 +55,17 @@ def run_eval_bag(args: argparse.Namespace) -> int:
     from v2v_ros.core.checkpoint import CheckpointError  # noqa: PLC0415
     from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415
     from v2v_ros.core.skeletons import SKELETONS  # noqa: PLC0415
+    from v2v_ros.core.tracking import TrackingConfig, TrackingEstimator  # noqa: PLC0415
 
     try:
         model = _resolve(args.model)
         est = PoseEstimator.load(model, device=args.device)
+        tracker = TrackingEstimator(est, TrackingConfig(enabled=args.tracking, redetect_every=args.redetect_every))
         open_reader(args.bag).close()
         storage = args.storage or bag_storage(args.bag)
         out: Path = args.out
         out.mkdir(parents=True, exist_ok=True)
-        run = run_bag(est, args.bag, args.depth_topic, args.info_topic, args.gt_topic, out / "predictions",
+        run = run_bag(tracker, args.bag, args.depth_topic, args.info_topic, args.gt_topic, out / "predictions",
                       args.pred_topic, storage, args.static_camera_info, args.min_confidence, args.limit,
                       progress=not args.no_progress)
     except (BagError, CheckpointError, FileNotFoundError, KeyError, ValueError) as exc:
@@ -69,7 +75,8 @@ def run_eval_bag(args: argparse.Namespace) -> int:
     if args.gt_topic:
         report, _, _ = score(run.pred, run.gt, list(est.joint_names))
     sk = SKELETONS.get(est.meta.skeleton)
-    summary = write_outputs(out, run, report, {"bag": str(args.bag), "model": str(model), "device": str(est.device)},
+    summary = write_outputs(out, run, report, {"bag": str(args.bag), "model": str(model), "device": str(est.device),
+                                                 "reference": run.reference},
                             sk.bones if sk else None)
     print(format_summary(summary))
     return 0

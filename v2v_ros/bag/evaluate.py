@@ -21,6 +21,7 @@ import numpy as np
 from v2v_ros.bag.io import SkeletonBagWriter, iter_messages, skeleton_array_to_mm, stamp_ns_of, topic_types
 from v2v_ros.core.depth_decode import DepthDecodeError, compressed_msg_to_mm, image_msg_to_mm, info_msg_to_intrinsics
 from v2v_ros.core.stream import StampPairer
+from v2v_ros.core.tracking import TrackingConfig, TrackingEstimator
 
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 
@@ -38,13 +39,21 @@ class BagRun:
     overlay: dict[str, Any] | None = None
     joint_names: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    reference: dict[str, int] = field(default_factory=dict)  # how cube centres were found (tracking stats)
 
 
 def run_bag(estimator: Any, bag: str | Path, depth_topic: str, info_topic: str, gt_topic: str | None = None,
             out_bag: str | Path | None = None, pred_topic: str = "/v2v_pose_node/skeletons", storage: str = "sqlite3",
             static_info: bool = False, min_confidence: float = 0.0, limit: int | None = None,
             progress: bool = True, on_frame: Callable[[int], None] | None = None) -> BagRun:
-    """Estimate every paired depth frame of ``bag``; optionally write the predictions bag."""
+    """Estimate every paired depth frame of ``bag``; optionally write the predictions bag.
+
+    ``estimator`` is a PoseEstimator or, to evaluate what the node does with
+    ``tracking.enabled``, a TrackingEstimator around one (frames are fed in bag order
+    with their stamps, exactly as the node sees them).
+    """
+    if not isinstance(estimator, TrackingEstimator):
+        estimator = TrackingEstimator(estimator, TrackingConfig(enabled=False))
     types = topic_types(bag)
     if depth_topic not in types:
         raise KeyError(f"depth topic {depth_topic!r} not in {bag} (topics: {sorted(types)})")
@@ -92,6 +101,7 @@ def run_bag(estimator: Any, bag: str | Path, depth_topic: str, info_topic: str, 
         if writer is not None:
             writer.close()
     run.wall_s = time.perf_counter() - t_start
+    run.reference = dict(estimator.stats)
     return run
 
 
@@ -111,7 +121,7 @@ def _process(estimator: Any, pair: Any, compressed: bool, run: BagRun, writer: S
         run.rejected["all_invalid"] += 1
         run.pred[stamp] = None
     else:
-        res = estimator.estimate(depth, intr)
+        res = estimator.estimate(depth, intr, stamp_ns=stamp)
         ok = res.valid and float(np.mean(res.confidence)) >= min_confidence
         run.pred[stamp] = np.asarray(res.joints, np.float64) if ok else None
         if ok:

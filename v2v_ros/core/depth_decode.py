@@ -51,11 +51,14 @@ def decode_depth(
     step: int,
     is_bigendian: bool | int = False,
     max_pixels: int = MAX_PIXELS,
+    report: dict[str, int] | None = None,
 ) -> np.ndarray:
     """Raw ``sensor_msgs/Image`` fields -> (height, width) float32 depth in mm.
 
     Invalid pixels (0, NaN, inf, negative) become 0, the convention of
-    :func:`v2v_ros.core.estimator.check_depth`. Raises DepthDecodeError for a wrong
+    :func:`v2v_ros.core.estimator.check_depth`; a given ``report`` dict receives
+    ``nonfinite``, the number of NaN/inf pixels (found in the same pass, so callers
+    that count them need no second scan of the image). Raises DepthDecodeError for a wrong
     encoding, a zero or absurd size, a ``step`` smaller than a row, or a data length
     that does not match ``height * step``.
     """
@@ -86,10 +89,15 @@ def decode_depth(
     depth = image.astype(np.float32)
     if scale != 1.0:
         depth *= np.float32(scale)
+    nonfinite = 0
     if kind[0] == "f":
-        bad = ~np.isfinite(depth) | (depth < 0)
+        finite = np.isfinite(depth)
+        bad = ~finite | (depth < 0)
         if bad.any():
             depth[bad] = 0.0
+            nonfinite = int(finite.size - np.count_nonzero(finite))
+    if report is not None:
+        report["nonfinite"] = nonfinite
     return depth
 
 
@@ -156,10 +164,10 @@ def encode_depth(depth_mm: np.ndarray, encoding: str = "16UC1", is_bigendian: bo
 
 
 # -- duck-typed message readers (rclpy messages and rosbags dataclasses have the same fields) --
-def image_msg_to_mm(msg: object, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """``sensor_msgs/Image`` (any implementation) -> (H, W) float32 mm."""
+def image_msg_to_mm(msg: object, max_pixels: int = MAX_PIXELS, report: dict[str, int] | None = None) -> np.ndarray:
+    """``sensor_msgs/Image`` (any implementation) -> (H, W) float32 mm (``report``: see decode_depth)."""
     m: Any = msg
-    return decode_depth(m.data, m.encoding, m.height, m.width, m.step, bool(m.is_bigendian), max_pixels)
+    return decode_depth(m.data, m.encoding, m.height, m.width, m.step, bool(m.is_bigendian), max_pixels, report)
 
 
 def compressed_msg_to_mm(msg: object, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -184,14 +192,3 @@ def info_msg_to_intrinsics(msg: object, image_shape: tuple[int, int] | None = No
         if (int(m.width), int(m.height)) != (w, h):
             raise DepthDecodeError("camera_info", f"camera_info size {m.width}x{m.height} != image size {w}x{h}")
     return intr
-
-
-def has_nonfinite(msg: object) -> bool:
-    """Whether a 32FC1 Image holds NaN/inf pixels (tolerated, but worth counting)."""
-    m: Any = msg
-    if m.encoding != "32FC1":
-        return False
-    dtype = np.dtype("f4").newbyteorder(">" if m.is_bigendian else "<")
-    buf = np.frombuffer(m.data, dtype=np.uint8)
-    rows = buf.reshape(m.height, m.step)[:, : m.width * 4]
-    return not bool(np.all(np.isfinite(np.ascontiguousarray(rows).view(dtype))))

@@ -45,6 +45,7 @@ class PoseResult:
     reason: str = ""  # why the result is invalid (empty when valid)
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage
     points_in_cube: int = 0
+    tracked: bool = False  # cube centred on the previous frame's estimate (core.tracking), not a detection
 
     @property
     def score(self) -> float:

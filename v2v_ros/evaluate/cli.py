@@ -60,6 +60,10 @@ def register(subparsers: Any) -> None:
     e.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="inference backend")
     e.add_argument("--no-detector", action="store_true",
                    help="localise with the depth-band localiser instead of the whole-image detector")
+    e.add_argument("--tracking", action="store_true",
+                   help="play the frames as a 30 Hz stream and follow the target from frame to frame, as the node "
+                        "does with tracking.enabled (meant for `v2v synth --sequence` datasets)")
+    e.add_argument("--redetect-every", type=int, default=30, help="with --tracking: frames between detections")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.set_defaults(func=cmd_eval)
 
@@ -159,10 +163,15 @@ def _load_estimator(args: argparse.Namespace) -> Any:
         if not Path(path).is_file():
             raise FileNotFoundError(f"checkpoint {path} not found")
     # Several checkpoints: one estimator whose vmapped forward averages them (epoch ensemble).
-    return PoseEstimator.load([str(p) for p in paths], device=args.device,
-                              refiner=False if args.no_refiner else "auto",
-                              detector=False if args.no_detector else "auto",
-                              precision=args.precision, backend=args.backend)
+    est = PoseEstimator.load([str(p) for p in paths], device=args.device,
+                             refiner=False if args.no_refiner else "auto",
+                             detector=False if args.no_detector else "auto",
+                             precision=args.precision, backend=args.backend)
+    if not getattr(args, "tracking", False):
+        return est
+    from v2v_ros.core.tracking import TrackingConfig, TrackingEstimator
+
+    return TrackingEstimator(est, TrackingConfig(enabled=True, redetect_every=args.redetect_every))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -188,11 +197,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
              "refiner": getattr(estimator, "refiner", None) is not None,
              "detector": getattr(estimator, "detector", None) is not None,
              "precision": getattr(estimator, "precision", "fp32")}
+    if getattr(args, "tracking", False) and args.centers is not None:
+        _err("--tracking finds its own cube centres; it cannot be combined with --centers")
+        return 2
     try:
         report = evaluate_estimator(estimator, frames, spec=spec, limit=args.limit, centers=centers, out_dir=args.out,
                                     num_overlays=args.overlays, progress=sys.stderr.isatty(), extra=extra)
     except ValueError as exc:
         _err(str(exc))
         return 2
+    if getattr(estimator, "follows_stream", False):
+        report["reference"] = dict(estimator.stats)
     _emit(report, args.json)
     return 0

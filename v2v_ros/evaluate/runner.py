@@ -95,7 +95,10 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
         if centers is not None and i < len(centers) and np.isfinite(centers[i]).all():
             ref = np.asarray(centers[i], dtype=np.float64)
         t0 = time.perf_counter()
-        result = estimator.estimate(depth, frame.intrinsics, reference_point=ref)
+        if getattr(estimator, "follows_stream", False):  # core.tracking.TrackingEstimator: needs stamps
+            result = estimator.estimate(depth, frame.intrinsics, stamp_ns=stream_stamp_ns(i, frame))
+        else:
+            result = estimator.estimate(depth, frame.intrinsics, reference_point=ref)
         wall += time.perf_counter() - t0
         if result.valid:
             pred = match_joints(result.joints, getattr(result, "joint_names", None), joint_names, len(gt))
@@ -118,6 +121,17 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
         timings_ms={k: stage_sum[k] / stage_n[k] for k in stage_sum},
         wall_ms=1000.0 * wall / len(preds), invalid_reasons=reasons, overlays=overlays,
     )
+
+
+STREAM_RATE_HZ = 30.0
+
+
+def stream_stamp_ns(index: int, frame: Any, rate_hz: float = STREAM_RATE_HZ) -> int:
+    """Stamp of frame ``index`` played as a camera stream: ``rate_hz`` within a clip of a
+    ``v2v synth --sequence`` dataset, and a one-second gap between clips (a new scene:
+    a tracker must not carry its target across)."""
+    clip = int((getattr(frame, "info", None) or {}).get("clip", 0))
+    return int(round(index * 1e9 / rate_hz)) + clip * 1_000_000_000
 
 
 def frames_skeleton(frames: Any) -> Any:

@@ -35,10 +35,20 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from v2v_ros.core.depth_decode import DepthDecodeError, has_nonfinite
+from v2v_ros.core.depth_decode import DepthDecodeError
 from v2v_ros.core.estimator import PoseEstimator, PoseResult
 from v2v_ros.core.filters import OneEuroFilter
-from v2v_ros.core.stream import Counters, LatencyStats, LatestSlot, Paired, RateMeter, StampPairer, Throttle
+from v2v_ros.core.stream import (
+    Counters,
+    LatencyStats,
+    LatestSlot,
+    Paired,
+    RateMeter,
+    StampPairer,
+    Throttle,
+    stamp_to_ns,
+)
+from v2v_ros.core.tracking import TrackingConfig, TrackingEstimator
 from v2v_ros.core.voxel import VoxelGrid
 from v2v_ros.msg import Skeleton3DArray
 from v2v_ros.ros import params as P
@@ -64,6 +74,13 @@ class _Frame:
 
     msg: Any
     compressed: bool
+
+
+def tracking_config(cfg: dict[str, Any]) -> TrackingConfig:
+    """The tracking.* parameters as the core's TrackingConfig."""
+    return TrackingConfig(enabled=bool(cfg["tracking.enabled"]), max_gap_s=float(cfg["tracking.max_gap_s"]),
+                          redetect_every=int(cfg["tracking.redetect_every"]),
+                          min_score=float(cfg["tracking.min_score"]))
 
 
 class PoseNode(LifecycleNode):
@@ -145,6 +162,11 @@ class PoseNode(LifecycleNode):
         if names & {"cube_size", "depth_band_mm", "min_depth_mm", "max_depth_mm"}:
             with self._est_lock:
                 self._apply_geometry()
+        if any(n.startswith("tracking.") for n in names):
+            with self._est_lock:
+                if self._estimator is not None:
+                    self._estimator.config = tracking_config(self._cfg)
+                    self._estimator.reset()
 
     def _apply_geometry(self) -> None:
         """Cube size and localisation band on every loaded estimator (caller holds _est_lock)."""
@@ -203,6 +225,9 @@ class PoseNode(LifecycleNode):
                 CompressedImage, "depth/image/compressedDepth", self._on_compressed, qos,
                 qos_overriding_options=overrides))
         self.slot.reopen()
+        with self._est_lock:
+            if self._estimator is not None:
+                self._estimator.reset()  # frames from before a deactivation are no track to follow
         self._running.set()
         self._worker = threading.Thread(target=self._work, name="v2v_pose_worker", daemon=True)
         self._worker.start()
@@ -256,14 +281,15 @@ class PoseNode(LifecycleNode):
                 return "cpu"
         return device
 
-    def _load(self, paths: list[Any], device: str, cfg: dict[str, Any]) -> tuple[PoseEstimator, Any]:
+    def _load(self, paths: list[Any], device: str, cfg: dict[str, Any]) -> tuple[PoseEstimator, TrackingEstimator]:
         """(main estimator, estimator to call): the same object; several paths form one
         epoch ensemble evaluated in a single batched forward by PoseEstimator."""
         est = PoseEstimator.load(paths if len(paths) > 1 else paths[0], device=device,
                                  refiner=bool(cfg["use_refinement"]),  # True: configure fails if it is missing
                                  detector=bool(cfg["use_detector"]),
                                  precision=cfg["precision"], backend=cfg["backend"])
-        return est, est  # cube and localisation band are applied by _apply_geometry
+        # cube and localisation band are applied to `est` by _apply_geometry; frames go through the tracker
+        return est, TrackingEstimator(est, tracking_config(cfg))
 
     def _release(self) -> None:
         with self._est_lock:
@@ -343,15 +369,16 @@ class PoseNode(LifecycleNode):
             return
         frame: _Frame = pair.depth
         header: Header = frame.msg.header
+        decoded: dict[str, int] = {}
         try:
             depth = (compressed_to_mm(frame.msg, cfg["max_pixels"]) if frame.compressed
-                     else image_to_mm(frame.msg, cfg["max_pixels"]))
+                     else image_to_mm(frame.msg, cfg["max_pixels"], decoded))
             intr = info_to_intrinsics(pair.info, depth.shape)
         except DepthDecodeError as exc:
             self._reject(exc.reason, str(exc))
             return
         # Non-finite pixels were zeroed by the decoder; count them as a (tolerated) input problem.
-        if not frame.compressed and has_nonfinite(frame.msg):
+        if decoded.get("nonfinite"):
             self._warn("nonfinite_pixels", "depth contains NaN/inf pixels (treated as invalid)")
         result: PoseResult | None = None
         if not np.any(depth > 0):
@@ -362,7 +389,7 @@ class PoseNode(LifecycleNode):
                 if est is None:
                     return
                 try:
-                    result = est.estimate(depth, intr)
+                    result = est.estimate(depth, intr, stamp_ns=stamp_to_ns(header.stamp.sec, header.stamp.nanosec))
                 except ValueError as exc:
                     self._reject("estimator", f"estimator rejected the frame: {exc}")
                     return
@@ -427,6 +454,9 @@ class PoseNode(LifecycleNode):
         recent = self._last_problem if time.monotonic() - self._last_problem_t < 10.0 else ""
         counters = self.counters.snapshot()
         counters["dropped"] = counters.get("dropped", 0)
+        est = self._estimator
+        if est is not None and getattr(est, "config", None) is not None and est.config.enabled:
+            counters.update({f"reference.{k}": v for k, v in est.stats.items()})
         with self._pair_lock:
             queue = {"pending_depth": self.pairer.pending_depth, "pending_total": len(self.pairer),
                      "slot": len(self.slot)}

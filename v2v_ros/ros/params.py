@@ -92,6 +92,16 @@ PARAMS: tuple[Param, ...] = (
     Param("max_depth_mm", 3000.0, "Hand localisation: ignore depth farther than this (mm).", range=(1.0, 20000.0)),
     Param("min_confidence", 0.0, "Skeletons whose mean joint confidence is below this are not published "
           "(an empty array is).", range=(0.0, 1.0)),
+    # -- reference-point tracking (runtime; core.tracking) --
+    Param("tracking.enabled", False, "Centre each frame's cube on the previous frame's estimate, so the detector "
+          "and refinement CNN run only to acquire, re-check or recover the target (a stream moves a few mm per "
+          "frame). Off: every frame is detected from scratch."),
+    Param("tracking.max_gap_s", 0.25, "Frames further apart than this (s), or out of order, start over with a "
+          "detection.", range=(0.001, 10.0)),
+    Param("tracking.redetect_every", 30, "Run the detector anyway after this many tracked frames, so a drifted "
+          "track is corrected; 0 = only when the track is lost.", range=(0, 100000)),
+    Param("tracking.min_score", 0.15, "A tracked pose with a mean joint confidence below this counts as lost; "
+          "the frame is re-estimated from a detection.", range=(0.0, 1.0)),
     # -- temporal smoothing (runtime) --
     Param("smoothing.enabled", False, "Smooth joints over time with a One Euro filter."),
     Param("smoothing.min_cutoff", 1.0, "One Euro filter cut-off at rest (Hz); lower = smoother.", range=(0.001, 100.0)),

@@ -13,6 +13,7 @@ produce the same dataset.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -76,6 +77,12 @@ class SynthConfig:
     clutter: bool = True
     margin_px: float = 4.0
     sensor: SensorModel = field(default_factory=SensorModel)
+    # 0: independent frames. L > 0: clips of L consecutive frames in which one hand moves
+    # smoothly (pose, rotation and position interpolated between two nearby keyframes),
+    # what a camera stream looks like; frame i is frame i % L of clip i // L.
+    sequence_length: int = 0
+    sequence_motion_mm: float = 60.0  # std of the keyframes' displacement per axis
+    sequence_rotation_deg: float = 45.0  # largest rotation between the keyframes
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "SynthConfig":
@@ -105,17 +112,25 @@ def render_frame(seed: int, index: int, config: SynthConfig | None = None) -> Fr
     """Sample ``index`` of dataset ``seed``: the full depth image and the 21 MSRA joints (mm, camera frame)."""
     cfg = config or SynthConfig()
     rng = np.random.default_rng([int(seed), int(index)])
-    shape = sample_shape(rng, cfg.scale_range, left_probability=cfg.left_probability)
-    pose = sample_pose(rng)
-    model = HandModel(shape)
-    joints_hand = model.joints(pose)
     intr, size = cfg.intrinsics, cfg.size
-    rot, trans = place_hand(rng, model, pose, joints_hand, intr, size, cfg.depth_range, cfg.margin_px)
+    if cfg.sequence_length > 0:
+        # The clip's hand, motion and scene come from the clip's generator; only the
+        # sensor noise below is drawn per frame, from the frame's own.
+        shape, pose, rot, trans, clutter_rng = _sequence_state(int(seed), int(index), cfg)
+        model = HandModel(shape)
+        joints_hand = model.joints(pose)
+    else:
+        shape = sample_shape(rng, cfg.scale_range, left_probability=cfg.left_probability)
+        pose = sample_pose(rng)
+        model = HandModel(shape)
+        joints_hand = model.joints(pose)
+        rot, trans = place_hand(rng, model, pose, joints_hand, intr, size, cfg.depth_range, cfg.margin_px)
+        clutter_rng = rng
     joints = joints_hand @ rot.T + trans
     prims = model.primitives(pose, rot, trans)
     clutter: list[str] = []
     if cfg.clutter:
-        extra, clutter = sample_clutter(rng, joints, intr, size)
+        extra, clutter = sample_clutter(clutter_rng, _sequence_anchor(joints, cfg, int(seed), int(index)), intr, size)
         prims = prims + extra
     zbuf, cos = render_zbuffer(prims, intr, size)
     depth = apply_sensor(zbuf, cos, rng, cfg.sensor)
@@ -130,7 +145,62 @@ def render_frame(seed: int, index: int, config: SynthConfig | None = None) -> Fr
         "clutter": clutter,
         "skeleton": HAND_MSRA21.name,
     }
+    if cfg.sequence_length > 0:
+        info["clip"] = int(index) // cfg.sequence_length
     return Frame(depth, (0, 0), intr, size, joints.astype(np.float32), info)
+
+
+def _axis_angle(axis: np.ndarray, deg: float) -> np.ndarray:
+    """Rotation matrix of ``deg`` degrees about unit ``axis`` (Rodrigues)."""
+    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    a = np.radians(deg)
+    return np.eye(3) + np.sin(a) * k + (1.0 - np.cos(a)) * (k @ k)
+
+
+@functools.lru_cache(maxsize=16)
+def _clip_keyframes(seed: int, clip: int, cfg: SynthConfig) -> dict[str, Any]:
+    """The two keyframes of one clip: a hand placed in view, and where it moves to (cached: read-only)."""
+    rng = np.random.default_rng([seed, clip, 1])
+    shape = sample_shape(rng, cfg.scale_range, left_probability=cfg.left_probability)
+    pose_a, pose_b = sample_pose(rng), sample_pose(rng)
+    model = HandModel(shape)
+    joints_a = model.joints(pose_a)
+    intr, size = cfg.intrinsics, cfg.size
+    rot, trans = place_hand(rng, model, pose_a, joints_a, intr, size, cfg.depth_range, cfg.margin_px)
+    centre = joints_a.mean(axis=0) @ rot.T + trans
+    axis = rng.standard_normal(3)
+    axis /= np.linalg.norm(axis)
+    angle = rng.uniform(0.0, cfg.sequence_rotation_deg)
+    move = rng.normal(0.0, cfg.sequence_motion_mm, 3)
+    # keep the end point's depth in range and in front of the camera
+    move[2] = np.clip(centre[2] + move[2], *cfg.depth_range) - centre[2]
+    return {"shape": shape, "pose_a": pose_a, "pose_b": pose_b, "rot": rot, "trans": trans, "centre": centre,
+            "axis": axis, "angle": angle, "move": move, "clutter_seed": int(rng.integers(2**31))}
+
+
+def _sequence_state(seed: int, index: int, cfg: SynthConfig) -> tuple[Any, HandPose, np.ndarray, np.ndarray, Any]:
+    """Shape, pose and placement of frame ``index`` of a clip (smooth ease-in/ease-out motion)."""
+    length = cfg.sequence_length
+    k = _clip_keyframes(seed, index // length, cfg)
+    t = (index % length) / max(length - 1, 1)
+    s = 0.5 - 0.5 * np.cos(np.pi * t)  # zero velocity at both keyframes
+    a, b = k["pose_a"], k["pose_b"]
+    pose = HandPose(angles=(1 - s) * a.angles + s * b.angles, wrist=(1 - s) * a.wrist + s * b.wrist,
+                    name=f"seq:{a.name}->{b.name}")
+    turn = _axis_angle(k["axis"], s * k["angle"])
+    rot = turn @ k["rot"]
+    # rotate about the hand centre, then move the centre along the clip's displacement
+    trans = turn @ (k["trans"] - k["centre"]) + k["centre"] + s * k["move"]
+    return k["shape"], pose, rot, trans, np.random.default_rng(k["clutter_seed"])
+
+
+def _sequence_anchor(joints: np.ndarray, cfg: SynthConfig, seed: int, index: int) -> np.ndarray:
+    """Joints the clutter is placed around: the clip's first frame, so the scene stays put while the hand moves."""
+    if cfg.sequence_length <= 0:
+        return joints
+    first = index - index % cfg.sequence_length
+    shape, pose, rot, trans, _ = _sequence_state(seed, first, cfg)
+    return HandModel(shape).joints(pose) @ rot.T + trans
 
 
 def measure_fps(n: int = 200, config: SynthConfig | None = None, seed: int = 0) -> dict[str, float]:

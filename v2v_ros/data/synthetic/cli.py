@@ -45,6 +45,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--shard-size", type=int, default=256, help="frames per shard file")
     p.add_argument("--no-clutter", action="store_true",
                    help="hand and forearm only: no table, body or objects (bodies: no furniture)")
+    p.add_argument("--sequence", type=int, default=0, metavar="L",
+                   help="hands: clips of L consecutive frames of one smoothly moving hand (a camera stream, "
+                        "for tracking); 0 = independent frames")
     p.add_argument("--bag", action="store_true", help="also write a rosbag2 of full frames + ground truth to OUT/bag")
     p.add_argument("--bag-format", choices=["sqlite3", "mcap"], default="sqlite3", help="rosbag2 storage plugin")
     p.add_argument("--workers", type=int, default=1, help="generator processes")
@@ -64,7 +67,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
         overrides["cy"] = (overrides.get("height", cfg.height) - 1) / 2.0
     if "fx" in overrides and "fy" not in overrides:
         overrides["fy"] = overrides["fx"]
-    return replace(cfg, **overrides, clutter=not args.no_clutter, depth_range=(args.depth_min, args.depth_max))
+    if args.sequence < 0:
+        raise SystemExit(f"synth: --sequence must be >= 0, got {args.sequence}")
+    return replace(cfg, **overrides, clutter=not args.no_clutter, depth_range=(args.depth_min, args.depth_max),
+                   sequence_length=args.sequence)
 
 
 def body_config_from_args(args: argparse.Namespace) -> Any:
