@@ -30,7 +30,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from v2v_ros.ros.convert import make_camera_info, make_image  # noqa: E402
-from v2v_ros.ros.diagnostics import status_values  # noqa: E402
+from v2v_ros.ros.diagnostics import build_status, status_values  # noqa: E402
 from v2v_ros.ros.testing import FRAME, INTR, Harness, blob_depth, wait_for, write_tiny_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -152,6 +152,7 @@ def test_tracking_centres_each_cube_on_the_previous_estimate(harness: Harness) -
             np.testing.assert_allclose(ref, mean, atol=1e-6)  # metres, previous skeleton's joint mean
         counters = node.snapshot().counters
         assert counters["reference.tracked"] == 2 and counters["reference.detected"] >= 1
+        assert status_values(build_status(node.snapshot()))["reference.tracked"] == "2"  # in /diagnostics
         # a stamp far in the future is a gap: the track restarts from a detection
         _send_and_wait(harness, t0 + 5 * 10**9)
         assert node.snapshot().counters["reference.redetected"] == 1

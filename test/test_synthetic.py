@@ -40,6 +40,26 @@ def test_same_seed_and_index_give_identical_frames() -> None:
     assert not np.array_equal(render_frame(12, 5).joints, a.joints)
 
 
+def test_sequences_move_one_hand_smoothly_within_a_clip() -> None:
+    cfg = SynthConfig(sequence_length=8, width=320, height=240, cx=159.5, cy=119.5, fx=300.0, fy=300.0)
+    frames = [render_frame(4, i, cfg) for i in range(16)]
+    assert [f.info["clip"] for f in frames] == [0] * 8 + [1] * 8
+    # same hand (size, side, scene) through a clip; different noise per frame
+    assert len({(f.info["scale"], f.info["handedness"], tuple(f.info["clutter"])) for f in frames[:8]}) == 1
+    # the clip's bones keep their lengths while the hand moves (one rigid skeleton, interpolated angles)
+    bones = [np.linalg.norm(f.joints[1] - f.joints[0]) for f in frames[:8]]
+    np.testing.assert_allclose(bones, bones[0], rtol=1e-4)
+    centres = np.array([f.joints.mean(axis=0) for f in frames])
+    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    within, across = np.delete(steps, 7), steps[7]
+    assert within.max() < 40.0 and across > within.max()  # smooth inside, a cut between clips
+    assert within[0] < within[3]  # eases in: slow at the keyframe, faster mid-clip
+    # deterministic in (seed, index) alone, whatever order frames are made in
+    again = render_frame(4, 5, cfg)
+    np.testing.assert_array_equal(again.depth, frames[5].depth)
+    np.testing.assert_array_equal(again.joints, frames[5].joints)
+
+
 def test_frame_format() -> None:
     f = render_frame(0, 1)
     assert f.depth.shape == (480, 640) and f.depth.dtype == np.float32

@@ -37,6 +37,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder (replaced)")
     p.add_argument("--frames", type=int, default=90, help="synthetic frames (30 Hz)")
     p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--sequence", type=int, default=30, metavar="L",
+                   help="hands: the bag is a camera stream of L-frame clips of one moving hand (v2v synth "
+                        "--sequence); 0 = unrelated frames")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     p.add_argument("--bag", type=Path, default=None, help="use this bag instead of generating one")
     p.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
@@ -76,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"[demo] generating {args.frames} synthetic frames ...", flush=True)
         bag = out / "data" / "bag"
         r = subprocess.run([sys.executable, "-m", "v2v_ros.cli", "synth", "--out", str(out / "data"), "--n",
-                            str(args.frames), "--seed", str(args.seed), "--bag"] + (["--body"] if body else []),
+                            str(args.frames), "--seed", str(args.seed), "--bag"]
+                           + (["--body"] if body else ["--sequence", str(args.sequence)]),
                            env=env, capture_output=True, text=True)
         if r.returncode != 0:
             print(r.stdout + r.stderr, file=sys.stderr)
@@ -182,6 +186,8 @@ def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path, body: bool
         "frames_out": len(msgs),
         "dropped": int(num("dropped") or 0),
         "rejected": {k: int(v) for k, v in diag.items() if k.startswith("rejected.")},
+        # how the node found each cube centre (present when tracking.enabled)
+        "reference": {k.split(".", 1)[1]: int(v) for k, v in diag.items() if k.startswith("reference.")},
         "latency_ms": {"p50": num("latency_p50_ms"), "p95": num("latency_p95_ms")},
         "throughput_fps": (len(msgs) - 1) / (times[-1] - times[0]) if len(times) > 1 else None,
         "replay_s": rec["play_s"],

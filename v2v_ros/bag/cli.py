@@ -88,6 +88,8 @@ def format_summary(s: dict[str, Any]) -> str:
     lat = s.get("latency_ms") or {}
     rows = [("frames in", s.get("frames_in")), ("frames out", s.get("frames_out")),
             ("dropped", s.get("dropped", 0)), ("rejected", sum((s.get("rejected") or {}).values())),
+            *([("cube centres", ", ".join(f"{k} {v}" for k, v in s["reference"].items()))]
+              if s.get("reference") else []),
             ("mean error (mm)", _fmt(m.get("mean_error_mm"))),
             ("success rate @20 mm", _fmt(None if sr is None else 100 * sr, "%")),
             ("latency p50 (ms)", _fmt(lat.get("p50"))), ("latency p95 (ms)", _fmt(lat.get("p95"))),

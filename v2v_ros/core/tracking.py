@@ -35,7 +35,7 @@ class TrackingConfig:
     redetect_every: int = 30
     # A followed cube whose pose scores below this (mean peak confidence) is treated
     # as lost: the same frame is estimated again from a fresh detection.
-    min_score: float = 0.15
+    min_score: float = 0.4
 
     def __post_init__(self) -> None:
         if not self.max_gap_s > 0:

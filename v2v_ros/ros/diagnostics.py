@@ -55,7 +55,7 @@ def build_status(s: PipelineSnapshot) -> DiagnosticStatus:
         "rejected": str(sum(v for k, v in s.counters.items() if k.startswith("rejected."))),
     }
     for key in sorted(s.counters):
-        if key.startswith(("rejected.", "warn.")):
+        if key.startswith(("rejected.", "warn.", "reference.")):
             values[key] = str(s.counters[key])
     for key, v in s.queue.items():
         values[f"queue.{key}"] = str(v)

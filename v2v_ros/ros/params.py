@@ -100,7 +100,7 @@ PARAMS: tuple[Param, ...] = (
           "detection.", range=(0.001, 10.0)),
     Param("tracking.redetect_every", 30, "Run the detector anyway after this many tracked frames, so a drifted "
           "track is corrected; 0 = only when the track is lost.", range=(0, 100000)),
-    Param("tracking.min_score", 0.15, "A tracked pose with a mean joint confidence below this counts as lost; "
+    Param("tracking.min_score", 0.4, "A tracked pose with a mean joint confidence below this counts as lost; "
           "the frame is re-estimated from a detection.", range=(0.0, 1.0)),
     # -- temporal smoothing (runtime) --
     Param("smoothing.enabled", False, "Smooth joints over time with a One Euro filter."),
