@@ -187,8 +187,8 @@ class PoseEstimator:
         dev = resolve_device(device)
         # Ensemble members get BN folded before stacking (the vmapped forward runs eagerly).
         model = models[0] if len(models) == 1 else EnsembleNet([fold_batchnorm(m).to(dev) for m in models])
-        ref = _companion(Refiner, paths[0], refiner, dev, "refiner")
-        det = _companion(Detector, paths[0], detector, dev, "detector")
+        ref = _companion(Refiner, paths[0], refiner, dev)
+        det = _companion(Detector, paths[0], detector, dev)
         name = Path(paths[0]).stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
         return cls(model, meta, device=dev, refiner=ref, detector=det, name=name, **kwargs)
 
@@ -333,7 +333,7 @@ class EnsembleNet(torch.nn.Module):
         return torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
 
 
-def _companion(kind: Any, pose_path: str | Path, option: str | Path | bool, device: torch.device, what: str) -> Any:
+def _companion(kind: Any, pose_path: str | Path, option: str | Path | bool, device: torch.device) -> Any:
     """Load a network stored next to a pose model (refiner, detector) as ``option`` asks.
 
     ``"auto"``: when the file exists; ``True``: required; ``False``: never; a path: that file.
@@ -344,7 +344,7 @@ def _companion(kind: Any, pose_path: str | Path, option: str | Path | bool, devi
     if path.exists():
         return kind.load(path, device)
     if option != "auto":
-        raise CheckpointError(f"{what} weights not found: {path}")
+        raise CheckpointError(f"{kind.role} weights not found: {path}")
     return None
 
 

@@ -83,7 +83,7 @@ class TrackingEstimator:
         else:
             result = self.estimator.estimate(depth_mm, intrinsics, reference_point=seed)
             kind = "tracked"
-            if not result.valid or result.score < self.config.min_score:
+            if not self._holds(result):
                 followed = result
                 result = self.estimator.estimate(depth_mm, intrinsics)
                 kind = "reacquired"
@@ -91,9 +91,12 @@ class TrackingEstimator:
         self.stats[kind] += 1
         self._since_detect = self._since_detect + 1 if kind == "tracked" else 0
         self._stamp_ns = stamp_ns
-        usable = result.valid and result.score >= self.config.min_score and np.all(np.isfinite(result.joints))
-        self._centre = np.asarray(result.joints, np.float64).mean(axis=0) if usable else None
+        self._centre = np.asarray(result.joints, np.float64).mean(axis=0) if self._holds(result) else None
         return replace(result, tracked=kind == "tracked")
+
+    def _holds(self, result: PoseResult) -> bool:
+        """Whether a pose is confident enough to follow (and to centre the next cube on)."""
+        return bool(result.valid and result.score >= self.config.min_score and np.all(np.isfinite(result.joints)))
 
     def _seed(self, stamp_ns: int | None) -> np.ndarray | None:
         cfg = self.config

@@ -178,6 +178,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Run a checkpoint over a dataset; exit code 0 on success, 2 on a setup error."""
     from v2v_ros.evaluate.runner import evaluate_estimator
 
+    if getattr(args, "tracking", False) and args.centers is not None:
+        _err("--tracking finds its own cube centres; it cannot be combined with --centers")
+        return 2
     try:
         spec, frames = _open_frames(args)
         centers = None
@@ -197,9 +200,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
              "refiner": getattr(estimator, "refiner", None) is not None,
              "detector": getattr(estimator, "detector", None) is not None,
              "precision": getattr(estimator, "precision", "fp32")}
-    if getattr(args, "tracking", False) and args.centers is not None:
-        _err("--tracking finds its own cube centres; it cannot be combined with --centers")
-        return 2
     try:
         report = evaluate_estimator(estimator, frames, spec=spec, limit=args.limit, centers=centers, out_dir=args.out,
                                     num_overlays=args.overlays, progress=sys.stderr.isatty(), extra=extra)

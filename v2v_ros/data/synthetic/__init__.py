@@ -116,7 +116,7 @@ def render_frame(seed: int, index: int, config: SynthConfig | None = None) -> Fr
     if cfg.sequence_length > 0:
         # The clip's hand, motion and scene come from the clip's generator; only the
         # sensor noise below is drawn per frame, from the frame's own.
-        shape, pose, rot, trans, clutter_rng = _sequence_state(int(seed), int(index), cfg)
+        shape, pose, rot, trans, clutter_rng, anchor = _sequence_state(int(seed), int(index), cfg)
         model = HandModel(shape)
         joints_hand = model.joints(pose)
     else:
@@ -125,12 +125,12 @@ def render_frame(seed: int, index: int, config: SynthConfig | None = None) -> Fr
         model = HandModel(shape)
         joints_hand = model.joints(pose)
         rot, trans = place_hand(rng, model, pose, joints_hand, intr, size, cfg.depth_range, cfg.margin_px)
-        clutter_rng = rng
+        clutter_rng, anchor = rng, None
     joints = joints_hand @ rot.T + trans
     prims = model.primitives(pose, rot, trans)
     clutter: list[str] = []
     if cfg.clutter:
-        extra, clutter = sample_clutter(clutter_rng, _sequence_anchor(joints, cfg, int(seed), int(index)), intr, size)
+        extra, clutter = sample_clutter(clutter_rng, joints if anchor is None else anchor, intr, size)
         prims = prims + extra
     zbuf, cos = render_zbuffer(prims, intr, size)
     depth = apply_sensor(zbuf, cos, rng, cfg.sensor)
@@ -174,12 +174,16 @@ def _clip_keyframes(seed: int, clip: int, cfg: SynthConfig) -> dict[str, Any]:
     move = rng.normal(0.0, cfg.sequence_motion_mm, 3)
     # keep the end point's depth in range and in front of the camera
     move[2] = np.clip(centre[2] + move[2], *cfg.depth_range) - centre[2]
+    # the clutter is placed around the clip's first frame, so the scene stays put while the hand moves
     return {"shape": shape, "pose_a": pose_a, "pose_b": pose_b, "rot": rot, "trans": trans, "centre": centre,
-            "axis": axis, "angle": angle, "move": move, "clutter_seed": int(rng.integers(2**31))}
+            "axis": axis, "angle": angle, "move": move, "clutter_seed": int(rng.integers(2**31)),
+            "anchor": joints_a @ rot.T + trans}
 
 
-def _sequence_state(seed: int, index: int, cfg: SynthConfig) -> tuple[Any, HandPose, np.ndarray, np.ndarray, Any]:
-    """Shape, pose and placement of frame ``index`` of a clip (smooth ease-in/ease-out motion)."""
+def _sequence_state(seed: int, index: int, cfg: SynthConfig
+                    ) -> tuple[Any, HandPose, np.ndarray, np.ndarray, Any, np.ndarray]:
+    """Shape, pose, placement, clutter generator and clutter anchor (joints of the clip's first
+    frame) of frame ``index`` of a clip (smooth ease-in/ease-out motion)."""
     length = cfg.sequence_length
     k = _clip_keyframes(seed, index // length, cfg)
     t = (index % length) / max(length - 1, 1)
@@ -191,16 +195,7 @@ def _sequence_state(seed: int, index: int, cfg: SynthConfig) -> tuple[Any, HandP
     rot = turn @ k["rot"]
     # rotate about the hand centre, then move the centre along the clip's displacement
     trans = turn @ (k["trans"] - k["centre"]) + k["centre"] + s * k["move"]
-    return k["shape"], pose, rot, trans, np.random.default_rng(k["clutter_seed"])
-
-
-def _sequence_anchor(joints: np.ndarray, cfg: SynthConfig, seed: int, index: int) -> np.ndarray:
-    """Joints the clutter is placed around: the clip's first frame, so the scene stays put while the hand moves."""
-    if cfg.sequence_length <= 0:
-        return joints
-    first = index - index % cfg.sequence_length
-    shape, pose, rot, trans, _ = _sequence_state(seed, first, cfg)
-    return HandModel(shape).joints(pose) @ rot.T + trans
+    return k["shape"], pose, rot, trans, np.random.default_rng(k["clutter_seed"]), k["anchor"]
 
 
 def measure_fps(n: int = 200, config: SynthConfig | None = None, seed: int = 0) -> dict[str, float]:
