@@ -72,3 +72,44 @@ def test_training_saves_a_detector_the_estimator_picks_up(tmp_path: Path) -> Non
     f = render_frame(3, 1)
     res = est.estimate(f.full_depth(), f.intrinsics)
     assert res.reference_point.shape == (3,)
+
+
+class TwoBumpNet(torch.nn.Module):
+    """Logits with a strong and a weaker peak (a hand and a distractor)."""
+
+    def __init__(self, strong: tuple[float, float], weak: tuple[float, float]) -> None:
+        super().__init__()
+        self.strong, self.weak = strong, weak
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2] // 4, x.shape[3] // 4
+        r = torch.arange(h, dtype=torch.float32)[:, None]
+        c = torch.arange(w, dtype=torch.float32)[None, :]
+
+        def bump(cr: tuple[float, float], height: float) -> torch.Tensor:
+            return height * torch.exp(-((r - cr[1]) ** 2 + (c - cr[0]) ** 2) / 4.0)
+
+        return (bump(self.strong, 8.0) + bump(self.weak, 5.0))[None, None]
+
+
+def test_peaks_are_best_first_and_a_hand_width_apart() -> None:
+    f = render_frame(3, 0)
+    meta = DetectorMeta()
+    gt = f.joints.mean(axis=0)
+    hand = target_cell(gt, f.intrinsics, subsample_step(f.image_size[0], meta), meta)
+    other = (hand[0] + 12.0, hand[1] + 5.0)
+    det = Detector(DetectorNet(), meta)
+    det.net = TwoBumpNet(strong=other, weak=hand)  # the detector prefers the distractor
+    peaks = det.peaks(f.full_depth(), 3)
+    assert len(peaks.cells) == 3 and peaks.scores == sorted(peaks.scores, reverse=True)
+    (r0, c0), (r1, c1), (r2, c2) = peaks.cells
+    assert (abs(r0 - other[1]), abs(c0 - other[0])) <= (0.5, 0.5)
+    assert abs(r1 - hand[1]) <= 0.5 and abs(c1 - hand[0]) <= 0.5  # not a neighbour of the first peak
+    for a, b in ((peaks.cells[0], peaks.cells[1]), (peaks.cells[0], peaks.cells[2]), (peaks.cells[1], peaks.cells[2])):
+        assert max(abs(a[0] - b[0]), abs(a[1] - b[1])) > 3
+    second = det.center(f.full_depth(), f.intrinsics, peaks, 1)
+    assert second is not None and np.linalg.norm(second[:2] - gt[:2]) < 40.0
+    assert det.center(f.full_depth(), f.intrinsics, peaks, 5) is None
+    # The single-peak call is the first of these (None when there is no depth under it).
+    single, first = det(f.full_depth(), f.intrinsics), det.center(f.full_depth(), f.intrinsics, peaks, 0)
+    assert (single is None and first is None) or np.allclose(single, first)

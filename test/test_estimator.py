@@ -13,6 +13,7 @@ import torch
 
 from v2v_ros.core.camera import Intrinsics
 from v2v_ros.core.checkpoint import ModelMeta
+from v2v_ros.core.detector import Peaks
 from v2v_ros.core.estimator import PoseEstimator, check_depth
 from v2v_ros.core.skeletons import HAND_MSRA21
 from v2v_ros.core.voxel import VoxelGrid
@@ -147,3 +148,86 @@ def test_uint16_and_float_depth_agree() -> None:
     a = net.seen.clone()
     est.estimate(d.astype(np.float32), CAM, reference_point=center)
     assert torch.equal(a, net.seen)
+
+
+class OccupancyGatedNet(IdealHeatmapNet):
+    """Ideal heatmaps scaled by how full the cube is: sure of itself on the hand, unsure on a lone ball."""
+
+    def __init__(self, joints: np.ndarray, center: np.ndarray, grid: VoxelGrid, full_at: float) -> None:
+        super().__init__(joints, center, grid)
+        self.full_at = full_at
+        self.cubes = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.cubes += x.shape[0]
+        sure = (x.flatten(1).sum(1) / self.full_at).clamp(max=1.0)
+        return self.hm[None] * sure[:, None, None, None, None]
+
+
+class ScriptedDetector:
+    """Detector peaks at given 3D points, best first (the interface PoseEstimator verifies)."""
+
+    def __init__(self, centers: list[np.ndarray]) -> None:
+        self.centers = centers
+        self.placed: list[int] = []
+
+    def peaks(self, depth: np.ndarray, k: int) -> Peaks:
+        n = min(k, len(self.centers))
+        return Peaks(np.zeros((1, 1)), 1, [(0, i) for i in range(n)], [float(-i) for i in range(n)])
+
+    def center(self, depth: np.ndarray, intr: Intrinsics, peaks: Peaks, i: int) -> np.ndarray | None:
+        self.placed.append(i)
+        return self.centers[i]
+
+    def __call__(self, depth: np.ndarray, intr: Intrinsics) -> np.ndarray | None:
+        return self.center(depth, intr, self.peaks(depth, 1), 0)
+
+
+def _hand_and_ball() -> tuple[PoseEstimator, OccupancyGatedNet, np.ndarray, np.ndarray, np.ndarray]:
+    joints = _joints(3)
+    hand = joints.mean(axis=0)
+    ball = hand + [-180.0, 0.0, -120.0]  # nearer the camera, outside the hand's cube, in the image
+    depth = np.minimum(_scene(joints), _scene(ball[None]))
+    meta = ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), 32, CUBE)
+    grid = VoxelGrid(CUBE, 32)
+    occupied = [grid.voxelize(CAM.backproject(depth), c).sum() for c in (hand, ball)]
+    assert occupied[0] > 3 * occupied[1] > 0  # the scene is what the test means
+    net = OccupancyGatedNet(joints, hand, grid, full_at=float(occupied[0]))
+    est = PoseEstimator(net, meta, device="cpu", min_points=3)
+    est.detector = ScriptedDetector([ball, hand])
+    return est, net, depth, joints, hand
+
+
+def test_doubtful_detection_is_checked_against_the_next_peak() -> None:
+    est, net, depth, joints, hand = _hand_and_ball()
+    res = est.estimate(depth, CAM)
+    assert res.valid and res.score > 0.9
+    np.testing.assert_allclose(res.reference_point, hand)
+    assert np.abs(res.joints - joints).max() < 1e-3
+    assert net.cubes == 2 and est.detector.placed == [0, 1]
+    assert {"localize", "voxelize", "forward", "decode", "total"} <= set(res.timings)
+    assert res.timings["total"] == pytest.approx(sum(v for k, v in res.timings.items() if k != "total"))
+
+
+@pytest.mark.parametrize(("hypotheses", "verify_below"), [(1, 0.7), (3, 0.0)])
+def test_trusting_the_best_peak_keeps_it(hypotheses: int, verify_below: float) -> None:
+    est, net, depth, _, _ = _hand_and_ball()
+    est.hypotheses, est.verify_below = hypotheses, verify_below
+    res = est.estimate(depth, CAM)
+    assert net.cubes == 1 and est.detector.placed == [0]
+    assert res.score < 0.5  # the ball: what the detector said, unverified
+
+
+def test_confident_detection_costs_one_forward() -> None:
+    est, net, depth, joints, hand = _hand_and_ball()
+    est.detector.centers.reverse()  # hand first
+    res = est.estimate(depth, CAM)
+    assert net.cubes == 1 and est.detector.placed == [0]
+    np.testing.assert_allclose(res.reference_point, hand)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"hypotheses": 0}, "hypotheses"), ({"verify_below": 1.5}, "verify_below")])
+def test_verification_settings_are_checked(kwargs: dict, match: str) -> None:
+    meta = ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), 32, CUBE)
+    with pytest.raises(ValueError, match=match):
+        PoseEstimator(torch.nn.Identity(), meta, device="cpu", **kwargs)

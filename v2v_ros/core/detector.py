@@ -36,6 +36,16 @@ class DetectorMeta:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Peaks:
+    """The best cells of one score map (best first) and what is needed to place them in 3D."""
+
+    logits: np.ndarray  # (h, w) score map
+    step: int  # image subsampling of the detector input
+    cells: list[tuple[int, int]]  # (row, col) in the score map
+    scores: list[float]  # logits at those cells
+
+
 class DetectorNet(nn.Sequential):
     """(B, 2, H, W) [normalised depth, validity] -> (B, 1, H/4, W/4) logits."""
 
@@ -89,9 +99,42 @@ class Detector(CompanionNet):
             return self.net(x)[0, 0].float().cpu().numpy(), step
 
     def __call__(self, depth_mm: np.ndarray, intr: Intrinsics) -> np.ndarray | None:
-        m = self.meta
+        return self.center(depth_mm, intr, self.peaks(depth_mm, 1), 0)
+
+    def peaks(self, depth_mm: np.ndarray, k: int) -> Peaks:
+        """The ``k`` best cells of the score map, each at least a hand width from the others.
+
+        Why more than one: the few frames where the best cell is a distractor (a cup, the
+        other forearm) cost more mean error than all other frames together, and the pose
+        network can tell a hand from a cup (its heatmap confidence), so the estimator can
+        verify a handful of peaks instead of trusting the best one. Their 3D centres are
+        computed on demand (:meth:`center`), so unverified peaks cost nothing.
+        """
         logits, step = self.scores(depth_mm)
-        r, c = np.unravel_index(int(np.argmax(logits)), logits.shape)
+        work = logits.copy()
+        cells: list[tuple[int, int]] = []
+        scores: list[float] = []
+        while len(cells) < k:
+            r, c = np.unravel_index(int(np.argmax(work)), work.shape)
+            if not np.isfinite(work[r, c]):
+                break
+            cells.append((int(r), int(c)))
+            scores.append(float(work[r, c]))
+            # ±3 cells: about a hand width at arm's length (12 subsampled pixels).
+            work[max(r - 3, 0):r + 4, max(c - 3, 0):c + 4] = -np.inf
+        return Peaks(logits, step, cells, scores)
+
+    def center(self, depth_mm: np.ndarray, intr: Intrinsics, peaks: Peaks, i: int) -> np.ndarray | None:
+        """3D hand centre (mm) of peak ``i``, or None when there is no depth around it."""
+        if i >= len(peaks.cells):
+            return None
+        r, c = peaks.cells[i]
+        return self._center_at(peaks.logits, r, c, peaks.step, depth_mm, intr)
+
+    def _center_at(self, logits: np.ndarray, r: int, c: int, step: int, depth_mm: np.ndarray,
+                   intr: Intrinsics) -> np.ndarray | None:
+        """The 3D hand centre (mm) for the output cell (r, c) of ``logits``, or None without depth there."""
+        m = self.meta
         # Sub-cell position: softmax-weighted mean over the 3×3 neighbourhood.
         r0, r1, c0, c1 = max(r - 1, 0), min(r + 2, logits.shape[0]), max(c - 1, 0), min(c + 2, logits.shape[1])
         w = np.exp(logits[r0:r1, c0:c1] - logits[r, c])

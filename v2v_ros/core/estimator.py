@@ -102,8 +102,18 @@ class PoseEstimator:
         precision: str = "fp32",
         name: str = "",
         backend: str = "torch",
+        hypotheses: int = 3,
+        verify_below: float = 0.7,
     ) -> None:
+        if not isinstance(hypotheses, int) or not 1 <= hypotheses <= 16:
+            raise ValueError(f"hypotheses must be an integer in [1, 16], got {hypotheses!r}")
+        if not 0.0 <= float(verify_below) <= 1.0:
+            raise ValueError(f"verify_below must be in [0, 1], got {verify_below!r}")
         self.meta = meta
+        # Detector peaks verified by the pose network when the best one looks doubtful
+        # (see _estimate_verified); 1 trusts the detector's best peak alone.
+        self.hypotheses = hypotheses
+        self.verify_below = float(verify_below)
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.grid = VoxelGrid(meta.cube_size, meta.grid_size, meta.stride)
         self.localizer = localizer or localizer_for(meta)  # bodies: floor/wall removal, hands: depth band
@@ -199,8 +209,60 @@ class PoseEstimator:
     # -- public API --------------------------------------------------------------------
     def estimate(self, depth_mm: np.ndarray, intrinsics: Intrinsics, reference_point: Any = None) -> PoseResult:
         """Keypoints of the target nearest the camera (or in the cube at ``reference_point``)."""
+        if reference_point is None and self.detector is not None and self.hypotheses > 1 \
+                and hasattr(self.detector, "peaks"):
+            return self._estimate_verified(depth_mm, intrinsics)
         refs = None if reference_point is None else [reference_point]
         return self.estimate_many(depth_mm, intrinsics, refs)[0]
+
+    def _estimate_verified(self, depth_mm: np.ndarray, intrinsics: Intrinsics) -> PoseResult:
+        """Detector peaks checked by the pose network itself: the most confident pose wins.
+
+        Why: on independent frames almost all of the mean error comes from the few per
+        cent where the detector's best peak is a distractor (measured on the held-out
+        synthetic set: 3 % of frames, over half of the error). The pose network's heatmaps
+        are sharp on a hand and flat on a cup, so its mean confidence tells them apart.
+        The best peak is estimated first; only when its confidence is below
+        ``verify_below`` are the other peaks (up to ``hypotheses`` in all) refined and
+        estimated in one batched forward, so confident frames cost nothing extra.
+        """
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        depth = check_depth(depth_mm)
+        if not isinstance(intrinsics, Intrinsics):
+            raise ValueError(f"intrinsics must be an Intrinsics, got {type(intrinsics).__name__}")
+        t = _lap(timings, "input", t)
+        peaks = self.detector.peaks(depth, self.hypotheses)
+        first = self.detector.center(depth, intrinsics, peaks, 0)
+        t = _lap(timings, "localize", t)
+        if first is None:  # nothing for the detector: the depth-band localiser decides
+            result = self.estimate_many(depth, intrinsics)[0]
+            result.timings = summed_timings(timings, result.timings)
+            return result
+        best = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, first, timings)])[0]
+        spent = dict(best.timings)
+        if best.score < self.verify_below and len(peaks.cells) > 1:
+            t = time.perf_counter()
+            found = [self.detector.center(depth, intrinsics, peaks, i) for i in range(1, len(peaks.cells))]
+            _lap(timings, "localize", t)
+            others = [self._refined(depth, intrinsics, c, timings) for c in found if c is not None]
+            if others:
+                rivals = self.estimate_many(depth, intrinsics, others)
+                spent = summed_timings(spent, rivals[0].timings)
+                best = max([best, *rivals], key=lambda r: r.score)  # ties keep the detector's order
+        best.timings = summed_timings(timings, spent)
+        best.timings["total"] = sum(v for k, v in best.timings.items() if k != "total")
+        return best
+
+    def _refined(self, depth: np.ndarray, intrinsics: Intrinsics, center: np.ndarray,
+                 timings: dict[str, float]) -> np.ndarray:
+        """``center`` moved by the refinement CNN when there is one (timed as 'refine')."""
+        if self.refiner is None:
+            return np.asarray(center, dtype=np.float64)
+        t = time.perf_counter()
+        out = np.asarray(self.refiner(depth, intrinsics, center), dtype=np.float64)
+        _lap(timings, "refine", t)
+        return out
 
     def estimate_many(
         self, depth_mm: np.ndarray, intrinsics: Intrinsics, reference_points: Sequence[Any] | None = None
@@ -355,6 +417,11 @@ def _check_point(p: Any) -> np.ndarray:
     if arr[2] <= 0:
         raise ValueError(f"reference_point must be in front of the camera (z > 0 mm), got z={arr[2]}")
     return arr
+
+
+def summed_timings(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    """Per-stage timings of two passes over one frame (what the frame really cost)."""
+    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in {**a, **b}}
 
 
 def _lap(timings: dict[str, float], name: str, t0: float) -> float:

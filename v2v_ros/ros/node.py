@@ -159,7 +159,8 @@ class PoseNode(LifecycleNode):
             self._filter.configure(self._cfg["smoothing.min_cutoff"], self._cfg["smoothing.beta"],
                                    self._cfg["smoothing.d_cutoff"])
             self._filter.reset()
-        if names & {"cube_size", "depth_band_mm", "min_depth_mm", "max_depth_mm"}:
+        if names & {"cube_size", "depth_band_mm", "min_depth_mm", "max_depth_mm",
+                     "detector.hypotheses", "detector.verify_below"}:
             with self._est_lock:
                 self._apply_geometry()
         if any(n.startswith("tracking.") for n in names):
@@ -169,7 +170,8 @@ class PoseNode(LifecycleNode):
                     self._estimator.reset()
 
     def _apply_geometry(self) -> None:
-        """Cube size and localisation band on every loaded estimator (caller holds _est_lock)."""
+        """Cube size, localisation band and detector verification on the loaded estimator
+        (caller holds _est_lock)."""
         if self._main_estimator is None:
             return
         for est in (self._main_estimator,):
@@ -177,6 +179,8 @@ class PoseNode(LifecycleNode):
             est.grid = VoxelGrid(cube, est.meta.grid_size, est.meta.stride)
             est.localizer = replace(est.localizer, cube_size=cube, depth_band_mm=self._cfg["depth_band_mm"],
                                     min_depth_mm=self._cfg["min_depth_mm"], max_depth_mm=self._cfg["max_depth_mm"])
+            est.hypotheses = int(self._cfg["detector.hypotheses"])
+            est.verify_below = float(self._cfg["detector.verify_below"])
 
     # -- lifecycle -----------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
