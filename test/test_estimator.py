@@ -7,13 +7,14 @@ error in millimetres.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
 
 from v2v_ros.core.camera import Intrinsics
 from v2v_ros.core.checkpoint import ModelMeta
-from v2v_ros.core.detector import Peaks
 from v2v_ros.core.estimator import PoseEstimator, check_depth
 from v2v_ros.core.skeletons import HAND_MSRA21
 from v2v_ros.core.voxel import VoxelGrid
@@ -171,16 +172,13 @@ class ScriptedDetector:
         self.centers = centers
         self.placed: list[int] = []
 
-    def peaks(self, depth: np.ndarray, k: int) -> Peaks:
-        n = min(k, len(self.centers))
-        return Peaks(np.zeros((1, 1)), 1, [(0, i) for i in range(n)], [float(-i) for i in range(n)])
-
-    def center(self, depth: np.ndarray, intr: Intrinsics, peaks: Peaks, i: int) -> np.ndarray | None:
-        self.placed.append(i)
-        return self.centers[i]
+    def hypotheses(self, depth: np.ndarray, intr: Intrinsics, k: int) -> Iterator[np.ndarray]:
+        for i, c in enumerate(self.centers[:k]):
+            self.placed.append(i)  # what the estimator asked for, in order
+            yield c
 
     def __call__(self, depth: np.ndarray, intr: Intrinsics) -> np.ndarray | None:
-        return self.center(depth, intr, self.peaks(depth, 1), 0)
+        return next(self.hypotheses(depth, intr, 1), None)
 
 
 def _hand_and_ball() -> tuple[PoseEstimator, OccupancyGatedNet, np.ndarray, np.ndarray, np.ndarray]:

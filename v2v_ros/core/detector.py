@@ -14,6 +14,7 @@ Stored as ``x.detector.safetensors`` + ``x.detector.json`` next to a pose model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,14 @@ class Detector(CompanionNet):
             # ±3 cells: about a hand width at arm's length (12 subsampled pixels).
             work[max(r - 3, 0):r + 4, max(c - 3, 0):c + 4] = -np.inf
         return Peaks(logits, step, cells, scores)
+
+    def hypotheses(self, depth_mm: np.ndarray, intr: Intrinsics, k: int) -> Iterator[np.ndarray]:
+        """Up to ``k`` hand centres (mm), best peak first, each placed in 3D only when asked for."""
+        peaks = self.peaks(depth_mm, k)
+        for i in range(len(peaks.cells)):
+            c = self.center(depth_mm, intr, peaks, i)
+            if c is not None:
+                yield c
 
     def center(self, depth_mm: np.ndarray, intr: Intrinsics, peaks: Peaks, i: int) -> np.ndarray | None:
         """3D hand centre (mm) of peak ``i``, or None when there is no depth around it."""

@@ -209,21 +209,26 @@ class PoseEstimator:
     # -- public API --------------------------------------------------------------------
     def estimate(self, depth_mm: np.ndarray, intrinsics: Intrinsics, reference_point: Any = None) -> PoseResult:
         """Keypoints of the target nearest the camera (or in the cube at ``reference_point``)."""
-        if reference_point is None and self.detector is not None and self.hypotheses > 1 \
-                and hasattr(self.detector, "peaks"):
+        if reference_point is None and self.hypotheses > 1 and hasattr(self._hypothesis_source, "hypotheses"):
             return self._estimate_verified(depth_mm, intrinsics)
         refs = None if reference_point is None else [reference_point]
         return self.estimate_many(depth_mm, intrinsics, refs)[0]
 
-    def _estimate_verified(self, depth_mm: np.ndarray, intrinsics: Intrinsics) -> PoseResult:
-        """Detector peaks checked by the pose network itself: the most confident pose wins.
+    @property
+    def _hypothesis_source(self) -> Any:
+        """What proposes target centres: the learned detector when there is one, else the localiser."""
+        return self.detector if self.detector is not None else self.localizer
 
-        Why: on independent frames almost all of the mean error comes from the few per
-        cent where the detector's best peak is a distractor (measured on the held-out
-        synthetic set: 3 % of frames, over half of the error). The pose network's heatmaps
-        are sharp on a hand and flat on a cup, so its mean confidence tells them apart.
-        The best peak is estimated first; only when its confidence is below
-        ``verify_below`` are the other peaks (up to ``hypotheses`` in all) refined and
+    def _estimate_verified(self, depth_mm: np.ndarray, intrinsics: Intrinsics) -> PoseResult:
+        """Candidate centres checked by the pose network itself: the most confident pose wins.
+
+        Why: on independent frames most of the mean error comes from the few per cent
+        where the first candidate is a distractor (held-out synthetic hands: 3 % of the
+        frames, over half of the error; bodies: a cabinet instead of the person). The
+        pose network's heatmaps are sharp on its target and flat elsewhere, so its mean
+        confidence tells them apart. The first candidate (the detector's best peak, the
+        body localiser's person) is estimated alone; only when its confidence is below
+        ``verify_below`` are the next ones (up to ``hypotheses`` in all) refined and
         estimated in one batched forward, so confident frames cost nothing extra.
         """
         timings: dict[str, float] = {}
@@ -232,24 +237,27 @@ class PoseEstimator:
         if not isinstance(intrinsics, Intrinsics):
             raise ValueError(f"intrinsics must be an Intrinsics, got {type(intrinsics).__name__}")
         t = _lap(timings, "input", t)
-        peaks = self.detector.peaks(depth, self.hypotheses)
-        first = self.detector.center(depth, intrinsics, peaks, 0)
+        source = self._hypothesis_source
+        proposals = source.hypotheses(depth, intrinsics, self.hypotheses)
+        first = next(proposals, None)
         t = _lap(timings, "localize", t)
-        if first is None:  # nothing for the detector: the depth-band localiser decides
-            result = self.estimate_many(depth, intrinsics)[0]
+        if first is None:
+            if source is self.localizer:
+                return self._invalid(np.full(3, np.nan), "no valid depth to localise a target", timings)
+            result = self.estimate_many(depth, intrinsics)[0]  # the depth-band localiser decides
             result.timings = summed_timings(timings, result.timings)
             return result
         best = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, first, timings)])[0]
         spent = dict(best.timings)
-        if best.score < self.verify_below and len(peaks.cells) > 1:
+        if best.score < self.verify_below:
             t = time.perf_counter()
-            found = [self.detector.center(depth, intrinsics, peaks, i) for i in range(1, len(peaks.cells))]
+            found = list(proposals)
             _lap(timings, "localize", t)
-            others = [self._refined(depth, intrinsics, c, timings) for c in found if c is not None]
-            if others:
-                rivals = self.estimate_many(depth, intrinsics, others)
+            if found:
+                rivals = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, c, timings)
+                                                                for c in found])
                 spent = summed_timings(spent, rivals[0].timings)
-                best = max([best, *rivals], key=lambda r: r.score)  # ties keep the detector's order
+                best = max([best, *rivals], key=lambda r: r.score)  # ties keep the proposal order
         best.timings = summed_timings(timings, spent)
         best.timings["total"] = sum(v for k, v in best.timings.items() if k != "total")
         return best

@@ -8,6 +8,7 @@ refinement CNN improves on (paper Table 2).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,12 +240,20 @@ class BodyLocalizer:
     def segment(self, depth_mm: np.ndarray, intrinsics: Intrinsics
                 ) -> tuple[np.ndarray | None, np.ndarray, list[tuple[np.ndarray, float]]]:
         """(points (M, 3) mm of the person or None, subsampled mask of them, planes found)."""
+        scene = self._scene(depth_mm, intrinsics)
+        if not scene.order:
+            return None, np.zeros(scene.sub.shape, dtype=bool), scene.planes
+        pts, mask = self._object(scene, scene.order[0])
+        return pts, mask, scene.planes
+
+    def _scene(self, depth_mm: np.ndarray, intrinsics: Intrinsics) -> _Scene:
+        """Floor and walls removed, the rest cut into objects, the objects ranked as people."""
         from scipy import ndimage  # noqa: PLC0415
 
         sub, grid = self._points(depth_mm, intrinsics)
         valid = sub > 0
         if valid.sum() < self.min_points:
-            return None, np.zeros_like(valid), []
+            return _Scene(sub, grid, sub, np.zeros(sub.shape, dtype=np.int32), [], [])
         planes, on_plane = self.find_planes(grid[valid], np.argwhere(valid))
         fg = valid.copy()
         fg[valid] = ~on_plane
@@ -264,7 +273,7 @@ class BodyLocalizer:
         cut[:, :-1] |= dh & ~nearer_h
         labels, n = ndimage.label(fg & ~cut)
         if n == 0:
-            return None, np.zeros_like(valid), planes
+            return _Scene(sub, grid, z, labels, [], planes)
         idx = np.arange(1, n + 1)
         s = self.step
         area = ndimage.sum(np.where(fg, sub * sub, 0.0), labels, idx) * (s * s / abs(intrinsics.fx * intrinsics.fy))
@@ -272,7 +281,7 @@ class BodyLocalizer:
         mean_z = ndimage.sum(np.where(fg, sub, 0.0), labels, idx) / np.maximum(count, 1)
         ok = (area >= self.min_area_mm2) & (count >= self.min_points)
         if not ok.any():
-            return None, np.zeros_like(valid), planes
+            return _Scene(sub, grid, z, labels, [], planes)
         score = area.copy()
         floor = self._floor_plane(planes)
         if floor is not None:  # people are taller than most furniture: weigh by the top's height above the floor
@@ -282,12 +291,19 @@ class BodyLocalizer:
             score *= np.clip((top - 500.0) / 1000.0, 0.1, 1.0) ** 2
         big = ok & (score >= 0.6 * score[ok].max())
         pick = int(idx[big][np.argmin(mean_z[big])])
-        mask = self._grow(labels == pick, labels, z)
-        pts = grid[mask]
+        # The person first (nearest of the large objects), then the other objects by score:
+        # the hypotheses a pose network can verify when the first one is doubtful.
+        rest = [int(i) for i in idx[ok][np.argsort(-score[ok], kind="stable")] if i != pick]
+        return _Scene(sub, grid, z, labels, [pick, *rest], planes)
+
+    def _object(self, scene: _Scene, label: int) -> tuple[np.ndarray, np.ndarray]:
+        """Points (M, 3) mm and subsampled mask of object ``label`` with the pieces cut off it."""
+        mask = self._grow(scene.labels == label, scene.labels, scene.z)
+        pts = scene.grid[mask]
         near = float(np.percentile(pts[:, 2], 2))
         keep = pts[:, 2] <= near + self.depth_band_mm
         mask[mask] = keep
-        return pts[keep], mask, planes
+        return pts[keep], mask
 
     def _grow(self, mask: np.ndarray, labels: np.ndarray, z: np.ndarray, rounds: int = 4) -> np.ndarray:
         """Add the components that touch ``mask`` across a moderate depth step (a head or an arm in
@@ -332,6 +348,31 @@ class BodyLocalizer:
         pts, _, planes = self.segment(depth_mm, intrinsics)
         if pts is None or len(pts) < self.min_points:
             return None
+        return self._centre(pts, planes)
+
+    def hypotheses(self, depth_mm: np.ndarray, intrinsics: Intrinsics, k: int,
+                   min_separation_mm: float = 300.0) -> Iterator[np.ndarray]:
+        """Up to ``k`` person centres (mm), the :meth:`locate` answer first, computed on demand.
+
+        The others are the next objects of the scene by size and height: when the pose
+        network is unsure of the first (a cabinet picked instead of the person), the
+        estimator tries these (``PoseEstimator._estimate_verified``).
+        """
+        scene = self._scene(depth_mm, intrinsics)
+        given: list[np.ndarray] = []
+        for label in scene.order:
+            if len(given) >= k:
+                return
+            pts, _ = self._object(scene, label)
+            if len(pts) < self.min_points:
+                continue
+            c = self._centre(pts, scene.planes)
+            if all(np.linalg.norm(c - g) >= min_separation_mm for g in given):  # grown into one already given
+                given.append(c)
+                yield c
+
+    def _centre(self, pts: np.ndarray, planes: list[tuple[np.ndarray, float]]) -> np.ndarray:
+        """The joints' mean estimated from the visible surface of one person (see the class docstring)."""
         com = pts.mean(axis=0)
         floor = self._floor(pts, planes)
         if floor is None:
@@ -346,6 +387,18 @@ class BodyLocalizer:
         else:
             height = 0.53 * np.percentile(h, 98)
         return foot + n * height
+
+
+@dataclass
+class _Scene:
+    """One depth image taken apart by :class:`BodyLocalizer` (subsampled grid)."""
+
+    sub: np.ndarray  # (h, w) depth mm, 0 = invalid
+    grid: np.ndarray  # (h, w, 3) back-projected points mm
+    z: np.ndarray  # (h, w) depth of the foreground (NaN elsewhere)
+    labels: np.ndarray  # (h, w) object labels, 0 = none
+    order: list[int]  # candidate people, best first
+    planes: list[tuple[np.ndarray, float]]
 
 
 def localizer_for(meta: Any) -> Localizer | BodyLocalizer:
