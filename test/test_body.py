@@ -139,6 +139,24 @@ def test_body_localizer_finds_the_person_with_floor_and_walls(view: str) -> None
     assert np.mean(errors_arr < 250.0) >= 0.75, errors
 
 
+def test_body_hypotheses_start_with_the_located_person_and_add_other_objects() -> None:
+    loc = BodyLocalizer()
+    more = 0
+    for i in range(6):
+        f = render_body_frame(12, i, BodyConfig(view="front"))  # with furniture
+        hyps = list(loc.hypotheses(f.depth, f.intrinsics, 3))
+        first = loc.locate(f.depth, f.intrinsics)
+        assert 1 <= len(hyps) <= 3
+        np.testing.assert_allclose(hyps[0], first)
+        for a in range(len(hyps)):
+            for b in range(a):
+                assert np.linalg.norm(hyps[a] - hyps[b]) >= 300.0
+        more += len(hyps) > 1
+        assert len(list(loc.hypotheses(f.depth, f.intrinsics, 1))) == 1
+    assert more >= 2  # furnished rooms do offer alternatives
+    assert list(loc.hypotheses(np.zeros_like(f.depth), f.intrinsics, 3)) == []
+
+
 def test_body_localizer_ignores_empty_rooms_and_keeps_the_hand_path() -> None:
     loc = BodyLocalizer()
     f = render_body_frame(0, 0)

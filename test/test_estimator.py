@@ -196,13 +196,16 @@ def _hand_and_ball() -> tuple[PoseEstimator, OccupancyGatedNet, np.ndarray, np.n
     return est, net, depth, joints, hand
 
 
-def test_doubtful_detection_is_checked_against_the_next_peak() -> None:
+@pytest.mark.parametrize("source", ["detector", "localizer"])
+def test_doubtful_detection_is_checked_against_the_next_peak(source: str) -> None:
     est, net, depth, joints, hand = _hand_and_ball()
+    if source == "localizer":  # no detector: the localiser's proposals (bodies: the next objects) are verified
+        est.localizer, est.detector = est.detector, None
     res = est.estimate(depth, CAM)
     assert res.valid and res.score > 0.9
     np.testing.assert_allclose(res.reference_point, hand)
     assert np.abs(res.joints - joints).max() < 1e-3
-    assert net.cubes == 2 and est.detector.placed == [0, 1]
+    assert net.cubes == 2 and getattr(est, source).placed == [0, 1]
     assert {"localize", "voxelize", "forward", "decode", "total"} <= set(res.timings)
     assert res.timings["total"] == pytest.approx(sum(v for k, v in res.timings.items() if k != "total"))
 
