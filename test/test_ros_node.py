@@ -135,6 +135,12 @@ def test_parameters_validation_and_runtime_updates(harness: Harness) -> None:
     raw = _send_and_wait(harness, 1_700_000_006_000_000_000, depth=blob_depth(center_mm=(30.0, 0.0, 500.0)))
     xs = [np.mean([k.position.x for k in s.keypoints]) for s in (a, b, raw.skeletons[0])]
     assert xs[0] < xs[1] < xs[2]  # smoothed estimate lags behind the raw one
+    # candidate verification is runtime-safe and reaches the estimator
+    res = node.set_parameters([Parameter("localization.hypotheses", value=0)])[0]
+    assert not res.successful and "localization.hypotheses" in res.reason
+    assert node.set_parameters([Parameter("localization.hypotheses", value=1),
+                                Parameter("localization.verify_below", value=0.2)])[0].successful
+    assert (node._main_estimator.hypotheses, node._main_estimator.verify_below) == (1, 0.2)
 
 
 def test_tracking_centres_each_cube_on_the_previous_estimate(harness: Harness) -> None:

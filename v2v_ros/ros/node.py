@@ -160,7 +160,7 @@ class PoseNode(LifecycleNode):
                                    self._cfg["smoothing.d_cutoff"])
             self._filter.reset()
         if names & {"cube_size", "depth_band_mm", "min_depth_mm", "max_depth_mm",
-                     "detector.hypotheses", "detector.verify_below"}:
+                     "localization.hypotheses", "localization.verify_below"}:
             with self._est_lock:
                 self._apply_geometry()
         if any(n.startswith("tracking.") for n in names):
@@ -179,8 +179,8 @@ class PoseNode(LifecycleNode):
             est.grid = VoxelGrid(cube, est.meta.grid_size, est.meta.stride)
             est.localizer = replace(est.localizer, cube_size=cube, depth_band_mm=self._cfg["depth_band_mm"],
                                     min_depth_mm=self._cfg["min_depth_mm"], max_depth_mm=self._cfg["max_depth_mm"])
-            est.hypotheses = int(self._cfg["detector.hypotheses"])
-            est.verify_below = float(self._cfg["detector.verify_below"])
+            est.hypotheses = int(self._cfg["localization.hypotheses"])
+            est.verify_below = float(self._cfg["localization.verify_below"])
 
     # -- lifecycle -----------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
