@@ -181,18 +181,24 @@ class ScriptedDetector:
         return next(self.hypotheses(depth, intr, 1), None)
 
 
-def _hand_and_ball() -> tuple[PoseEstimator, OccupancyGatedNet, np.ndarray, np.ndarray, np.ndarray]:
+# Balls nearer the camera than the hand, outside its cube and inside the image.
+BALLS = ([-180.0, 0.0, -120.0], [-180.0, 120.0, -120.0], [-180.0, -120.0, -120.0])
+
+
+def _hand_and_ball(balls: int = 1) -> tuple[PoseEstimator, OccupancyGatedNet, np.ndarray, np.ndarray, np.ndarray]:
     joints = _joints(3)
     hand = joints.mean(axis=0)
-    ball = hand + [-180.0, 0.0, -120.0]  # nearer the camera, outside the hand's cube, in the image
-    depth = np.minimum(_scene(joints), _scene(ball[None]))
+    spots = [hand + np.array(b) for b in BALLS[:balls]]
+    depth = _scene(joints)
+    for spot in spots:
+        depth = np.minimum(depth, _scene(spot[None]))
     meta = ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), 32, CUBE)
     grid = VoxelGrid(CUBE, 32)
-    occupied = [grid.voxelize(CAM.backproject(depth), c).sum() for c in (hand, ball)]
-    assert occupied[0] > 3 * occupied[1] > 0  # the scene is what the test means
+    occupied = [grid.voxelize(CAM.backproject(depth), c).sum() for c in (hand, *spots)]
+    assert all(occupied[0] > 3 * k > 0 for k in occupied[1:])  # the scene is what the test means
     net = OccupancyGatedNet(joints, hand, grid, full_at=float(occupied[0]))
     est = PoseEstimator(net, meta, device="cpu", min_points=3)
-    est.detector = ScriptedDetector([ball, hand])
+    est.detector = ScriptedDetector([*spots, hand])
     return est, net, depth, joints, hand
 
 
@@ -208,6 +214,24 @@ def test_doubtful_detection_is_checked_against_the_next_peak(source: str) -> Non
     assert net.cubes == 2 and getattr(est, source).placed == [0, 1]
     assert {"localize", "voxelize", "forward", "decode", "total"} <= set(res.timings)
     assert res.timings["total"] == pytest.approx(sum(v for k, v in res.timings.items() if k != "total"))
+
+
+def test_rivals_come_in_rounds_until_one_is_confident() -> None:
+    est, net, depth, joints, hand = _hand_and_ball(balls=3)
+    est.hypotheses = 8
+    res = est.estimate(depth, CAM)  # round 1: two balls, round 2: the hand
+    assert net.cubes == 4 and est.detector.placed == [0, 1, 2, 3]
+    np.testing.assert_allclose(res.reference_point, hand)
+    est, net, depth, joints, hand = _hand_and_ball(balls=3)
+    est.detector.centers = [est.detector.centers[0], hand, *est.detector.centers[1:3]]
+    est.hypotheses = 8
+    res = est.estimate(depth, CAM)  # round 1 finds the hand: no second round
+    assert net.cubes == 3 and est.detector.placed == [0, 1, 2]
+    np.testing.assert_allclose(res.reference_point, hand)
+    est, net, depth, joints, hand = _hand_and_ball(balls=3)
+    est.hypotheses = 3  # the cap: the hand is the 4th candidate and is never tried
+    res = est.estimate(depth, CAM)
+    assert net.cubes == 3 and est.detector.placed == [0, 1, 2] and res.score < 0.5
 
 
 @pytest.mark.parametrize(("hypotheses", "verify_below"), [(1, 0.7), (3, 0.0)])

@@ -143,6 +143,16 @@ def test_parameters_validation_and_runtime_updates(harness: Harness) -> None:
     assert (node._main_estimator.hypotheses, node._main_estimator.verify_below) == (1, 0.2)
 
 
+def test_verification_defaults_are_the_core_defaults(tmp_path: Path) -> None:
+    from v2v_ros.core.estimator import DEFAULT_HYPOTHESES, DEFAULT_VERIFY_BELOW, PoseEstimator
+    from v2v_ros.ros import params as P
+
+    assert P.BY_NAME["localization.hypotheses"].default == DEFAULT_HYPOTHESES
+    assert P.BY_NAME["localization.verify_below"].default == DEFAULT_VERIFY_BELOW
+    est = PoseEstimator.load(write_tiny_checkpoint(tmp_path / "m.safetensors"), device="cpu")
+    assert (est.hypotheses, est.verify_below) == (DEFAULT_HYPOTHESES, DEFAULT_VERIFY_BELOW)
+
+
 def test_tracking_centres_each_cube_on_the_previous_estimate(harness: Harness) -> None:
     node = harness.node
     assert node.set_parameters([Parameter("tracking.min_score", value=0.0),  # random weights score low

@@ -8,6 +8,7 @@ voxelisation -> V2V-PoseNet -> heatmap decoding. Units: mm and pixels throughout
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,10 @@ from v2v_ros.core.voxel import VoxelGrid
 # A refiner maps (depth mm, intrinsics, initial centre mm) -> refined centre mm.
 RefineFn = Callable[[np.ndarray, Intrinsics, np.ndarray], np.ndarray]
 
+# Candidate verification (PoseEstimator._estimate_verified); v2v_ros.ros.params repeats these defaults.
+DEFAULT_HYPOTHESES = 8  # held-out synthetic hands, independent frames: 1 -> 25.05 mm, 3 -> 13.47, 8 -> 10.56
+DEFAULT_VERIFY_BELOW = 0.7
+VERIFY_ROUND = 2  # rival candidates estimated per batched forward (PoseEstimator._estimate_verified)
 MAX_PIXELS = 4096 * 4096  # larger "images" are rejected rather than allocated
 
 
@@ -102,8 +107,8 @@ class PoseEstimator:
         precision: str = "fp32",
         name: str = "",
         backend: str = "torch",
-        hypotheses: int = 3,
-        verify_below: float = 0.7,
+        hypotheses: int = DEFAULT_HYPOTHESES,
+        verify_below: float = DEFAULT_VERIFY_BELOW,
     ) -> None:
         if not isinstance(hypotheses, int) or not 1 <= hypotheses <= 16:
             raise ValueError(f"hypotheses must be an integer in [1, 16], got {hypotheses!r}")
@@ -228,8 +233,9 @@ class PoseEstimator:
         pose network's heatmaps are sharp on its target and flat elsewhere, so its mean
         confidence tells them apart. The first candidate (the detector's best peak, the
         body localiser's person) is estimated alone; only when its confidence is below
-        ``verify_below`` are the next ones (up to ``hypotheses`` in all) refined and
-        estimated in one batched forward, so confident frames cost nothing extra.
+        ``verify_below`` are the next ones refined and estimated, two per batched forward,
+        until one is confident or ``hypotheses`` have been tried; confident frames cost
+        nothing extra.
         """
         timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -249,15 +255,18 @@ class PoseEstimator:
             return result
         best = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, first, timings)])[0]
         spent = dict(best.timings)
-        if best.score < self.verify_below:
+        # Rivals in rounds of two (one batched forward each) until a pose is confident: a
+        # frame with one distractor pays one round, a cluttered one keeps looking.
+        while best.score < self.verify_below:
             t = time.perf_counter()
-            found = list(proposals)
+            found = list(itertools.islice(proposals, VERIFY_ROUND))
             _lap(timings, "localize", t)
-            if found:
-                rivals = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, c, timings)
-                                                                for c in found])
-                spent = summed_timings(spent, rivals[0].timings)
-                best = max([best, *rivals], key=lambda r: r.score)  # ties keep the proposal order
+            if not found:
+                break
+            rivals = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, c, timings)
+                                                            for c in found])
+            spent = summed_timings(spent, rivals[0].timings)
+            best = max([best, *rivals], key=lambda r: r.score)  # ties keep the proposal order
         best.timings = summed_timings(timings, spent)
         best.timings["total"] = sum(v for k, v in best.timings.items() if k != "total")
         return best

@@ -60,9 +60,10 @@ def register(subparsers: Any) -> None:
     e.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="inference backend")
     e.add_argument("--no-detector", action="store_true",
                    help="localise with the depth-band localiser instead of the whole-image detector")
-    e.add_argument("--hypotheses", type=int, default=3,
-                   help="detector peaks the pose network may verify when the best one's pose is doubtful "
-                        "(confidence below --verify-below); 1 trusts the best peak (default 3, as the node)")
+    e.add_argument("--hypotheses", type=int, default=8,
+                   help="candidate centres (detector peaks, body objects) the pose network may verify when the "
+                        "first one's pose is doubtful (confidence below --verify-below); 1 trusts the first "
+                        "(default 8, as the node)")
     e.add_argument("--verify-below", type=float, default=0.7,
                    help="confidence under which the detector's best peak is doubted (default 0.7)")
     e.add_argument("--tracking", action="store_true",
@@ -172,7 +173,7 @@ def _load_estimator(args: argparse.Namespace) -> Any:
                              refiner=False if args.no_refiner else "auto",
                              detector=False if args.no_detector else "auto",
                              precision=args.precision, backend=args.backend,
-                             hypotheses=getattr(args, "hypotheses", 3),
+                             hypotheses=getattr(args, "hypotheses", 8),
                              verify_below=getattr(args, "verify_below", 0.7))
     if not getattr(args, "tracking", False):
         return est

@@ -90,10 +90,11 @@ PARAMS: tuple[Param, ...] = (
           "the hand (mm).", range=(10.0, 2000.0)),
     Param("min_depth_mm", 100.0, "Hand localisation: ignore depth nearer than this (mm).", range=(0.0, 10000.0)),
     Param("max_depth_mm", 3000.0, "Hand localisation: ignore depth farther than this (mm).", range=(1.0, 20000.0)),
-    Param("localization.hypotheses", 3, "Candidate centres the pose network may check when a frame is localised "
+    Param("localization.hypotheses", 8, "Candidate centres the pose network may check when a frame is localised "
           "from scratch (detector peaks; for bodies, the room's other objects): when the first one's pose is less "
-          "confident than localization.verify_below, the next are estimated too (one batched forward) and the most "
-          "confident pose wins; 1 trusts the first candidate alone.", range=(1, 16)),
+          "confident than localization.verify_below, the next are estimated too, two per batched forward, until "
+          "one is confident; the most confident pose wins. 1 trusts the first candidate alone; lower values bound "
+          "the worst-case cost of a detection frame.", range=(1, 16)),
     Param("localization.verify_below", 0.7, "Mean joint confidence under which the first candidate is doubted and "
           "its rivals are estimated (0 = never, 1 = always).", range=(0.0, 1.0)),
     Param("min_confidence", 0.0, "Skeletons whose mean joint confidence is below this are not published "
