@@ -198,6 +198,8 @@ def _hand_and_ball(balls: int = 1) -> tuple[PoseEstimator, OccupancyGatedNet, np
     assert all(occupied[0] > 3 * k > 0 for k in occupied[1:])  # the scene is what the test means
     net = OccupancyGatedNet(joints, hand, grid, full_at=float(occupied[0]))
     est = PoseEstimator(net, meta, device="cpu", min_points=3)
+    net.full_at = float(est.estimate(depth, CAM, reference_point=hand).points_in_cube)  # as the estimator samples
+    net.cubes = 0
     est.detector = ScriptedDetector([*spots, hand])
     return est, net, depth, joints, hand
 
