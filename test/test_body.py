@@ -47,6 +47,28 @@ def test_render_is_deterministic_per_seed_and_index() -> None:
     assert render_body_frame(1, 0, both).info["view"] == "front" and render_body_frame(1, 1, both).info["view"] == "top"
 
 
+def test_body_sequences_move_one_person_smoothly_within_a_clip() -> None:
+    cfg = BodyConfig(view="both", sequence_length=10)
+    frames = [render_body_frame(6, i, cfg) for i in range(20)]
+    assert [f.info["clip"] for f in frames] == [0] * 10 + [1] * 10
+    assert [f.info["view"] for f in frames] == ["front"] * 10 + ["top"] * 10  # 'both' alternates per clip
+    # one person, camera and room per clip
+    for clip in (frames[:10], frames[10:]):
+        assert len({(f.info["height_mm"], tuple(f.info["camera_position_mm"]), tuple(f.info["scene"]))
+                    for f in clip}) == 1
+        for a, b in ((1, 0), (4, 6), (9, 11), (11, 13)):  # bones (neck-head, forearm, thigh, shin) keep lengths
+            lengths = [np.linalg.norm(f.joints[a] - f.joints[b]) for f in clip]
+            np.testing.assert_allclose(lengths, lengths[0], rtol=1e-4)
+    steps = np.linalg.norm(np.diff(np.stack([f.joints for f in frames]), axis=0), axis=2).max(axis=1)
+    within, across = np.delete(steps, 9), steps[9]
+    assert within.max() < 150.0 and across > within.max()  # smooth inside, a cut between clips
+    assert within[0] < within[4]  # eases in
+    again = render_body_frame(6, 13, cfg)
+    np.testing.assert_array_equal(again.depth, frames[13].depth)
+    # independent frames are not affected by the sequence machinery
+    np.testing.assert_array_equal(render_body_frame(6, 3).joints, render_body_frame(6, 3, BodyConfig()).joints)
+
+
 def test_poses_respect_joint_limits_and_bone_lengths() -> None:
     rng = np.random.default_rng(0)
     for preset in POSE_PRESETS.values():

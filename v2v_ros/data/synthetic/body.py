@@ -21,6 +21,7 @@ Sample ``index`` of ``seed`` depends on nothing else (``np.random.default_rng([s
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -349,10 +350,16 @@ class BodyConfig:
     clutter: bool = True
     margin_px: float = 3.0
     sensor: SensorModel = field(default_factory=lambda: BODY_SENSOR)
+    # Camera streams: clips of this many frames of one person moving smoothly (0 = independent frames).
+    sequence_length: int = 0
+    sequence_walk_mm: float = 600.0  # largest distance walked over a clip
+    sequence_turn_deg: float = 30.0  # std of the turn over a clip
 
     def __post_init__(self) -> None:
         if self.view not in ("front", "top", "both"):
             raise ValueError(f"view must be 'front', 'top' or 'both', got {self.view!r}")
+        if self.sequence_length < 0:
+            raise ValueError(f"sequence_length must be >= 0, got {self.sequence_length}")
 
     @property
     def intrinsics(self) -> Intrinsics:
@@ -363,7 +370,9 @@ class BodyConfig:
         return (int(self.width), int(self.height))
 
     def view_of(self, index: int) -> str:
-        return self.view if self.view != "both" else ("front" if index % 2 == 0 else "top")
+        """The view of frame ``index`` ('both' alternates per frame, or per clip for sequences)."""
+        k = index // self.sequence_length if self.sequence_length > 0 else index
+        return self.view if self.view != "both" else ("front" if k % 2 == 0 else "top")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters (stored in meta.json under "generator")."""
@@ -515,28 +524,41 @@ def render_body_frame(seed: int, index: int, config: BodyConfig | None = None) -
     cfg = config or BodyConfig()
     rng = np.random.default_rng([int(seed), int(index)])
     view = cfg.view_of(index)
-    shape = sample_body_shape(rng, cfg.height_range, cfg.girth_range)
-    pose = sample_body_pose(rng)
-    model = BodyModel(shape)
-    joints_b = model.joints(pose)
-    # facing: mostly towards the front camera (ITOP's actors face it), sometimes any direction
-    yaw = rng.normal(0.0, 35.0) if rng.random() < 0.85 else rng.uniform(-180.0, 180.0)
-    body_rot = rot_y(yaw)
-    body_t = np.array([0.0, -model.lowest_point(pose), 0.0])
-    if pose.seated:  # the seat carries the pelvis; feet on the floor are nice but not required
-        body_t[1] = max(body_t[1], 0.0)
-    joints_w = joints_b @ body_rot.T + body_t
-    rot, cam = _place_camera(rng, view, joints_w, cfg)
+    if cfg.sequence_length > 0:
+        # The clip's person, motion, camera and room come from the clip's generator; only
+        # the sensor noise is drawn per frame, from the frame's own.
+        st = _sequence_body(int(seed), int(index), cfg)
+        shape, pose, yaw, body_t, rot, cam, scene_rng = (st[k] for k in ("shape", "pose", "yaw", "body_t", "rot",
+                                                                         "cam", "scene_rng"))
+        model = BodyModel(shape)
+        body_rot = rot_y(yaw)
+        body_t = body_t + np.array([0.0, -model.lowest_point(pose), 0.0])
+        if pose.seated:
+            body_t[1] = max(body_t[1], 0.0)
+        joints_w = model.joints(pose) @ body_rot.T + body_t
+        room_centre = st["room_centre"]
+    else:
+        shape = sample_body_shape(rng, cfg.height_range, cfg.girth_range)
+        pose = sample_body_pose(rng)
+        model = BodyModel(shape)
+        # facing: mostly towards the front camera (ITOP's actors face it), sometimes any direction
+        yaw = _sample_yaw(rng)
+        body_rot = rot_y(yaw)
+        body_t = _standing_offset(model, pose)
+        joints_w = model.joints(pose) @ body_rot.T + body_t
+        rot, cam = _place_camera(rng, view, joints_w, cfg)
+        scene_rng, room_centre = rng, joints_w.mean(axis=0)
     world: list[Primitive] = model.primitives(pose, body_rot, body_t)
-    room, room_names = _room(rng, view, joints_w.mean(axis=0), cam, cfg.walls)
+    room, room_names = _room(scene_rng, view, room_centre, cam, cfg.walls)
     world += room
     extras: list[str] = []
     if pose.seated:
-        chair = _chair(rng, model, pose, body_rot, body_t)
+        chair = _chair(scene_rng, model, pose, body_rot, body_t)
         world += chair
         extras += ["chair"] * bool(chair)
     if cfg.clutter:
-        objs, extras_c = _clutter(rng, joints_w, rot, cam, cfg.intrinsics)
+        objs, extras_c = _clutter(scene_rng, joints_w if cfg.sequence_length == 0 else st["clutter_anchor"], rot,
+                                  cam, cfg.intrinsics)
         world += objs
         extras += extras_c
     t = -rot @ cam
@@ -550,7 +572,65 @@ def render_body_frame(seed: int, index: int, config: BodyConfig | None = None) -
         "angles": np.round(pose.angles, 2).tolist(), "camera_position_mm": np.round(cam, 1).tolist(),
         "scene": room_names + extras, "skeleton": BODY_ITOP15.name,
     }
+    if cfg.sequence_length > 0:
+        info["clip"] = int(index) // cfg.sequence_length
     return Frame(depth, (0, 0), cfg.intrinsics, cfg.size, joints.astype(np.float32), info)
+
+
+def _sample_yaw(rng: np.random.Generator) -> float:
+    """Facing: mostly towards a front camera (ITOP's actors face it), sometimes any direction (degrees)."""
+    return float(rng.normal(0.0, 35.0) if rng.random() < 0.85 else rng.uniform(-180.0, 180.0))
+
+
+def _standing_offset(model: BodyModel, pose: BodyPose) -> np.ndarray:
+    """Pelvis position that puts the lowest point on the floor (a seated pelvis rests on the seat)."""
+    body_t = np.array([0.0, -model.lowest_point(pose), 0.0])
+    if pose.seated:  # the seat carries the pelvis; feet on the floor are nice but not required
+        body_t[1] = max(body_t[1], 0.0)
+    return body_t
+
+
+@functools.lru_cache(maxsize=16)
+def _body_clip(seed: int, clip: int, cfg: BodyConfig) -> dict[str, Any]:
+    """One clip of a body stream: the person, two keyframe poses, the walk and turn, the camera
+    (placed so both keyframes are in view) and the room's generator state (cached: read-only)."""
+    rng = np.random.default_rng([seed, clip, 1])
+    view = cfg.view_of(clip * cfg.sequence_length)
+    shape = sample_body_shape(rng, cfg.height_range, cfg.girth_range)
+    model = BodyModel(shape)
+    pose_a = sample_body_pose(rng)
+    yaw = _sample_yaw(rng)
+    if pose_a.seated:  # seated people stay on their chair: the arms and trunk move, the pelvis does not
+        pose_b = BodyPose(clip_pose(pose_a.angles + rng.normal(0.0, 12.0, len(BODY_DOFS))), pose_a.name, True)
+        turn, move = 0.0, np.zeros(3)
+    else:
+        other = sample_body_pose(rng)
+        while other.seated:
+            other = sample_body_pose(rng)
+        pose_b = BodyPose(clip_pose(0.5 * (pose_a.angles + other.angles)), f"{pose_a.name}->{other.name}")
+        turn = float(rng.normal(0.0, cfg.sequence_turn_deg))
+        heading = np.radians(yaw + rng.uniform(-90.0, 90.0))  # roughly where the person faces
+        move = rng.uniform(0.0, cfg.sequence_walk_mm) * np.array([np.sin(heading), 0.0, np.cos(heading)])
+    ends = []
+    for pose, y, m in ((pose_a, yaw, np.zeros(3)), (pose_b, yaw + turn, move)):
+        ends.append(model.joints(pose) @ rot_y(y).T + _standing_offset(model, pose) + m)
+    rot, cam = _place_camera(rng, view, np.vstack(ends), cfg)
+    return {"shape": shape, "pose_a": pose_a, "pose_b": pose_b, "yaw": yaw, "turn": turn, "move": move,
+            "rot": rot, "cam": cam, "room_centre": ends[0].mean(axis=0), "clutter_anchor": np.vstack(ends),
+            "scene_seed": int(rng.integers(2**31))}
+
+
+def _sequence_body(seed: int, index: int, cfg: BodyConfig) -> dict[str, Any]:
+    """Frame ``index`` of its clip: keyframes blended with ease-in/ease-out (zero speed at both ends)."""
+    length = cfg.sequence_length
+    k = _body_clip(seed, index // length, cfg)
+    t = (index % length) / max(length - 1, 1)
+    s = 0.5 - 0.5 * np.cos(np.pi * t)
+    a, b = k["pose_a"], k["pose_b"]
+    pose = BodyPose((1 - s) * a.angles + s * b.angles, f"seq:{b.name}" if s > 0.5 else f"seq:{a.name}", a.seated)
+    return {"shape": k["shape"], "pose": pose, "yaw": k["yaw"] + s * k["turn"], "body_t": s * k["move"],
+            "rot": k["rot"], "cam": k["cam"], "room_centre": k["room_centre"],
+            "clutter_anchor": k["clutter_anchor"], "scene_rng": np.random.default_rng(k["scene_seed"])}
 
 
 def render_body_ideal(seed: int, index: int, config: BodyConfig | None = None) -> Frame:

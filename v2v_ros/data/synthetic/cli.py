@@ -46,8 +46,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-clutter", action="store_true",
                    help="hand and forearm only: no table, body or objects (bodies: no furniture)")
     p.add_argument("--sequence", type=int, default=0, metavar="L",
-                   help="hands: clips of L consecutive frames of one smoothly moving hand (a camera stream, "
-                        "for tracking); 0 = independent frames")
+                   help="clips of L consecutive frames of one smoothly moving hand (bodies: one person "
+                        "walking, turning and changing pose in a fixed room); a camera stream, for tracking; "
+                        "0 = independent frames")
     p.add_argument("--bag", action="store_true", help="also write a rosbag2 of full frames + ground truth to OUT/bag")
     p.add_argument("--bag-format", choices=["sqlite3", "mcap"], default="sqlite3", help="rosbag2 storage plugin")
     p.add_argument("--workers", type=int, default=1, help="generator processes")
@@ -77,7 +78,9 @@ def body_config_from_args(args: argparse.Namespace) -> Any:
     """BodyConfig: ITOP's camera unless --width/--fx/... override it."""
     from v2v_ros.data.synthetic.body import BodyConfig
 
-    cfg = BodyConfig(view=args.view, clutter=not args.no_clutter)
+    if args.sequence < 0:
+        raise SystemExit(f"synth: --sequence must be >= 0, got {args.sequence}")
+    cfg = BodyConfig(view=args.view, clutter=not args.no_clutter, sequence_length=args.sequence)
     overrides = {k: getattr(args, k) for k in ("width", "height", "fx", "fy", "cx", "cy") if getattr(args, k) is not None}
     if ("width" in overrides or "height" in overrides) and "cx" not in overrides:
         overrides["cx"] = (overrides.get("width", cfg.width) - 1) / 2.0
