@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--frames", type=int, default=90, help="synthetic frames (30 Hz)")
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--sequence", type=int, default=30, metavar="L",
-                   help="hands: the bag is a camera stream of L-frame clips of one moving hand (v2v synth "
+                   help="the bag is a camera stream of L-frame clips of one moving hand or person (v2v synth "
                         "--sequence); 0 = unrelated frames")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     p.add_argument("--bag", type=Path, default=None, help="use this bag instead of generating one")
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         bag = out / "data" / "bag"
         r = subprocess.run([sys.executable, "-m", "v2v_ros.cli", "synth", "--out", str(out / "data"), "--n",
                             str(args.frames), "--seed", str(args.seed), "--bag"]
-                           + (["--body"] if body else ["--sequence", str(args.sequence)]),
+                           + (["--body"] if body else []) + ["--sequence", str(args.sequence)],
                            env=env, capture_output=True, text=True)
         if r.returncode != 0:
             print(r.stdout + r.stderr, file=sys.stderr)
