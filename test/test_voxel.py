@@ -46,6 +46,16 @@ def test_voxelize_puts_each_point_in_its_voxel(grid: VoxelGrid, g: np.ndarray) -
     assert vol.sum() == len({tuple(i) for i in idx})  # nothing else is set, outside points dropped
 
 
+@given(bad=st.sampled_from([np.nan, np.inf, -np.inf, 1e30, -1e30, 3e9, -3e9]), axis=st.integers(0, 2))
+def test_voxelize_drops_non_finite_and_huge_coordinates(bad: float, axis: int) -> None:
+    # float -> int casts of these are undefined (x86 gives INT_MIN, ARM saturates, NaN -> 0)
+    g = VoxelGrid(200.0, 32)
+    p = np.array([[0.0, 0.0, 500.0], [0.0, 0.0, 500.0]], dtype=np.float32)
+    p[1, axis] = bad
+    vol = g.voxelize(p, np.array([0.0, 0.0, 500.0]))
+    assert vol.sum() == 1.0 and vol[16, 16, 16] == 1.0
+
+
 def test_voxelize_axis_order_is_x_y_z() -> None:
     g = VoxelGrid(88.0, 88)  # 1 mm voxels
     c = np.zeros(3)

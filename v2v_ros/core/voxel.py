@@ -89,8 +89,12 @@ class VoxelGrid:
         if pts.shape[0] == 0:
             return out
         g = xp.floor(self.to_grid(pts, xp.asarray(center, dtype=xp.float32)))
-        inside = xp.all((g >= 0) & (g < n), axis=1)
-        idx = g[inside].astype(xp.int32)
+        # Clamp to [-1, n] before the integer cast (fmin/fmax also send NaN there: casting NaN
+        # or huge values is undefined and differs between x86 and ARM); then one unsigned
+        # compare per axis drops both sides, as -1 wraps to 2**32 - 1.
+        idx = xp.fmax(xp.fmin(g, n, out=g), -1, out=g).astype(xp.int32)
+        as_u = idx.view(xp.uint32)
+        idx = idx[(as_u[:, 0] < n) & (as_u[:, 1] < n) & (as_u[:, 2] < n)]
         flat = (idx[:, 0] * n + idx[:, 1]) * n + idx[:, 2]
         out.reshape(-1)[flat] = 1.0
         return out
