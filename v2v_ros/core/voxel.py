@@ -153,17 +153,17 @@ def _log_parabola_offsets(xp: Any, hm: Any, ix: Any, iy: Any, iz: Any) -> Any:
     nx = xp.clip(ix[..., None] + d, 0, s - 1)
     ny = xp.clip(iy[..., None] + d, 0, s - 1)
     nz = xp.clip(iz[..., None] + d, 0, s - 1)
-    bi = xp.arange(b)[:, None, None, None, None]
-    ji = xp.arange(j)[None, :, None, None, None]
-    block = hm[bi, ji, nx[..., :, None, None], ny[..., None, :, None], nz[..., None, None, :]]  # (B,J,3,3,3)
-    block = block.astype(xp.float64)
-    sums = (block.sum(axis=(3, 4)), block.sum(axis=(2, 4)), block.sum(axis=(2, 3)))  # each (B, J, 3)
-    offsets = []
-    for axis_sum, idx in zip(sums, (ix, iy, iz), strict=False):
-        top = xp.maximum(axis_sum.max(axis=-1, keepdims=True), 1e-30)
-        la, lb, lc = (xp.log(xp.maximum(axis_sum[..., k], 1e-9 * top[..., 0])) for k in range(3))
-        denom = la - 2.0 * lb + lc
-        ok = (denom < -1e-12) & (idx > 0) & (idx < s - 1)
-        off = xp.where(ok, 0.5 * (la - lc) / xp.where(ok, denom, -1.0), 0.0)
-        offsets.append(xp.clip(off, -1.0, 1.0))
-    return xp.stack(offsets, axis=-1)
+    # One flat gather of the (B, J, 3, 3, 3) blocks (cheaper than five-array fancy indexing).
+    base = (xp.arange(b * j).reshape(b, j) * (s * s * s))[..., None, None, None]
+    flat = base + (nx[..., :, None, None] * s + ny[..., None, :, None]) * s + nz[..., None, None, :]
+    block = xp.take(hm.reshape(-1), flat).astype(xp.float64)
+    # (B, J, axis, 3): the block summed over the two other axes, for x, y and z
+    sums = xp.stack((block.sum(axis=(3, 4)), block.sum(axis=(2, 4)), block.sum(axis=(2, 3))), axis=2)
+    idx = xp.stack((ix, iy, iz), axis=-1)
+    top = xp.maximum(sums.max(axis=-1, keepdims=True), 1e-30)
+    logs = xp.log(xp.maximum(sums, 1e-9 * top))
+    la, lb, lc = logs[..., 0], logs[..., 1], logs[..., 2]
+    denom = la - 2.0 * lb + lc
+    ok = (denom < -1e-12) & (idx > 0) & (idx < s - 1)
+    off = xp.where(ok, 0.5 * (la - lc) / xp.where(ok, denom, -1.0), 0.0)
+    return xp.clip(off, -1.0, 1.0)
