@@ -76,8 +76,10 @@ def check_depth(depth_mm: Any) -> np.ndarray:
         raise ValueError(f"depth dtype must be an unsigned/signed integer or float, got {depth_mm.dtype}")
     depth = depth_mm.astype(np.float32, copy=False)
     if depth_mm.dtype.kind == "f" or depth_mm.dtype.kind == "i":
-        bad = ~np.isfinite(depth) | (depth < 0)
-        if bad.any():
+        # min and max prove the common clean image clean (both are NaN if any pixel is);
+        # only a dirty image pays for the element-wise mask and the copy.
+        if not (depth.min() >= 0 and depth.max() < np.inf):
+            bad = ~np.isfinite(depth) | (depth < 0)
             depth = np.where(bad, np.float32(0), depth)
     return depth
 
