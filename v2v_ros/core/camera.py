@@ -95,9 +95,13 @@ class Intrinsics:
         if depth.ndim != 2:
             raise ValueError(f"depth must be a 2-D (H, W) array, got shape {tuple(depth.shape)}")
         depth = depth.astype(xp.float32, copy=False)
-        valid = xp.isfinite(depth) & (depth > 0)
-        if z_range is not None:
-            valid &= (depth >= z_range[0]) & (depth < z_range[1])
+        if z_range is not None and math.isfinite(z_range[0]) and math.isfinite(z_range[1]):
+            # Finite bounds already reject NaN and ±inf (every comparison with NaN is false).
+            valid = (depth >= max(float(z_range[0]), _TINY)) & (depth < z_range[1])
+        else:
+            valid = xp.isfinite(depth) & (depth > 0)
+            if z_range is not None:
+                valid &= (depth >= z_range[0]) & (depth < z_range[1])
         v, u = xp.nonzero(valid)
         z = depth[v, u]
         x = (u.astype(xp.float32) + (offset[0] - self.cx)) * (z / self.fx)
@@ -107,6 +111,9 @@ class Intrinsics:
     def scaled(self, factor: float) -> "Intrinsics":
         """Intrinsics of the image resized by ``factor`` (pixel centres at integer indices)."""
         return Intrinsics(self.fx * factor, self.fy * factor, self.cx * factor, self.cy * factor)
+
+
+_TINY = float(np.nextafter(np.float32(0), np.float32(1)))  # smallest positive depth: 0 means invalid
 
 
 def cube_footprint(intr: Intrinsics, center: np.ndarray, cube: float, width: int, height: int) -> tuple[int, int, int, int]:
