@@ -213,7 +213,7 @@ def test_doubtful_detection_is_checked_against_the_next_peak(source: str) -> Non
     assert res.valid and res.score > 0.9
     np.testing.assert_allclose(res.reference_point, hand)
     assert np.abs(res.joints - joints).max() < 1e-3
-    assert net.cubes == 2 and getattr(est, source).placed == [0, 1]
+    assert net.cubes == 2 and getattr(est, source).placed == [0, 1] and res.candidates == 2
     assert {"localize", "voxelize", "forward", "decode", "total"} <= set(res.timings)
     assert res.timings["total"] == pytest.approx(sum(v for k, v in res.timings.items() if k != "total"))
 
@@ -222,7 +222,7 @@ def test_rivals_come_in_rounds_until_one_is_confident() -> None:
     est, net, depth, joints, hand = _hand_and_ball(balls=3)
     est.hypotheses = 8
     res = est.estimate(depth, CAM)  # round 1: two balls, round 2: the hand
-    assert net.cubes == 4 and est.detector.placed == [0, 1, 2, 3]
+    assert net.cubes == 4 and est.detector.placed == [0, 1, 2, 3] and res.candidates == 4
     np.testing.assert_allclose(res.reference_point, hand)
     est, net, depth, joints, hand = _hand_and_ball(balls=3)
     est.detector.centers = [est.detector.centers[0], hand, *est.detector.centers[1:3]]
@@ -249,7 +249,7 @@ def test_confident_detection_costs_one_forward() -> None:
     est, net, depth, joints, hand = _hand_and_ball()
     est.detector.centers.reverse()  # hand first
     res = est.estimate(depth, CAM)
-    assert net.cubes == 1 and est.detector.placed == [0]
+    assert net.cubes == 1 and est.detector.placed == [0] and res.candidates == 1
     np.testing.assert_allclose(res.reference_point, hand)
 
 

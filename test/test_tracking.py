@@ -75,7 +75,7 @@ def test_follows_a_moving_object_without_detecting() -> None:
     tracker = TrackingEstimator(_estimator(), TrackingConfig(enabled=True, redetect_every=0))
     results = [tracker.estimate(_ball(c), CAM, stamp_ns=i * NS // 30) for i, c in enumerate(_path(20))]
     assert [r.tracked for r in results] == [False] + [True] * 19
-    assert tracker.stats == {"detected": 1, "tracked": 19, "redetected": 0, "reacquired": 0}
+    assert tracker.stats == {"detected": 1, "tracked": 19, "redetected": 0, "reacquired": 0, "verified": 0}
     for prev, res in zip(results, results[1:], strict=False):
         # each tracked cube is centred on the previous estimate, and localisation did not run
         np.testing.assert_allclose(res.reference_point, prev.joints.mean(axis=0))

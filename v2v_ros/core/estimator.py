@@ -51,6 +51,7 @@ class PoseResult:
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage
     points_in_cube: int = 0
     tracked: bool = False  # cube centred on the previous frame's estimate (core.tracking), not a detection
+    candidates: int = 1  # cube centres estimated for this frame (> 1: the first was doubted and verified)
 
     @property
     def score(self) -> float:
@@ -257,6 +258,7 @@ class PoseEstimator:
             return result
         best = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, first, timings)])[0]
         spent = dict(best.timings)
+        tried = 1
         # Rivals in rounds of two (one batched forward each) until a pose is confident: a
         # frame with one distractor pays one round, a cluttered one keeps looking.
         while best.score < self.verify_below:
@@ -268,9 +270,11 @@ class PoseEstimator:
             rivals = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, c, timings)
                                                             for c in found])
             spent = summed_timings(spent, rivals[0].timings)
+            tried += len(found)
             best = max([best, *rivals], key=lambda r: r.score)  # ties keep the proposal order
         best.timings = summed_timings(timings, spent)
         best.timings["total"] = sum(v for k, v in best.timings.items() if k != "total")
+        best.candidates = tried
         return best
 
     def _refined(self, depth: np.ndarray, intrinsics: Intrinsics, center: np.ndarray,

@@ -59,7 +59,8 @@ class TrackingEstimator:
     def __init__(self, estimator: Any, config: TrackingConfig | None = None) -> None:
         self.estimator = estimator
         self.config = config or TrackingConfig()
-        self.stats = {"detected": 0, "tracked": 0, "redetected": 0, "reacquired": 0}
+        # verified: frames whose first candidate centre was doubted and its rivals estimated
+        self.stats = {"detected": 0, "tracked": 0, "redetected": 0, "reacquired": 0, "verified": 0}
         self._centre: np.ndarray | None = None
         self._stamp_ns: int | None = None
         self._since_detect = 0
@@ -89,6 +90,7 @@ class TrackingEstimator:
                 kind = "reacquired"
                 result.timings = summed_timings(followed.timings, result.timings)
         self.stats[kind] += 1
+        self.stats["verified"] += int(getattr(result, "candidates", 1) > 1)
         self._since_detect = self._since_detect + 1 if kind == "tracked" else 0
         self._stamp_ns = stamp_ns
         self._centre = np.asarray(result.joints, np.float64).mean(axis=0) if self._holds(result) else None

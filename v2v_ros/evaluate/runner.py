@@ -34,6 +34,7 @@ class EvalRun:
     wall_ms: float  # mean wall time of one estimate() call
     invalid_reasons: dict[str, int]
     overlays: list[dict[str, Any]]  # kept frames for overlay drawing
+    verified_frames: int = 0  # frames whose first candidate centre was doubted and its rivals estimated
 
 
 def frame_image(frame: Any) -> np.ndarray:
@@ -80,6 +81,7 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
     reasons: dict[str, int] = {}
     overlays: list[dict[str, Any]] = []
     wall = 0.0
+    verified = 0
     iterator: Iterable[Any] = frames
     if progress:
         from tqdm import tqdm
@@ -100,6 +102,7 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
         else:
             result = estimator.estimate(depth, frame.intrinsics, reference_point=ref)
         wall += time.perf_counter() - t0
+        verified += int(getattr(result, "candidates", 1) > 1)
         if result.valid:
             pred = match_joints(result.joints, getattr(result, "joint_names", None), joint_names, len(gt))
         else:
@@ -119,7 +122,7 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
     return EvalRun(
         pred=np.stack(preds), gt=np.stack(gts), names=names,
         timings_ms={k: stage_sum[k] / stage_n[k] for k in stage_sum},
-        wall_ms=1000.0 * wall / len(preds), invalid_reasons=reasons, overlays=overlays,
+        wall_ms=1000.0 * wall / len(preds), invalid_reasons=reasons, overlays=overlays, verified_frames=verified,
     )
 
 
@@ -168,6 +171,7 @@ def evaluate_estimator(estimator: Any, frames: Iterable[Any], *, spec: Any = Non
     report["timings_ms"] = {k: round(v, 3) for k, v in run.timings_ms.items()}
     report["wall_ms_per_frame"] = round(run.wall_ms, 3)
     report["invalid_reasons"] = run.invalid_reasons
+    report["verified_frames"] = run.verified_frames
     if extra:
         report.update(extra)
     if out_dir is not None:
