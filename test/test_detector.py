@@ -113,3 +113,23 @@ def test_peaks_are_best_first_and_a_hand_width_apart() -> None:
     # The single-peak call is the first of these (None when there is no depth under it).
     single, first = det(f.full_depth(), f.intrinsics), det.center(f.full_depth(), f.intrinsics, peaks, 0)
     assert (single is None and first is None) or np.allclose(single, first)
+
+
+def test_inference_form_folds_batchnorm_and_matches_the_trained_net() -> None:
+    net = DetectorNet()
+    with torch.no_grad():  # non-trivial BN statistics, as after training
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    det = Detector(net, DetectorMeta())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in det.fast.modules())
+    x = torch.randn(1, 2, 120, 160)
+    with torch.inference_mode():
+        torch.testing.assert_close(det.fast(det.prepare(x)), det.net(x), atol=1e-4, rtol=1e-4)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in det.net.modules())  # what is saved stays trainable
+    det.net = OracleNet(10.0, 7.0)  # a new network rebuilds the inference form
+    with torch.inference_mode():
+        torch.testing.assert_close(det.fast(det.prepare(x)), det.net(x))

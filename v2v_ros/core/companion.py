@@ -26,9 +26,35 @@ class CompanionNet:
     meta_cls: ClassVar[type]
 
     def __init__(self, net: torch.nn.Module, meta: Any, device: torch.device | str = "cpu") -> None:
-        self.net = net.to(device).eval()
-        self.meta = meta
         self.device = torch.device(device)
+        self.meta = meta
+        self.net = net
+
+    @property
+    def net(self) -> torch.nn.Module:
+        """The network as trained and saved."""
+        return self._net
+
+    @net.setter
+    def net(self, value: torch.nn.Module) -> None:
+        self._net = value.to(self.device).eval()
+        self._fast: torch.nn.Module | None = None
+
+    @property
+    def fast(self) -> torch.nn.Module:
+        """The same network as inference runs it: BatchNorm folded into the convolutions and
+        channels-last weights (oneDNN's fast layout for these small 2-D CNNs; measured on the
+        detector: 3.3 -> 2.5 ms per frame on one core). Feed it :meth:`prepare`d inputs."""
+        if self._fast is None:
+            from v2v_ros.core.inference import fold_batchnorm  # noqa: PLC0415
+
+            self._fast = fold_batchnorm(self._net).to(memory_format=torch.channels_last)
+        return self._fast
+
+    @staticmethod
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        """A (B, C, H, W) input in the layout :attr:`fast` expects."""
+        return x.contiguous(memory_format=torch.channels_last)
 
     @classmethod
     def make_net(cls, meta: Any) -> torch.nn.Module:

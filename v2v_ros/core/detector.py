@@ -97,7 +97,7 @@ class Detector(CompanionNet):
         step = subsample_step(depth_mm.shape[1], self.meta)
         x = torch.from_numpy(detector_input(depth_mm, self.meta, step))[None].to(self.device)
         with torch.inference_mode():
-            return self.net(x)[0, 0].float().cpu().numpy(), step
+            return self.fast(self.prepare(x))[0, 0].float().cpu().numpy(), step
 
     def __call__(self, depth_mm: np.ndarray, intr: Intrinsics) -> np.ndarray | None:
         return self.center(depth_mm, intr, self.peaks(depth_mm, 1), 0)

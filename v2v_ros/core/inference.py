@@ -64,28 +64,34 @@ class Engine(Protocol):
 # ---------------------------------------------------------------------------------------
 # Graph rewrites
 # ---------------------------------------------------------------------------------------
-def _fold_pair(conv: nn.Conv3d | nn.ConvTranspose3d, bn: nn.BatchNorm3d) -> nn.Module:
-    """A new conv equal to ``bn(conv(x))`` in eval mode (running statistics)."""
+_CONVS = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_BNS = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+def _fold_pair(conv: nn.Module, bn: nn.Module) -> nn.Module:
+    """A new conv equal to ``bn(conv(x))`` in eval mode (running statistics); 2-D or 3-D."""
     fused = copy.deepcopy(conv)
     w = fused.weight.detach()
     scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(
         bn.running_var + bn.eps)
     shift = bn.bias.detach() if bn.affine else torch.zeros_like(bn.running_mean)
     bias = fused.bias.detach() if fused.bias is not None else torch.zeros_like(bn.running_mean)
-    if isinstance(conv, nn.ConvTranspose3d):
+    spatial = [1] * (w.ndim - 2)
+    if isinstance(conv, (nn.ConvTranspose2d, nn.ConvTranspose3d)):
         if conv.groups != 1:
-            raise ValueError("fold_batchnorm: grouped ConvTranspose3d is not supported")
-        w = w * scale.reshape(1, -1, 1, 1, 1)  # (Cin, Cout, k, k, k): output channels on dim 1
+            raise ValueError("fold_batchnorm: grouped transposed convolutions are not supported")
+        w = w * scale.reshape(1, -1, *spatial)  # (Cin, Cout, k...): output channels on dim 1
     else:
-        w = w * scale.reshape(-1, 1, 1, 1, 1)
+        w = w * scale.reshape(-1, 1, *spatial)
     fused.weight = nn.Parameter(w, requires_grad=False)
     fused.bias = nn.Parameter((bias - bn.running_mean) * scale + shift, requires_grad=False)
     return fused
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every BatchNorm3d that directly follows a Conv3d or
-    ConvTranspose3d inside an ``nn.Sequential`` folded into that convolution.
+    """A copy of ``model`` with every BatchNorm2d/3d that directly follows a convolution
+    (or transposed convolution) of the same dimension inside an ``nn.Sequential`` folded
+    into that convolution.
 
     Pure: the input model is not modified. The result is only valid in eval mode
     (it uses the running statistics), which is what inference needs. Folded BNs
@@ -97,7 +103,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         if isinstance(module, nn.Sequential):
             children = list(module._modules.items())
             for (_, a), (name_b, b) in zip(children, children[1:], strict=False):
-                if isinstance(a, (nn.Conv3d, nn.ConvTranspose3d)) and isinstance(b, nn.BatchNorm3d) \
+                if isinstance(a, _CONVS) and isinstance(b, _BNS.get(a.weight.ndim - 2, ())) \
                         and b.track_running_stats and b.running_var is not None:
                     idx = next(i for i, (n, _) in enumerate(children) if n == name_b)
                     module._modules[children[idx - 1][0]] = _fold_pair(a, b)

@@ -87,6 +87,6 @@ class Refiner(CompanionNet):
         for _ in range(self.meta.iterations):
             x = torch.from_numpy(refiner_input(depth, intr, c, self.meta))[None, None].to(self.device)
             with torch.inference_mode():
-                off = self.net(x)[0].double().cpu().numpy()
+                off = self.fast(self.prepare(x))[0].double().cpu().numpy()
             c = c + off * (self.meta.cube_size / 2.0)
         return c
