@@ -4,7 +4,7 @@
 # Run inside `eval "$(make -s env)"`. About 4 h on a 2-core CPU (data 25 min,
 # refiner 20 min, pose network ~25 min per 1000-step epoch), minutes on a GPU.
 set -euo pipefail
-EPOCH="${EPOCH:-8}"
+EPOCH="${EPOCH:-13}"
 [ -f data/synth_train/meta.json ] || v2v synth --out data/synth_train --n 30000 --seed 1 --workers 2
 [ -f data/synth_test/meta.json ]  || v2v synth --out data/synth_test --n 1000 --seed 2 --full-frame --workers 2
 [ -f runs/refiner/hand_default.refiner.safetensors ] || v2v train-refiner --config config/train/refiner_synthetic.yaml --set steps=2000
