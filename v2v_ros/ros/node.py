@@ -288,6 +288,10 @@ class PoseNode(LifecycleNode):
     def _load(self, paths: list[Any], device: str, cfg: dict[str, Any]) -> tuple[PoseEstimator, TrackingEstimator]:
         """(main estimator, estimator to call): the same object; several paths form one
         epoch ensemble evaluated in a single batched forward by PoseEstimator."""
+        if int(cfg["threads"]) > 0:
+            import torch  # noqa: PLC0415
+
+            torch.set_num_threads(int(cfg["threads"]))  # process-wide: this node's networks
         est = PoseEstimator.load(paths if len(paths) > 1 else paths[0], device=device,
                                  refiner=bool(cfg["use_refinement"]),  # True: configure fails if it is missing
                                  detector=bool(cfg["use_detector"]),
