@@ -118,8 +118,8 @@ class PoseEstimator:
         if not 0.0 <= float(verify_below) <= 1.0:
             raise ValueError(f"verify_below must be in [0, 1], got {verify_below!r}")
         self.meta = meta
-        # Detector peaks verified by the pose network when the best one looks doubtful
-        # (see _estimate_verified); 1 trusts the detector's best peak alone.
+        # Candidate centres (detector peaks, body objects) verified by the pose network when
+        # the first one looks doubtful (see _estimate_verified); 1 trusts the first alone.
         self.hypotheses = hypotheses
         self.verify_below = float(verify_below)
         self.device = resolve_device(device) if isinstance(device, str) else device
