@@ -236,6 +236,15 @@ def test_rivals_come_in_rounds_until_one_is_confident() -> None:
     assert net.cubes == 3 and est.detector.placed == [0, 1, 2] and res.score < 0.5
 
 
+def test_a_prior_centre_is_the_first_rival() -> None:
+    est, net, depth, joints, hand = _hand_and_ball(balls=3)  # the hand is the detector's 4th candidate
+    res = est.estimate(depth, CAM, prior=hand)  # e.g. the tracker's last estimate
+    assert net.cubes == 3 and est.detector.placed == [0, 1]  # one round: the prior and one more peak
+    np.testing.assert_allclose(res.reference_point, hand)
+    with pytest.raises(ValueError, match="prior must be in front"):
+        est.estimate(depth, CAM, prior=[0.0, 0.0, -5.0])
+
+
 @pytest.mark.parametrize(("hypotheses", "verify_below"), [(1, 0.7), (3, 0.0)])
 def test_trusting_the_best_peak_keeps_it(hypotheses: int, verify_below: float) -> None:
     est, net, depth, _, _ = _hand_and_ball()

@@ -106,6 +106,25 @@ def test_gap_out_of_order_stamps_and_periodic_redetection() -> None:
                      "redetected", "tracked", "tracked", "tracked", "redetected"]  # stamp went back
 
 
+def test_periodic_redetection_offers_the_followed_centre_as_a_rival() -> None:
+    est = _estimator()
+    priors: list = []
+    real = est.estimate
+
+    def spy(depth, intr, reference_point=None, prior=None):  # noqa: ANN001, ANN202
+        if reference_point is None:
+            priors.append(None if prior is None else np.asarray(prior).copy())
+        return real(depth, intr, reference_point=reference_point, prior=prior)
+
+    est.estimate = spy
+    tracker = TrackingEstimator(est, TrackingConfig(enabled=True, max_gap_s=0.1, redetect_every=2))
+    stamps = [0, 33, 66, 99, 400]  # detect, track, track, redetect (periodic), redetect after a gap
+    for c, ms in zip(_path(5), stamps, strict=True):
+        tracker.estimate(_ball(c), CAM, stamp_ns=ms * 1_000_000)
+    assert len(priors) == 3 and priors[0] is None and priors[2] is None  # first detection; stale track
+    assert priors[1] is not None and priors[1].shape == (3,)  # the followed centre, offered as a rival
+
+
 def test_lost_target_is_reacquired_in_the_same_frame() -> None:
     tracker = TrackingEstimator(_estimator(), TrackingConfig(enabled=True, redetect_every=0))
     tracker.estimate(_ball(np.array([-80.0, 0.0, 500.0])), CAM, stamp_ns=0)

@@ -215,10 +215,16 @@ class PoseEstimator:
         return tuple(self.meta.joint_names)
 
     # -- public API --------------------------------------------------------------------
-    def estimate(self, depth_mm: np.ndarray, intrinsics: Intrinsics, reference_point: Any = None) -> PoseResult:
-        """Keypoints of the target nearest the camera (or in the cube at ``reference_point``)."""
+    def estimate(self, depth_mm: np.ndarray, intrinsics: Intrinsics, reference_point: Any = None,
+                 prior: Any = None) -> PoseResult:
+        """Keypoints of the target nearest the camera (or in the cube at ``reference_point``).
+
+        ``prior`` (3,) mm, optional: where context says the target is (the tracker's last
+        estimate when it re-detects). The detector still has the first word; the prior is
+        the first rival tried if that detection is doubtful (see :meth:`_estimate_verified`).
+        """
         if reference_point is None and self.hypotheses > 1 and hasattr(self._hypothesis_source, "hypotheses"):
-            return self._estimate_verified(depth_mm, intrinsics)
+            return self._estimate_verified(depth_mm, intrinsics, None if prior is None else _check_point(prior, "prior"))
         refs = None if reference_point is None else [reference_point]
         return self.estimate_many(depth_mm, intrinsics, refs)[0]
 
@@ -227,7 +233,8 @@ class PoseEstimator:
         """What proposes target centres: the learned detector when there is one, else the localiser."""
         return self.detector if self.detector is not None else self.localizer
 
-    def _estimate_verified(self, depth_mm: np.ndarray, intrinsics: Intrinsics) -> PoseResult:
+    def _estimate_verified(self, depth_mm: np.ndarray, intrinsics: Intrinsics,
+                           prior: np.ndarray | None = None) -> PoseResult:
         """Candidate centres checked by the pose network itself: the most confident pose wins.
 
         Why: on independent frames most of the mean error comes from the few per cent
@@ -238,7 +245,8 @@ class PoseEstimator:
         body localiser's person) is estimated alone; only when its confidence is below
         ``verify_below`` are the next ones refined and estimated, two per batched forward,
         until one is confident or ``hypotheses`` have been tried; confident frames cost
-        nothing extra.
+        nothing extra. A ``prior`` centre is the first rival, so a re-detection that lands
+        on a distractor falls back to the followed target in one round.
         """
         timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -259,6 +267,8 @@ class PoseEstimator:
         best = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, first, timings)])[0]
         spent = dict(best.timings)
         tried = 1
+        if prior is not None:  # the first rival; refined like the others (the refiner is trained on jittered centres)
+            proposals = itertools.chain([prior], proposals)
         # Rivals in rounds of two (one batched forward each) until a pose is confident: a
         # frame with one distractor pays one round, a cluttered one keeps looking.
         while best.score < self.verify_below:
@@ -433,12 +443,12 @@ def _companion(kind: Any, pose_path: str | Path, option: str | Path | bool, devi
     return None
 
 
-def _check_point(p: Any) -> np.ndarray:
+def _check_point(p: Any, name: str = "reference_point") -> np.ndarray:
     arr = np.asarray(p, dtype=np.float64).reshape(-1)
     if arr.shape != (3,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"reference_point must be 3 finite numbers (mm), got {p!r}")
+        raise ValueError(f"{name} must be 3 finite numbers (mm), got {p!r}")
     if arr[2] <= 0:
-        raise ValueError(f"reference_point must be in front of the camera (z > 0 mm), got z={arr[2]}")
+        raise ValueError(f"{name} must be in front of the camera (z > 0 mm), got z={arr[2]}")
     return arr
 
 

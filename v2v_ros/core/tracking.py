@@ -80,7 +80,10 @@ class TrackingEstimator:
         seed = self._seed(stamp_ns)
         if seed is None:
             kind = "redetected" if self.config.enabled and self._centre is not None else "detected"
-            result = self.estimator.estimate(depth_mm, intrinsics)
+            # A periodic re-detection keeps the followed centre as the first rival: if the detector
+            # is doubtful there, the track survives in one verification round (not several).
+            prior = self._centre if kind == "redetected" and self._fresh(stamp_ns) else None
+            result = self.estimator.estimate(depth_mm, intrinsics, prior=prior)
         else:
             result = self.estimator.estimate(depth_mm, intrinsics, reference_point=seed)
             kind = "tracked"
@@ -100,14 +103,17 @@ class TrackingEstimator:
         """Whether a pose is confident enough to follow (and to centre the next cube on)."""
         return bool(result.valid and result.score >= self.config.min_score and np.all(np.isfinite(result.joints)))
 
+    def _fresh(self, stamp_ns: int | None) -> bool:
+        """Whether the last estimate is recent enough to say where the target is now."""
+        if stamp_ns is None or self._stamp_ns is None:
+            return True
+        gap = (stamp_ns - self._stamp_ns) * 1e-9
+        return 0 < gap <= self.config.max_gap_s
+
     def _seed(self, stamp_ns: int | None) -> np.ndarray | None:
         cfg = self.config
-        if not cfg.enabled or self._centre is None:
+        if not cfg.enabled or self._centre is None or not self._fresh(stamp_ns):
             return None
-        if stamp_ns is not None and self._stamp_ns is not None:
-            gap = (stamp_ns - self._stamp_ns) * 1e-9
-            if gap <= 0 or gap > cfg.max_gap_s:
-                return None
         if cfg.redetect_every and self._since_detect >= cfg.redetect_every:
             return None
         return self._centre
