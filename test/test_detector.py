@@ -13,6 +13,13 @@ from v2v_ros.data.synthetic import render_frame
 from v2v_ros.train.detector import DetectorConfig, make_detector_data, train_detector
 
 
+def _sq_cell_distance(x: torch.Tensor, col: float, row: float) -> torch.Tensor:
+    """(h, w) squared distance of every output cell (stride 4) of input ``x`` to (col, row)."""
+    r = torch.arange(x.shape[2] // 4, dtype=torch.float32)[:, None]
+    c = torch.arange(x.shape[3] // 4, dtype=torch.float32)[None, :]
+    return (r - row) ** 2 + (c - col) ** 2
+
+
 class OracleNet(torch.nn.Module):
     """Logits peaking at a given continuous cell position (what a perfect detector outputs)."""
 
@@ -21,10 +28,7 @@ class OracleNet(torch.nn.Module):
         self.col, self.row = col, row
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2] // 4, x.shape[3] // 4
-        r = torch.arange(h, dtype=torch.float32)[:, None]
-        c = torch.arange(w, dtype=torch.float32)[None, :]
-        return (-((r - self.row) ** 2 + (c - self.col) ** 2) / 0.5)[None, None]
+        return (-_sq_cell_distance(x, self.col, self.row) / 0.5)[None, None]
 
 
 @pytest.mark.parametrize("index", [0, 2, 4, 6])
@@ -82,14 +86,9 @@ class TwoBumpNet(torch.nn.Module):
         self.strong, self.weak = strong, weak
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2] // 4, x.shape[3] // 4
-        r = torch.arange(h, dtype=torch.float32)[:, None]
-        c = torch.arange(w, dtype=torch.float32)[None, :]
-
-        def bump(cr: tuple[float, float], height: float) -> torch.Tensor:
-            return height * torch.exp(-((r - cr[1]) ** 2 + (c - cr[0]) ** 2) / 4.0)
-
-        return (bump(self.strong, 8.0) + bump(self.weak, 5.0))[None, None]
+        strong = 8.0 * torch.exp(-_sq_cell_distance(x, *self.strong) / 4.0)
+        weak = 5.0 * torch.exp(-_sq_cell_distance(x, *self.weak) / 4.0)
+        return (strong + weak)[None, None]
 
 
 def test_peaks_are_best_first_and_a_hand_width_apart() -> None:

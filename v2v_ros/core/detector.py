@@ -138,12 +138,7 @@ class Detector(CompanionNet):
         if i >= len(peaks.cells):
             return None
         r, c = peaks.cells[i]
-        return self._center_at(peaks.logits, r, c, peaks.step, depth_mm, intr)
-
-    def _center_at(self, logits: np.ndarray, r: int, c: int, step: int, depth_mm: np.ndarray,
-                   intr: Intrinsics) -> np.ndarray | None:
-        """The 3D hand centre (mm) for the output cell (r, c) of ``logits``, or None without depth there."""
-        m = self.meta
+        logits, step, m = peaks.logits, peaks.step, self.meta
         # Sub-cell position: softmax-weighted mean over the 3×3 neighbourhood.
         r0, r1, c0, c1 = max(r - 1, 0), min(r + 2, logits.shape[0]), max(c - 1, 0), min(c + 2, logits.shape[1])
         w = np.exp(logits[r0:r1, c0:c1] - logits[r, c])

@@ -248,24 +248,18 @@ class PoseEstimator:
         nothing extra. A ``prior`` centre is the first rival, so a re-detection that lands
         on a distractor falls back to the followed target in one round.
         """
-        timings: dict[str, float] = {}
+        timings: dict[str, float] = {}  # one dict for the frame: every round adds its cost
+        depth = self._checked(depth_mm, intrinsics, timings)
         t = time.perf_counter()
-        depth = check_depth(depth_mm)
-        if not isinstance(intrinsics, Intrinsics):
-            raise ValueError(f"intrinsics must be an Intrinsics, got {type(intrinsics).__name__}")
-        t = _lap(timings, "input", t)
         source = self._hypothesis_source
         proposals = source.hypotheses(depth, intrinsics, self.hypotheses)
         first = next(proposals, None)
-        t = _lap(timings, "localize", t)
+        if first is None and source is not self.localizer:  # nothing for the detector: the localiser decides
+            first = self.localizer.locate(depth, intrinsics)
+        _lap(timings, "localize", t)
         if first is None:
-            if source is self.localizer:
-                return self._invalid(np.full(3, np.nan), "no valid depth to localise a target", timings)
-            result = self.estimate_many(depth, intrinsics)[0]  # the depth-band localiser decides
-            result.timings = summed_timings(timings, result.timings)
-            return result
-        best = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, first, timings)])[0]
-        spent = dict(best.timings)
+            return self._invalid(np.full(3, np.nan), "no valid depth to localise a target", timings)
+        best = self._estimate_cubes(depth, intrinsics, [self._refined(depth, intrinsics, first, timings)], timings)[0]
         tried = 1
         if prior is not None:  # the first rival; refined like the others (the refiner is trained on jittered centres)
             proposals = itertools.chain([prior], proposals)
@@ -277,13 +271,11 @@ class PoseEstimator:
             _lap(timings, "localize", t)
             if not found:
                 break
-            rivals = self.estimate_many(depth, intrinsics, [self._refined(depth, intrinsics, c, timings)
-                                                            for c in found])
-            spent = summed_timings(spent, rivals[0].timings)
+            rivals = self._estimate_cubes(depth, intrinsics, [self._refined(depth, intrinsics, c, timings)
+                                                              for c in found], timings)
             tried += len(found)
             best = max([best, *rivals], key=lambda r: r.score)  # ties keep the proposal order
-        best.timings = summed_timings(timings, spent)
-        best.timings["total"] = sum(v for k, v in best.timings.items() if k != "total")
+        timings["total"] = sum(v for k, v in timings.items() if k != "total")  # the last look for rivals too
         best.candidates = tried
         return best
 
@@ -302,28 +294,39 @@ class PoseEstimator:
     ) -> list[PoseResult]:
         """Several targets of one frame in ONE batched forward (cheaper than k calls)."""
         timings: dict[str, float] = {}
-        t = time.perf_counter()
-        depth = check_depth(depth_mm)
-        if not isinstance(intrinsics, Intrinsics):
-            raise ValueError(f"intrinsics must be an Intrinsics, got {type(intrinsics).__name__}")
-        t = _lap(timings, "input", t)
-
+        depth = self._checked(depth_mm, intrinsics, timings)
         if reference_points is None:
+            t = time.perf_counter()
             center = self.detector(depth, intrinsics) if self.detector is not None else None
             if center is None:
                 center = self.localizer.locate(depth, intrinsics)
+            _lap(timings, "localize", t)
             if center is None:
                 return [self._invalid(np.full(3, np.nan), "no valid depth to localise a target", timings)]
-            t = _lap(timings, "localize", t)
-            if self.refiner is not None:
-                center = np.asarray(self.refiner(depth, intrinsics, center), dtype=np.float64)
-                t = _lap(timings, "refine", t)
-            centers = [center]
+            centers = [self._refined(depth, intrinsics, center, timings)]
         else:
             centers = [_check_point(p) for p in reference_points]
             if not centers:
                 return []
+        return self._estimate_cubes(depth, intrinsics, centers, timings)
 
+    def _checked(self, depth_mm: Any, intrinsics: Any, timings: dict[str, float]) -> np.ndarray:
+        """The validated depth image (see :func:`check_depth`), timed as 'input'."""
+        t = time.perf_counter()
+        depth = check_depth(depth_mm)
+        if not isinstance(intrinsics, Intrinsics):
+            raise ValueError(f"intrinsics must be an Intrinsics, got {type(intrinsics).__name__}")
+        _lap(timings, "input", t)
+        return depth
+
+    def _estimate_cubes(self, depth: np.ndarray, intrinsics: Intrinsics, centers: list[np.ndarray],
+                        timings: dict[str, float]) -> list[PoseResult]:
+        """Voxelise, forward (one batch) and decode the cubes at ``centers`` of a checked image.
+
+        The stages are added to ``timings``, which every result shares: a frame estimated
+        in several rounds reports what all of them cost.
+        """
+        t = time.perf_counter()
         n = self.grid.size
         xp = np
         if self.gpu_voxels:
@@ -450,11 +453,6 @@ def _check_point(p: Any, name: str = "reference_point") -> np.ndarray:
     if arr[2] <= 0:
         raise ValueError(f"{name} must be in front of the camera (z > 0 mm), got z={arr[2]}")
     return arr
-
-
-def summed_timings(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-    """Per-stage timings of two passes over one frame (what the frame really cost)."""
-    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in {**a, **b}}
 
 
 def _lap(timings: dict[str, float], name: str, t0: float) -> float:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from v2v_ros.core.camera import Intrinsics
-from v2v_ros.core.estimator import PoseResult, summed_timings
+from v2v_ros.core.estimator import PoseResult
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class TrackingEstimator:
                 followed = result
                 result = self.estimator.estimate(depth_mm, intrinsics)
                 kind = "reacquired"
-                result.timings = summed_timings(followed.timings, result.timings)
+                result.timings = _summed(followed.timings, result.timings)
         self.stats[kind] += 1
         self.stats["verified"] += int(getattr(result, "candidates", 1) > 1)
         self._since_detect = self._since_detect + 1 if kind == "tracked" else 0
@@ -117,3 +117,8 @@ class TrackingEstimator:
         if cfg.redetect_every and self._since_detect >= cfg.redetect_every:
             return None
         return self._centre
+
+
+def _summed(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    """Per-stage timings of two passes over one frame (what the frame really cost)."""
+    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in {**a, **b}}
