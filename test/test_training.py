@@ -176,3 +176,28 @@ def test_step_decay_of_the_learning_rate(shards: Path, tmp_path: Path) -> None:
     out, _ = train(_cfg(shards, tmp_path / "run", lr_milestones=[1], lr_gamma=0.5))
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.5 * TrainConfig().lr)
+
+
+def test_init_from_another_grid_carries_weights_and_optimiser(shards: Path, tmp_path: Path) -> None:
+    """A 16³ run initialises a 24³ run (fully convolutional): same weights, same RMSProp state."""
+    src, small = train(_cfg(shards, tmp_path / "small", epochs=1))
+    big_cfg = _cfg(shards, tmp_path / "big", grid_size=24, epochs=1, steps_per_epoch=1, lr=0.0,
+                   init_from=str(src / "last.pt"))
+    out, big = train(big_cfg)
+    # lr 0: the step changes nothing, so the 24³ model holds exactly the 16³ weights ...
+    for k, v in small.state_dict().items():
+        if v.is_floating_point() and "running" not in k:  # BatchNorm statistics follow the new data
+            assert torch.equal(v, big.state_dict()[k]), k
+    # ... and the optimiser state came along (square averages are not a fresh zero start).
+    moved = torch.load(out / "last.pt", weights_only=False)["optimizer"]["state"]
+    orig = torch.load(src / "last.pt", weights_only=False)["optimizer"]["state"]
+    assert moved and all(int(moved[i]["step"]) == int(orig[i]["step"]) + 1 for i in orig)
+    assert load_checkpoint(out / "epoch_01.safetensors")[1].grid_size == 24
+    # From a shipped-style checkpoint: weights only; another skeleton is refused by name.
+    _, from_st = train(_cfg(shards, tmp_path / "st", epochs=1, steps_per_epoch=1, lr=0.0,
+                            init_from=str(src / "epoch_01.safetensors")))
+    assert torch.equal(from_st.state_dict()["output_layer.weight"], small.state_dict()["output_layer.weight"])
+    with pytest.raises(ValueError, match="joints"):
+        train(_cfg(shards, tmp_path / "body", skeleton="body_itop15", init_from=str(src / "epoch_01.safetensors")))
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        train(_cfg(shards, tmp_path / "none", init_from=str(tmp_path / "missing.pt")))

@@ -38,6 +38,12 @@ class TrainConfig:
     # Where the cube is centred during training: the joints' mean (what the refiner
     # predicts at test time) plus this much Gaussian jitter in mm.
     center_jitter_mm: float = 0.0
+    # Start a fresh run from another run's weights (ignored once this run has its own
+    # last.pt). V2V-PoseNet is fully convolutional, so a model trained at one grid size
+    # initialises another (same skeleton): a 32³ model fine-tuned at 40³ costs a few epochs,
+    # not a whole schedule. A ``last.pt`` brings its RMSProp state along (no restart
+    # transient); a ``.safetensors`` checkpoint brings the weights only.
+    init_from: str = ""
     # Runtime
     seed: int = 0
     workers: int = 1

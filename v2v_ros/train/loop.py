@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from v2v_ros.core.checkpoint import ModelMeta, save_checkpoint
+from v2v_ros.core.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
 from v2v_ros.core.estimator import resolve_device
 from v2v_ros.core.model import V2VPoseNet
 from v2v_ros.core.skeletons import get_skeleton
@@ -91,6 +91,32 @@ def validation_error(model: torch.nn.Module, cfg: TrainConfig, grid: VoxelGrid, 
     return float(np.concatenate(errors).mean())
 
 
+def _initialise(model: torch.nn.Module, opt: torch.optim.Optimizer, source: str, num_joints: int,
+                device: torch.device) -> None:
+    """Load another run's weights (and optimiser state from a ``last.pt``) into a fresh run.
+
+    Fails loudly when the source does not fit (another skeleton, another architecture):
+    a silently half-loaded model would train from garbage.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"init_from: {path} does not exist")
+    if path.suffix == ".pt":
+        state = torch.load(path, map_location=device, weights_only=False)
+        weights, optim = state["model"], state.get("optimizer")
+    else:
+        weights, meta = load_checkpoint(path)
+        optim = None
+        if len(meta.joint_names) != num_joints:
+            raise ValueError(f"init_from: {path} has {len(meta.joint_names)} joints, this run {num_joints}")
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    except RuntimeError as exc:
+        raise ValueError(f"init_from: {path} does not fit this model: {exc}") from exc
+    if optim is not None:
+        opt.load_state_dict(optim)
+
+
 def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
     """Run (or resume) training; returns the checkpoint folder and this rank's model."""
     device = resolve_device(cfg.device)
@@ -120,6 +146,10 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
         epoch, step = state["epoch"], state["step"]
         if info.is_main:
             print(f"resuming from {last}: epoch {epoch}, step {step}", flush=True)
+    elif cfg.init_from:
+        _initialise(model, opt, cfg.init_from, skeleton.num_joints, device)
+        if info.is_main:
+            print(f"initialised from {cfg.init_from}", flush=True)
     net: torch.nn.Module = model
     if info.world_size > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
