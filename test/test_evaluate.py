@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -341,3 +341,61 @@ def test_eval_cli_with_fake_estimator(tmp_path: Path, monkeypatch: pytest.Monkey
     assert (tmp_path / "report" / "overlay_000.png").is_file()
     code, _ = _run_cli(["eval", "--checkpoint", str(ckpt), "--dataset", "nyu", "--root", str(tmp_path)], capsys)
     assert code == 2  # no NYU data there: a clear error, not a traceback
+
+
+# --------------------------------------------------------------------------- visibility of the ground truth
+
+
+@settings(max_examples=60, deadline=None)
+@given(plane=st.floats(300.0, 2000.0), ahead=st.floats(-200.0, 200.0), u=st.floats(2.0, 60.0),
+       v=st.floats(2.0, 44.0), tol=st.floats(5.0, 150.0))
+def test_joint_behind_a_wall_is_visible_only_within_the_tolerance(plane: float, ahead: float, u: float, v: float,
+                                                                  tol: float) -> None:
+    """A wall at depth ``plane``: a joint is seen iff the wall is at most ``tol`` in front of it."""
+    from v2v_ros.evaluate.visibility import joint_visibility
+
+    cam = Intrinsics(fx=60.0, fy=60.0, cx=32.0, cy=24.0)
+    depth = np.full((48, 64), plane, np.float32)
+    z = plane + ahead
+    joint = np.array([[(u - cam.cx) * z / cam.fx, (v - cam.cy) * z / cam.fy, z]])
+    assume(abs(ahead - tol) > 1e-3)
+    assert joint_visibility(depth, joint, cam, tol)[0] == (ahead < tol)
+
+
+def test_joint_visibility_edge_cases() -> None:
+    from v2v_ros.evaluate.visibility import joint_visibility
+
+    cam = Intrinsics(fx=60.0, fy=60.0, cx=32.0, cy=24.0)
+    depth = np.full((48, 64), 500.0, np.float32)
+    depth[:, :8] = 0.0  # a band with no depth
+    joints = np.array([[0.0, 0.0, 510.0],  # in front of the wall: visible
+                       [1e4, 0.0, 500.0],  # off the image
+                       [0.0, 0.0, -10.0],  # behind the camera
+                       [np.nan, 0.0, 500.0],  # unknown ground truth
+                       [(2 - 32) * 500 / 60, 0.0, 500.0]])  # on the pixels without depth
+    assert joint_visibility(depth, joints, cam, 25.0).tolist() == [True, False, False, False, False]
+
+
+def test_evaluate_estimator_splits_errors_by_visibility() -> None:
+    """Occluded joints are reported apart; success on visible joints ignores them."""
+    from v2v_ros.evaluate.runner import evaluate_estimator
+
+    spec = get_dataset("synthetic")
+    frames = _frames(spec, 4)
+    answers = []
+    for i, f in enumerate(frames):
+        pred = f.joints + [3.0, 4.0, 0.0]  # 5 mm everywhere ...
+        if i < 2:  # ... but joint 3 is hidden behind a surface 100 mm in front of it and 30 mm off
+            u, v, z = spec.intrinsics.to_uvd(f.joints[3])
+            f.depth[int(round(v)) - 2:int(round(v)) + 3, int(round(u)) - 2:int(round(u)) + 3] = z - 100.0
+            pred[3] = f.joints[3] + [0.0, 30.0, 0.0]
+        answers.append((pred, True))
+    report = evaluate_estimator(FakeEstimator(answers, spec.joint_names), frames, spec=spec)
+    vis = report["visibility"]
+    expected = np.ones(spec.num_eval_joints)
+    expected[3] = 0.5
+    np.testing.assert_allclose(vis["per_joint_visible_fraction"], expected)
+    assert vis["mean_error_visible_mm"] == pytest.approx(5.0)
+    assert vis["mean_error_occluded_mm"] == pytest.approx(30.0)
+    assert report["success_rate"]["20"] == 0.5 and vis["success_rate_visible_joints"]["20"] == 1.0
+    assert vis["worst_joint_occluded_fraction"] == 0.5 and vis["frames_all_visible"] == 0.5

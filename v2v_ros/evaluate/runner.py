@@ -20,7 +20,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from v2v_ros.evaluate.metrics import evaluate_arrays, joint_errors
+from v2v_ros.evaluate.metrics import evaluate_arrays, joint_errors, to_jsonable
+from v2v_ros.evaluate.visibility import VISIBILITY_TOLERANCE_MM, joint_visibility, visibility_report
 
 
 @dataclass
@@ -35,6 +36,7 @@ class EvalRun:
     invalid_reasons: dict[str, int]
     overlays: list[dict[str, Any]]  # kept frames for overlay drawing
     verified_frames: int = 0  # frames whose first candidate centre was doubted and its rivals estimated
+    visible: np.ndarray | None = None  # (N, J) bool, ground-truth joints the camera sees (evaluate.visibility)
 
 
 def frame_image(frame: Any) -> np.ndarray:
@@ -66,12 +68,15 @@ def match_joints(joints: np.ndarray, pred_names: Sequence[str] | None, gt_names:
 
 def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = None,
                   joint_names: Sequence[str] | None = None, centers: np.ndarray | None = None,
-                  num_overlays: int = 0, progress: bool = False) -> EvalRun:
+                  num_overlays: int = 0, progress: bool = False, visibility_tolerance_mm: float | None = None
+                  ) -> EvalRun:
     """Call ``estimator.estimate`` on each frame and collect predictions and ground truth.
 
     ``centers`` (N, 3) mm, NaN rows allowed, gives the reference point of each
     frame (V2V's refined centres); a NaN row lets the estimator localise itself.
-    The first ``num_overlays`` frames are kept for drawing.
+    The first ``num_overlays`` frames are kept for drawing. With
+    ``visibility_tolerance_mm`` each ground-truth joint is also marked visible or
+    occluded in the frame's depth (``evaluate.visibility``).
     """
     preds: list[np.ndarray] = []
     gts: list[np.ndarray] = []
@@ -82,6 +87,7 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
     overlays: list[dict[str, Any]] = []
     wall = 0.0
     verified = 0
+    visible: list[np.ndarray] = []
     iterator: Iterable[Any] = frames
     if progress:
         from tqdm import tqdm
@@ -93,6 +99,8 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
             break
         depth = frame_image(frame)
         gt = np.asarray(frame.joints, dtype=np.float64)
+        if visibility_tolerance_mm is not None:
+            visible.append(joint_visibility(depth, gt, frame.intrinsics, visibility_tolerance_mm))
         ref = None
         if centers is not None and i < len(centers) and np.isfinite(centers[i]).all():
             ref = np.asarray(centers[i], dtype=np.float64)
@@ -123,6 +131,7 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
         pred=np.stack(preds), gt=np.stack(gts), names=names,
         timings_ms={k: stage_sum[k] / stage_n[k] for k in stage_sum},
         wall_ms=1000.0 * wall / len(preds), invalid_reasons=reasons, overlays=overlays, verified_frames=verified,
+        visible=np.stack(visible) if visible else None,
     )
 
 
@@ -165,13 +174,16 @@ def evaluate_estimator(estimator: Any, frames: Iterable[Any], *, spec: Any = Non
         joint_names, bones = list(layout.joint_names), layout.bones
         kind = "body" if layout.name.startswith("body") else "hand"
     run = run_estimator(estimator, frames, limit=limit, joint_names=joint_names, centers=centers,
-                        num_overlays=num_overlays if out_dir is not None else 0, progress=progress)
+                        num_overlays=num_overlays if out_dir is not None else 0, progress=progress,
+                        visibility_tolerance_mm=VISIBILITY_TOLERANCE_MM.get(kind))
     report = evaluate_arrays(run.pred, run.gt, joint_names=joint_names, kind=kind)
     report["dataset"] = spec.name if spec is not None else None
     report["timings_ms"] = {k: round(v, 3) for k, v in run.timings_ms.items()}
     report["wall_ms_per_frame"] = round(run.wall_ms, 3)
     report["invalid_reasons"] = run.invalid_reasons
     report["verified_frames"] = run.verified_frames
+    if run.visible is not None:
+        report["visibility"] = to_jsonable(visibility_report(joint_errors(run.pred, run.gt), run.visible))
     if extra:
         report.update(extra)
     if out_dir is not None:
