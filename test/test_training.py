@@ -201,3 +201,33 @@ def test_init_from_another_grid_carries_weights_and_optimiser(shards: Path, tmp_
         train(_cfg(shards, tmp_path / "body", skeleton="body_itop15", init_from=str(src / "epoch_01.safetensors")))
     with pytest.raises(FileNotFoundError, match="init_from"):
         train(_cfg(shards, tmp_path / "none", init_from=str(tmp_path / "missing.pt")))
+
+
+def test_several_train_folders_are_pooled(shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list of folders feeds one stream: a pass yields every frame of every folder once."""
+    import v2v_ros.train.stream as stream_mod
+
+    more = tmp_path / "more"
+    with ShardWriter(more, HAND_MSRA21.joint_names, HAND_MSRA21.name, shard_size=4) as w:
+        for i in range(8):
+            w.add(crop_to_cube(render_frame(8, i), 320.0))
+    # Mark each sample with its frame's joints so the pass can be checked frame by frame.
+    monkeypatch.setattr(stream_mod, "make_sample", lambda depth, off, intr, joints, *a, **k: (joints, joints))
+    grid = VoxelGrid(200.0, 16)
+    stream = stream_mod.ShardStream([str(shards), str(more)], grid, Augmentation(0.0, (1.0, 1.0), 0.0), 1.7, seed=3)
+    it = iter(stream)
+    seen = [next(it)[0].numpy().tobytes() for _ in range(20)]
+    expected = {f.joints.tobytes() for root in (shards, more) for f in ShardDataset(root)}
+    assert len(expected) == 20 and set(seen) == expected
+    # One folder behaves as before (same order as a plain string root).
+    a = iter(stream_mod.ShardStream(str(shards), grid, Augmentation(0.0, (1.0, 1.0), 0.0), 1.7, seed=3))
+    b = iter(stream_mod.ShardStream([str(shards)], grid, Augmentation(0.0, (1.0, 1.0), 0.0), 1.7, seed=3))
+    assert all(torch.equal(next(a)[0], next(b)[0]) for _ in range(12))
+    # The loop counts the pooled frames and refuses a folder of another skeleton.
+    body = tmp_path / "body"
+    with ShardWriter(body, tuple(f"j{i}" for i in range(21)), "body_itop15", shard_size=4) as w:
+        w.add(crop_to_cube(render_frame(8, 0), 320.0))  # only the declared skeleton differs
+    with pytest.raises(ValueError, match="body_itop15"):
+        train(_cfg(shards, tmp_path / "mixed", train_data=[str(shards), str(body)]))
+    with pytest.raises(ValueError, match="train_data"):
+        _cfg(shards, tmp_path / "bad", train_data=[])

@@ -13,7 +13,8 @@ import yaml
 class TrainConfig:
     """Everything that determines a training run (saved next to its checkpoints)."""
 
-    train_data: str = "data/synth_train"  # folder written by `v2v synth`
+    # Folder written by `v2v synth` (or a list of them: their frames are pooled)
+    train_data: str | list[str] = "data/synth_train"
     val_data: str = ""  # optional held-out folder for the per-epoch validation error
     out_dir: str = "runs/hand"
     skeleton: str = "hand_msra21"
@@ -69,6 +70,10 @@ class TrainConfig:
         return cfg
 
     def validate(self, source: str = "config") -> None:
+        roots = [self.train_data] if isinstance(self.train_data, str) else self.train_data
+        if not isinstance(roots, list) or not roots or not all(isinstance(r, str) and r for r in roots):
+            raise ValueError(f"{source}: train_data must be a folder or a non-empty list of folders, "
+                             f"got {self.train_data!r}")
         if self.grid_size % 8 or self.grid_size <= 0:
             raise ValueError(f"{source}: grid_size must be a positive multiple of 8, got {self.grid_size}")
         if self.batch_size < 1 or self.epochs < 1:

@@ -31,7 +31,7 @@ from v2v_ros.core.skeletons import get_skeleton
 from v2v_ros.core.voxel import VoxelGrid
 from v2v_ros.train.config import TrainConfig
 from v2v_ros.train.samples import NO_AUGMENTATION, Augmentation, make_sample
-from v2v_ros.train.stream import ShardStream
+from v2v_ros.train.stream import ShardStream, data_roots
 
 
 @dataclass
@@ -156,7 +156,12 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
 
     from v2v_ros.data.shards import ShardDataset  # noqa: PLC0415
 
-    n_train = len(ShardDataset(cfg.train_data))
+    n_train = 0
+    for root in data_roots(cfg.train_data):
+        ds = ShardDataset(root)
+        if ds.skeleton != cfg.skeleton:
+            raise ValueError(f"train_data: {root} holds {ds.skeleton} frames, this run trains {cfg.skeleton}")
+        n_train += len(ds)
     steps_per_epoch = cfg.steps_per_epoch or max(1, n_train // (cfg.batch_size * info.world_size))
     aug = Augmentation(cfg.rotation_deg, tuple(cfg.scale_range), cfg.translation_voxels)
     use_amp = cfg.amp and device.type == "cuda"

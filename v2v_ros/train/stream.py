@@ -5,11 +5,15 @@ epoch; frames are shuffled within a shard. Rank r of W takes every W-th shard an
 loader worker k of K every K-th of those, so no frame is read twice in a pass. The
 stream cycles, and the training loop counts steps, so ranks never wait on each other
 because one received a shorter shard.
+
+Several folders can feed one run (``train_data`` as a list, e.g. a view-balanced mix of
+synthetic people, or synthetic plus a real dataset converted to shards): their shards
+form one pool, so a folder's share of the samples is its share of the frames.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -19,12 +23,17 @@ from v2v_ros.core.voxel import VoxelGrid
 from v2v_ros.train.samples import Augmentation, make_sample
 
 
+def data_roots(root: str | Sequence[str]) -> list[str]:
+    """``train_data`` as a list of folders (one folder or several)."""
+    return [root] if isinstance(root, str) else [str(r) for r in root]
+
+
 class ShardStream(IterableDataset):
     """Yields (voxels, heatmaps) float32 tensors forever; deterministic given the seeds."""
 
     def __init__(
         self,
-        root: str,
+        root: str | Sequence[str],
         grid: VoxelGrid,
         aug: Augmentation,
         sigma: float,
@@ -44,10 +53,11 @@ class ShardStream(IterableDataset):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         from v2v_ros.data.shards import ShardDataset  # noqa: PLC0415 - heavy, only in workers
 
-        ds = ShardDataset(self.root)
+        sets = [ShardDataset(r) for r in data_roots(self.root)]
+        units = [(ds, k) for ds in sets for k in range(ds.num_shards)]  # (folder, shard) pool
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(ds.num_shards)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(units))
         mine = order[self.rank :: self.world_size][wid::nw]
         if len(mine) == 0:  # more consumers than shards: share by frame instead
             mine = order
@@ -55,7 +65,8 @@ class ShardStream(IterableDataset):
         cycle = 0
         while True:
             for k in mine if cycle == 0 else rng.permutation(mine):
-                frames = list(ds.iter_shard(int(k)))
+                ds, shard = units[int(k)]
+                frames = list(ds.iter_shard(shard))
                 for i in rng.permutation(len(frames)):
                     f = frames[i]
                     vox, hm = make_sample(
