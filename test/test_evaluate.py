@@ -293,6 +293,7 @@ def test_evaluate_estimator_report(tmp_path: Path) -> None:
     assert not (rep / "overlay_003.png").exists()
     saved = np.load(rep / "predictions.npz")
     assert saved["pred"].shape == (4, 21, 3) and np.isnan(saved["pred"][2]).all()
+    assert saved["visible"].shape == (4, 21) and report["visibility"]["frames_all_visible"] is not None
 
 
 def test_evaluate_estimator_body_and_joint_matching() -> None:

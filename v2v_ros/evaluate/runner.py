@@ -163,7 +163,8 @@ def evaluate_estimator(estimator: Any, frames: Iterable[Any], *, spec: Any = Non
     ``spec`` (a ``DatasetSpec``) supplies joint names, bones and whether the
     body metrics (mAP 10 cm) apply. With ``out_dir`` a report folder is written:
     ``metrics.json``, ``success_curve.png``, ``per_joint_error.png``,
-    ``overlay_*.png`` and ``predictions.npz`` (pred, gt, names).
+    ``overlay_*.png`` and ``predictions.npz`` (pred, gt, names, and ``visible`` when the
+    ground-truth visibility was computed).
     """
     joint_names = list(spec.eval_joint_names) if spec is not None else None
     kind = spec.kind if spec is not None else "hand"
@@ -200,7 +201,8 @@ def write_report(run: EvalRun, report: dict[str, Any], out_dir: str | Path,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    np.savez_compressed(out / "predictions.npz", pred=run.pred, gt=run.gt, names=np.asarray(run.names))
+    extra = {} if run.visible is None else {"visible": run.visible}
+    np.savez_compressed(out / "predictions.npz", pred=run.pred, gt=run.gt, names=np.asarray(run.names), **extra)
     errors = joint_errors(run.pred, run.gt)
     label = str(report.get("dataset") or "")
     plots.plot_success_curve({label: errors}, out / "success_curve.png")
