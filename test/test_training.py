@@ -231,3 +231,24 @@ def test_several_train_folders_are_pooled(shards: Path, tmp_path: Path, monkeypa
         train(_cfg(shards, tmp_path / "mixed", train_data=[str(shards), str(body)]))
     with pytest.raises(ValueError, match="train_data"):
         _cfg(shards, tmp_path / "bad", train_data=[])
+
+
+def test_every_shipped_training_config_is_valid() -> None:
+    """Each config/train/*.yaml parses; a fine-tune's init_from names another config's run."""
+    from v2v_ros.train.detector import DetectorConfig
+    from v2v_ros.train.refiner import RefinerConfig
+
+    pose: dict[str, TrainConfig] = {}
+    for path in sorted((ROOT / "config" / "train").glob("*.yaml")):
+        if path.stem.startswith("refiner"):
+            RefinerConfig.from_yaml(path)
+        elif path.stem.startswith("detector"):
+            DetectorConfig.from_yaml(path)
+        else:
+            pose[path.stem] = TrainConfig.from_yaml(path)
+    assert {"hand_synthetic", "body_synthetic", "hand_paper88"} <= set(pose)
+    runs = {c.out_dir for c in pose.values()}
+    assert len(runs) == len(pose), "two configs write the same run folder"
+    for name, cfg in pose.items():
+        if cfg.init_from:
+            assert cfg.init_from.endswith("/last.pt") and str(Path(cfg.init_from).parent) in runs - {cfg.out_dir}, name
