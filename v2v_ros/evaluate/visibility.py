@@ -68,8 +68,9 @@ def visibility_report(errors: np.ndarray, visible: np.ndarray, thresholds_mm: tu
     def mean_of(mask: np.ndarray) -> float:
         return float(e[mask].mean()) if mask.any() else math.nan
 
-    worst_visible = np.where(ok, np.where(visible, np.nan_to_num(errors, nan=np.inf), 0.0).max(axis=1), np.inf)
-    worst_joint = np.nan_to_num(e, nan=-np.inf).argmax(axis=1) if e.size else np.zeros(0, dtype=int)
+    # Invalid frames (NaN rows) fail every threshold; valid ones are scored on their visible joints.
+    worst_visible = np.where(ok, np.where(visible, errors, 0.0).max(axis=1), np.inf)
+    worst_joint = e.argmax(axis=1)  # e holds valid frames only: no NaN
     return {
         "visible_fraction": float(visible.mean()) if visible.size else math.nan,
         "per_joint_visible_fraction": visible.mean(axis=0).tolist() if visible.size else [],
