@@ -267,3 +267,19 @@ def test_verification_settings_are_checked(kwargs: dict, match: str) -> None:
     meta = ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), 32, CUBE)
     with pytest.raises(ValueError, match=match):
         PoseEstimator(torch.nn.Identity(), meta, device="cpu", **kwargs)
+
+
+def test_warm_up_runs_the_network_and_changes_no_result() -> None:
+    """The node warms up at configure so the first frame is not slow; it must reach the
+    network (even on a frame where nothing is detected) and leave no state behind."""
+    joints = _joints(4)
+    center = joints.mean(axis=0)
+    cold, _ = _estimator(joints, center)
+    warm, net = _estimator(joints, center)
+    assert net.seen is None
+    seconds = warm.warm_up(rounds=1)
+    assert seconds > 0 and net.seen is not None and warm._engine is not None
+    depth = _scene(joints)
+    a, b = cold.estimate(depth, CAM), warm.estimate(depth, CAM)
+    np.testing.assert_array_equal(a.joints, b.joints)
+    np.testing.assert_array_equal(a.reference_point, b.reference_point)

@@ -198,7 +198,12 @@ class PoseNode(LifecycleNode):
         with self._est_lock:
             self._main_estimator = main
             self._estimator = estimator
-            self._apply_geometry()
+            self._apply_geometry()  # before the warm-up: it runs the shapes frames will use
+        try:
+            warm_s = main.warm_up()  # the first frame must not pay engine building and cold starts
+        except Exception as exc:  # a model that cannot run a synthetic frame cannot run a real one
+            self._release()
+            return self._fail_configure(f"model failed its warm-up run: {type(exc).__name__}: {exc}")
         self._device = str(main.device)
         self._model_name = main.name + (" (refined)" if getattr(main, "refiner", None) is not None else "")
         with self._pair_lock:
@@ -211,7 +216,8 @@ class PoseNode(LifecycleNode):
         self._state = "inactive"
         self.last_error = ""
         self.get_logger().info(f"configured: model {self._model_name} on {self._device}, "
-                               f"grid {main.meta.grid_size}, cube {main.grid.cube_size:.0f} mm")
+                               f"grid {main.meta.grid_size}, cube {main.grid.cube_size:.0f} mm, "
+                               f"warm-up {warm_s * 1e3:.0f} ms")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

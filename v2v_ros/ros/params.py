@@ -76,9 +76,9 @@ PARAMS: tuple[Param, ...] = (
     Param("backend", "torch", "Inference backend: torch (BN folded, oneDNN/cuDNN, CUDA graphs) or onnxruntime "
           "(the same folded network exported to ONNX; fp32 or int8).", read_only=True,
           constraints="torch | onnxruntime"),
-    Param("threads", 0, "Torch intra-op threads for the networks; 0 keeps torch's default (one per core). On "
-          "small CPUs leave a core to the ROS executor when the input rate is high: with every core in "
-          "OpenMP the callbacks starve and latency grows (docs/node.md).", read_only=True, range=(0, 256)),
+    Param("threads", 0, "Torch intra-op threads for the networks; 0 keeps torch's default (one per core). Lower it "
+          "to leave cores to other processes of a shared computer (docs/node.md).", read_only=True,
+          range=(0, 256)),
     Param("use_refinement", False, "Refine the target centre with the refinement CNN (paper sec. 4) stored next "
           "to the model as x.refiner.safetensors; true requires that file.", read_only=True),
     Param("use_detector", False, "Find the target with the whole-image detector stored next to the model as "

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -84,7 +84,10 @@ class Harness:
         name = self.node.get_fully_qualified_name()
         self.client.create_subscription(Skeleton3DArray, f"{name}/skeletons", self._on_skel, reliable)
         self.client.create_subscription(MarkerArray, f"{name}/markers", self._on_markers, reliable)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        # The node's own executor kind (see node.main). Not MultiThreadedExecutor: in rclpy 9.x it
+        # re-yields queued tasks in a busy loop that holds the GIL (ros2/rclpy#1452, fixed in
+        # 10.0.4), which stalled this process's inference worker for seconds per frame (measured).
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.client)
         self._thread = threading.Thread(target=self._spin, daemon=True)
