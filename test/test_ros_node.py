@@ -205,6 +205,7 @@ def test_lifecycle_transitions_and_model_failures(model: str, tmp_path: Path) ->
         fut = cli.call_async(req)
         assert wait_for(fut.done, 10.0) and fut.result().success
         assert node.state == "inactive" and node._estimator is not None
+        assert node._main_estimator._engine is not None  # warmed up: built before the first frame
         get = h.client.create_client(GetState, f"{node.get_fully_qualified_name()}/get_state")
         assert get.wait_for_service(5.0)
         fut = get.call_async(GetState.Request())
@@ -243,6 +244,22 @@ def test_lifecycle_transitions_and_model_failures(model: str, tmp_path: Path) ->
         assert "corrupt" in h3.node.last_error
     finally:
         h3.close()
+
+
+def test_warm_up_failure_fails_configure(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that cannot run a synthetic frame fails configure loudly (and holds nothing)."""
+    from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415
+
+    def broken(self: PoseEstimator, rounds: int = 2) -> float:
+        raise RuntimeError("conv3d: unsupported input")
+
+    monkeypatch.setattr(PoseEstimator, "warm_up", broken)
+    h = Harness(DOMAIN + 8, {"model_path": model, "device": "cpu"}, namespace="warm")
+    try:
+        assert h.node.state == "unconfigured" and h.node._estimator is None
+        assert "warm-up" in h.node.last_error and "conv3d: unsupported input" in h.node.last_error
+    finally:
+        h.close()
 
 
 def test_python_m_node_with_params_file(model: str) -> None:
