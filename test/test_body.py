@@ -253,13 +253,15 @@ def test_body_yaml_and_launch_file() -> None:
     from v2v_ros.train.refiner import RefinerConfig  # noqa: PLC0415
 
     stages = {}
-    for name, grid in (("body_synthetic", 32), ("body_grid40", 40), ("body_grid48", 48)):  # each seeds the next
+    for name, grid in (("body_synthetic", 32), ("body_grid40", 40), ("body_grid48", 48),
+                       ("body_grid48_top", 48)):  # each seeds the next
         tc = stages[name] = TrainConfig.from_yaml(ROOT / f"config/train/{name}.yaml")
         assert tc.skeleton == "body_itop15" and tc.cube_size == 2000.0 and tc.grid_size == grid
         assert tc.translation_voxels * tc.cube_size / tc.grid_size == pytest.approx(8 * 2000.0 / 88, rel=0.05)
     assert stages["body_grid40"].init_from == f"{stages['body_synthetic'].out_dir}/last.pt"
     assert stages["body_grid48"].init_from == f"{stages['body_grid40'].out_dir}/last.pt"
-    assert len({tc.out_dir for tc in stages.values()}) == 3
+    assert stages["body_grid48_top"].init_from == f"{stages['body_grid48'].out_dir}/last.pt"
+    assert len({tc.out_dir for tc in stages.values()}) == 4
     assert RefinerConfig.from_yaml(ROOT / "config/train/refiner_body.yaml").cube_size == 2000.0
 
 
