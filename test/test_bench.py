@@ -19,6 +19,10 @@ def test_bench_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]
     assert r["grid"] == 32 and r["precision"] == "fp32"
     assert r["forward_gflop_88"] == pytest.approx(2 * 36.398782464, rel=1e-6)
     assert r["floor_ms_88"] > 0 and r["forward_ms_88"] > 0
+    # The fp32 run's floor is held against the fp32 matmul rate.
+    assert r["floor_precision"] == "fp32"
+    assert r["floor_ms"] == pytest.approx(r["forward_gflop"] / r["matmul_gflops"] * 1e3)
+    assert r["forward_over_floor"] == pytest.approx(r["forward_ms"] / r["floor_ms"])
     assert any("not found" in n for n in r["notes"])
     t = r["tracking"]  # the 30 Hz stream with tracking: every frame accounted for, stages averaged
     assert t["frames"] == sum(t["reference"].values()) == 61
@@ -40,3 +44,20 @@ def test_bench_tradeoff_scaling_and_plots(capsys: pytest.CaptureFixture[str], tm
     saved = json.loads((out / "bench.json").read_text())
     assert set(saved["plots"]) == {"scaling.png", "tradeoff.png"}
     assert all((out / p).stat().st_size > 1000 for p in saved["plots"])
+
+
+def test_floor_rate_matches_the_forward_precision() -> None:
+    """A bf16 or int8 forward is compared with bf16 / int8 matrix multiplies, not fp32 ones
+    (against fp32 a bf16 forward read as 0.64 x its floor, i.e. faster than the hardware)."""
+    import torch
+
+    from v2v_ros.bench import floor_rate
+
+    out: dict = {"matmul_gflops": 100.0, "matmul_gflops_bf16": 250.0}
+    notes: list[str] = []
+    cpu = torch.device("cpu")
+    assert floor_rate(out, cpu, "fp32", notes) == 100.0
+    assert floor_rate(out, cpu, "bf16", notes) == 250.0
+    assert floor_rate(out, cpu, "fp16", notes) is None and "fp16" in notes[-1]
+    rate = floor_rate(out, cpu, "int8", notes)
+    assert rate is not None and rate > 0 and out["matmul_gflops_int8"] == rate
