@@ -59,6 +59,7 @@ def test_eval_bag_writes_predictions_and_metrics(tmp_path: Path, model: Path, fm
     assert types["/v2v_pose_node/skeletons"] == ("v2v_ros/msg/Skeleton3DArray", N)
     gt = {stamp_ns_of(m): m for _, _, m in iter_messages(bag, [synth_bag.GT_TOPIC])}
     preds = [m for _, _, m in iter_messages(out / "predictions", ["/v2v_pose_node/skeletons"])]
+    assert len(preds) == N and any(p.skeletons for p in preds)  # the unit check below must run at least once
     for p in preds:
         assert stamp_ns_of(p) in gt and p.header.frame_id == synth_bag.FRAME_ID
         joints = skeleton_array_to_mm(p)

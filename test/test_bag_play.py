@@ -54,3 +54,11 @@ def test_play_republishes_with_timing(tmp_path: Path) -> None:
         ex.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
+
+
+def test_play_names_topics_missing_from_the_bag(tmp_path: Path) -> None:
+    assert v2v(["synth", "--out", str(tmp_path / "d"), "--n", "2", "--seed", "5", "--bag"]) == 0
+    with pytest.raises(ValueError, match="/nope") as err:
+        play(tmp_path / "d" / "bag", topics=[synth_bag.DEPTH_TOPIC, "/nope"], wait_subscribers=0.0,
+             domain_id=DOMAIN + 1)
+    assert synth_bag.DEPTH_TOPIC in str(err.value)  # lists what the bag has

@@ -23,9 +23,10 @@ from hypothesis import strategies as st  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
-from v2v_ros.core.depth_decode import encode_compressed_depth  # noqa: E402
+from v2v_ros.core.depth_decode import MAX_PIXELS, encode_compressed_depth  # noqa: E402
 from v2v_ros.core.stream import stamp_to_ns  # noqa: E402
 from v2v_ros.ros.convert import make_camera_info, make_header, make_image  # noqa: E402
+from v2v_ros.ros.diagnostics import build_status, status_values  # noqa: E402
 from v2v_ros.ros.testing import FRAME, INTR, Harness, blob_depth, wait_for, write_tiny_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -152,20 +153,26 @@ def test_bad_camera_info_mismatch_and_missing(harness: Harness) -> None:
 )
 def test_fuzz_image_fields(harness: Harness, height: int, width: int, encoding: str, step_delta: int,
                            length_delta: int, big_endian: bool, seed: int) -> None:
-    """Any combination of Image fields ends as a published or counted frame; the node stays up."""
+    """Any combination of Image fields ends as a published or counted frame; the node stays up, and
+    a frame whose fields are inconsistent is rejected (counted) and never published."""
     bpp = {"32FC1": 4, "rgb8": 3, "8UC1": 1}.get(encoding, 2)
     step = max(0, width * bpp + step_delta)
     n = max(0, min(height * step, 200 * 1024) + length_delta)
     rng = np.random.default_rng(seed)
     data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+    malformed = (encoding not in ("16UC1", "mono16", "32FC1") or height == 0 or width == 0
+                 or height * width > MAX_PIXELS or step < width * bpp or n != height * step)
     s = next_stamp()
-    before = handled(harness)
+    c = harness.node.counters
+    before, rejected = handled(harness), c.total("rejected.")
     harness.publish(_image(stamp=s, height=height, width=width, encoding=encoding, step=step,
                            is_bigendian=int(big_endian), data=data),
                     make_camera_info(INTR, width if width < 1 << 20 else 0, height if height < 1 << 20 else 0, s,
                                      FRAME))
-    assert wait_for(lambda: handled(harness) > before, 10.0), harness.node.counters.snapshot()
+    assert wait_for(lambda: handled(harness) > before, 10.0), c.snapshot()
     assert harness.node.state == "active"
+    if malformed:  # rejection and publication exclude each other: nothing for s can follow
+        assert c.total("rejected.") > rejected and out_for(harness, s) is None, c.snapshot()
 
 
 def test_encodings_agree(harness: Harness) -> None:
@@ -211,6 +218,43 @@ def test_static_camera_info(harness: Harness) -> None:
         assert wait_for(lambda: out_for(harness, s) is not None, 10.0)
     finally:
         node.set_parameters([Parameter("static_camera_info", value=False)])
+
+
+def test_late_camera_info_does_not_publish_an_older_frame(harness: Harness) -> None:
+    """Depth A waits for its camera_info while B (newer) pairs and is processed; A's late camera_info
+    must not send A to the worker after B (outputs would go back in time): dropped and counted."""
+    c = harness.node.counters
+    d = blob_depth()
+    a, b = next_stamp(), next_stamp()
+    superseded, frames_in = c.get("dropped.superseded"), c.get("frames_in")
+    harness.pub_image.publish(make_image(d, a, FRAME))
+    assert wait_for(lambda: c.get("frames_in") > frames_in, 10.0)
+    harness.publish(make_image(d, b, FRAME), make_camera_info(INTR, 160, 120, b, FRAME))
+    assert wait_for(lambda: out_for(harness, b) is not None, 10.0)
+    harness.pub_info.publish(make_camera_info(INTR, 160, 120, a, FRAME))
+    assert wait_for(lambda: c.get("dropped.superseded") > superseded, 10.0), c.snapshot()
+    assert out_for(harness, a) is None
+    assert "dropped.superseded" in status_values(build_status(harness.node.snapshot()))
+    send_good(harness)
+
+
+def test_stale_frames_dropped_counted_and_reported(harness: Harness) -> None:
+    """max_age_ms: a frame older than that when the worker takes it is dropped, counted in
+    /diagnostics (dropped.stale) and named as the recent problem, not silently lost."""
+    node, c = harness.node, harness.node.counters
+    stale = c.get("dropped.stale")
+    assert node.set_parameters([Parameter("max_age_ms", value=0.001)])[0].successful  # every frame is older
+    try:
+        s = next_stamp()
+        harness.publish(make_image(blob_depth(), s, FRAME), make_camera_info(INTR, 160, 120, s, FRAME))
+        assert wait_for(lambda: c.get("dropped.stale") > stale, 10.0), c.snapshot()
+        assert out_for(harness, s) is None
+        status = build_status(node.snapshot())
+        assert status_values(status)["dropped.stale"] == str(c.get("dropped.stale"))
+        assert status.level == status.WARN and "max_age_ms" in status.message, status.message
+    finally:
+        assert node.set_parameters([Parameter("max_age_ms", value=0.0)])[0].successful
+    send_good(harness)
 
 
 def test_overload_bounded_and_drops_counted(tmp_path) -> None:

@@ -11,24 +11,29 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCH = ROOT / "launch" / "hand_pose.launch.py"
+LAUNCHES = [ROOT / "launch" / "hand_pose.launch.py", ROOT / "launch" / "body_pose.launch.py"]
+CONFIGS = [ROOT / "config" / "hand_pose.yaml", ROOT / "config" / "body_pose.yaml"]
 ARGS = {"namespace", "depth_topic", "camera_info_topic", "params_file", "use_sim_time", "log_level"}
 
 
-def test_launch_file_is_portable_and_declares_arguments() -> None:
-    text = LAUNCH.read_text()
+@pytest.mark.parametrize("launch", LAUNCHES, ids=lambda p: p.name)
+def test_launch_file_is_portable_and_declares_arguments(launch: Path) -> None:
+    text = launch.read_text()
     tree = ast.parse(text)
     strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
     assert not [s for s in strings if s.startswith("/") and not s.startswith(("/camera", "/compressedDepth"))], "absolute path in launch"
     assert "get_package_share_directory" in text
+    # its default parameter file is one of this package's (which the next test checks)
+    assert any(f'"{c.name}"' in text for c in CONFIGS), "default params_file is not a package config"
     declared = {n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call)
                 and getattr(n.func, "id", "") == "DeclareLaunchArgument"}
     assert ARGS <= declared
 
 
 @pytest.mark.skipif(importlib.util.find_spec("launch_ros") is None, reason="launch_ros not installed here")
-def test_launch_description_builds() -> None:  # pragma: no cover - only on ROS installs
-    spec = importlib.util.spec_from_file_location("hand_pose_launch", LAUNCH)
+@pytest.mark.parametrize("launch", LAUNCHES, ids=lambda p: p.name)
+def test_launch_description_builds(launch: Path) -> None:  # pragma: no cover - only on ROS installs
+    spec = importlib.util.spec_from_file_location(launch.stem.replace(".", "_"), launch)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     ld = mod.generate_launch_description()
@@ -36,11 +41,12 @@ def test_launch_description_builds() -> None:  # pragma: no cover - only on ROS 
     assert ARGS <= names
 
 
-def test_params_yaml_matches_declared_parameters() -> None:
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_params_yaml_matches_declared_parameters(config: Path) -> None:
     pytest.importorskip("rcl_interfaces")
     from v2v_ros.ros.params import BY_NAME, validate  # noqa: PLC0415
 
-    data = yaml.safe_load((ROOT / "config" / "hand_pose.yaml").read_text())["/**"]["ros__parameters"]
+    data = yaml.safe_load(config.read_text())["/**"]["ros__parameters"]
 
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}

@@ -105,8 +105,11 @@ def test_no_hand_gives_empty_array_and_deleteall(harness: Harness) -> None:
     _send_and_wait(harness, 1_700_000_001_000_000_000)  # hand present
     far = np.zeros((120, 160), np.float32)
     far[:2, :2] = 800.0  # a few valid pixels: not bad input, but no hand
+    no_hand = harness.node.counters.get("no_hand")
     msg = _send_and_wait(harness, 1_700_000_002_000_000_000, depth=far)
     assert msg.skeletons == []
+    assert harness.node.counters.get("no_hand") == no_hand + 1  # counted, and visible in /diagnostics
+    assert status_values(build_status(harness.node.snapshot()))["no_hand"] == str(no_hand + 1)
     assert wait_for(lambda: any(m.markers and m.markers[0].action == Marker.DELETEALL
                                 for m in list(harness.markers)), 5.0)
 

@@ -2,7 +2,7 @@
 
 Values come from the pure statistics in :mod:`v2v_ros.core.stream`; this module only
 formats them as a ``diagnostic_msgs/DiagnosticStatus``. Counter keys are stable
-(``rejected.<reason>``) so tests and dashboards can parse them.
+(``rejected.<reason>``, ``dropped.<reason>``) so tests and dashboards can parse them.
 """
 
 from __future__ import annotations
@@ -52,10 +52,11 @@ def build_status(s: PipelineSnapshot) -> DiagnosticStatus:
         "frames_in": str(s.counters.get("frames_in", 0)),
         "frames_out": str(s.counters.get("frames_out", 0)),
         "dropped": str(s.counters.get("dropped", 0)),
+        "no_hand": str(s.counters.get("no_hand", 0)),  # processed, but no valid target in the frame
         "rejected": str(sum(v for k, v in s.counters.items() if k.startswith("rejected."))),
     }
     for key in sorted(s.counters):
-        if key.startswith(("rejected.", "warn.", "reference.")):
+        if key.startswith(("rejected.", "dropped.", "warn.", "reference.")):
             values[key] = str(s.counters[key])
     for key, v in s.queue.items():
         values[f"queue.{key}"] = str(v)

@@ -101,8 +101,12 @@ class PoseNode(LifecycleNode):
         self._throttle = Throttle(WARN_PERIOD_S)
         self._pair_lock = threading.Lock()
         self._est_lock = threading.Lock()
+        self._filter_lock = threading.Lock()  # the worker filters while parameter updates reset
         self.slot: LatestSlot[Paired] = LatestSlot()
         self.pairer = StampPairer(self._p("pair_buffer"))
+        # Receive time of the depth frame last handed to the worker (guarded by _pair_lock): a pair
+        # completed later whose depth frame arrived earlier (its camera_info came late) is superseded.
+        self._last_dispatched: float | None = None
         self._filter = OneEuroFilter()
         self._estimator: Any = None
         self._main_estimator: PoseEstimator | None = None
@@ -156,9 +160,10 @@ class PoseNode(LifecycleNode):
                 self.pairer.static_info = bool(self._cfg["static_camera_info"])
                 self.pairer.tolerance_ns = int(self._cfg["pair_tolerance_ms"] * 1e6)
         if names & {"smoothing.min_cutoff", "smoothing.beta", "smoothing.d_cutoff", "smoothing.enabled"}:
-            self._filter.configure(self._cfg["smoothing.min_cutoff"], self._cfg["smoothing.beta"],
-                                   self._cfg["smoothing.d_cutoff"])
-            self._filter.reset()
+            with self._filter_lock:
+                self._filter.configure(self._cfg["smoothing.min_cutoff"], self._cfg["smoothing.beta"],
+                                       self._cfg["smoothing.d_cutoff"])
+                self._filter.reset()
         if names & {"cube_size", "depth_band_mm", "min_depth_mm", "max_depth_mm",
                      "localization.hypotheses", "localization.verify_below"}:
             with self._est_lock:
@@ -333,6 +338,7 @@ class PoseNode(LifecycleNode):
         self.slot.clear()
         with self._pair_lock:
             self.pairer.clear()
+            self._last_dispatched = None
 
     # -- callbacks (executor thread: cheap only) ------------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -360,7 +366,17 @@ class PoseNode(LifecycleNode):
         for r in rejected:
             self._reject(r.reason, r.message)
         for p in pairs:
-            if self.slot.put(p) is not None:
+            with self._pair_lock:
+                # Newest wins by arrival: a depth frame that waited for a late camera_info while a newer
+                # frame already went to the worker would publish a stamp older than the last output.
+                # (Arrival order, not stamp order: a looping bag or a restarted driver goes back in stamps.)
+                if self._last_dispatched is not None and p.received < self._last_dispatched:
+                    self.counters.inc("dropped")
+                    self.counters.inc("dropped.superseded")
+                    continue
+                self._last_dispatched = p.received
+                displaced = self.slot.put(p)
+            if displaced is not None:
                 self.counters.inc("dropped")
 
     # -- worker ------------------------------------------------------------------------------
@@ -377,9 +393,14 @@ class PoseNode(LifecycleNode):
     def _process(self, pair: Paired) -> None:
         cfg = self._cfg
         start = time.monotonic()
-        if cfg["max_age_ms"] > 0 and (start - pair.received) * 1e3 > cfg["max_age_ms"]:
+        age_ms = (start - pair.received) * 1e3
+        if cfg["max_age_ms"] > 0 and age_ms > cfg["max_age_ms"]:
             self.counters.inc("dropped")
             self.counters.inc("dropped.stale")
+            message = f"frame dropped: {age_ms:.1f} ms since it arrived > max_age_ms={cfg['max_age_ms']:g}"
+            self._problem(message)
+            if self._throttle.ready("stale"):
+                self.get_logger().warning(f"{message} ({self.counters.get('dropped.stale')} so far)")
             return
         frame: _Frame = pair.depth
         header: Header = frame.msg.header
@@ -420,10 +441,12 @@ class PoseNode(LifecycleNode):
             joints = result.joints
             if cfg["smoothing.enabled"]:
                 t = header.stamp.sec + header.stamp.nanosec * 1e-9
-                joints = self._filter(joints, t)
+                with self._filter_lock:
+                    joints = self._filter(joints, t)
             skeletons.append(result_to_skeleton(result, joints))
         else:
-            self._filter.reset()
+            with self._filter_lock:
+                self._filter.reset()
             if result is not None and not result.valid:
                 self.counters.inc("no_hand")
         pub_skel.publish(skeleton_array(header, skeletons))

@@ -5,7 +5,7 @@ tests share it, and makes validation a pure function: :func:`validate` returns a
 message that names the parameter and the offending value (or None), so start-up
 (configure) and runtime updates reject bad values with the same words.
 
-Read-only parameters (the model, the device, the topics) are declared with
+Read-only parameters (the model, the device, the subscriptions) are declared with
 ``read_only=True``; rclpy itself refuses to change them with a reason. Everything
 else is runtime-safe and applied by the node's post-set callback.
 """

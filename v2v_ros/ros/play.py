@@ -33,7 +33,10 @@ def msg_class(msgtype: str) -> Any:
 def play(bag: str | os.PathLike[str], rate: float = 1.0, loop: bool = False, topics: list[str] | None = None,
          remap: dict[str, str] | None = None, wait_subscribers: float = 5.0, domain_id: int | None = None,
          stop: Callable[[], bool] | None = None, context: Context | None = None) -> int:
-    """Publish the bag's messages with their recorded spacing divided by ``rate``; returns how many."""
+    """Publish the bag's messages with their recorded spacing divided by ``rate``; returns how many.
+
+    ValueError names any of ``topics`` that the bag does not contain.
+    """
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -44,12 +47,18 @@ def play(bag: str | os.PathLike[str], rate: float = 1.0, loop: bool = False, top
         rclpy.init(context=ctx, domain_id=domain_id)
     node = Node("v2v_bag_player", context=ctx)
     count = 0
+    reader = None
     try:
         reader = open_reader(Path(bag))
         conns = [c for c in reader.connections if topics is None or c.topic in topics]
+        missing = sorted(set(topics or ()) - {c.topic for c in conns})
+        if missing:
+            raise ValueError(f"topics {missing} are not in {bag} (it has {sorted({c.topic for c in reader.connections})})")
+        if not conns:
+            return 0  # an empty bag
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         pubs = {c.id: node.create_publisher(msg_class(c.msgtype), remap.get(c.topic, c.topic), qos) for c in conns}
-        if conns and wait_subscribers > 0:
+        if wait_subscribers > 0:
             first = next(iter(pubs.values()))
             end = time.monotonic() + wait_subscribers
             while first.get_subscription_count() == 0 and time.monotonic() < end:
@@ -70,10 +79,11 @@ def play(bag: str | os.PathLike[str], rate: float = 1.0, loop: bool = False, top
                 count += 1
             if not loop:
                 break
-        reader.close()
         time.sleep(0.2)  # let the last messages leave before the publishers go away
         return count
     finally:
+        if reader is not None:
+            reader.close()
         node.destroy_node()
         if own:
             rclpy.try_shutdown(context=ctx)
