@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -327,3 +328,43 @@ def test_centers_file(tmp_path: Path) -> None:
     (tmp_path / "bad.txt").write_text("1 2\n")
     with pytest.raises(ValueError, match="bad.txt:1"):
         centers_mod.read_centers(tmp_path / "bad.txt")
+
+
+@pytest.mark.parametrize(("name", "file_frame"), [
+    ("msra", lambda j: j * [1.0, -1.0, 1.0]),  # the release's MSRA frame: (x, y_file, -z_file), y up
+    ("nyu", lambda j: j * [1.0, -1.0, 1.0]),  # joint_xyz's own frame, y up
+    ("itop_top", lambda j: j * [1.0, -1.0, 1.0] / 1000.0),  # real_world_coordinates: metres, y up
+    ("icvl", lambda j: j),  # pixel2world with y = (v - cy) z / f: already y down
+    ("hands2017", lambda j: j),
+])
+def test_release_centers_come_back_in_the_optical_frame(tmp_path: Path, name: str, file_frame: Any) -> None:
+    """A centre the V2V release computed from the labels in its own frame lands on our joints' mean."""
+    spec = get_dataset(name)
+    joints = np.stack([_joints_in_view(spec, spec.num_eval_joints, seed=s, z=spec.cube_mm * 2) for s in range(3)])
+    ours = joints.mean(axis=1)
+    released = np.stack([file_frame(j).mean(axis=0) for j in joints])
+    path = tmp_path / "center_test_refined.txt"
+    path.write_text("\n".join(" ".join(f"{v:.9f}" for v in c) for c in released) + "\ninvalid invalid invalid\n")
+    centers, valid = centers_mod.read_centers(path, name)
+    assert valid.tolist() == [True, True, True, False]
+    np.testing.assert_allclose(centers[:3], ours, atol=1e-4)
+    # In the optical frame the centre projects where the hand is.
+    np.testing.assert_allclose(spec.intrinsics.to_uvd(centers[:3]), spec.intrinsics.to_uvd(ours), atol=1e-3)
+    centers_mod.write_centers(tmp_path / "again.txt", centers, spec)
+    np.testing.assert_allclose(centers_mod.read_centers(tmp_path / "again.txt")[0][:3], released, atol=1e-5)
+    np.testing.assert_allclose(centers_mod.read_centers(path)[0][:3], released, atol=1e-9)  # no dataset: as written
+
+
+def test_label_rows_errors_name_file_and_line(tmp_path: Path) -> None:
+    from v2v_ros.data.labels import read_named_joint_rows
+
+    path = tmp_path / "labels.txt"
+    path.write_text("a.png 1 2 3 4 5 6\n\nb.png 1 2 3 4 5\n")
+    with pytest.raises(ValueError, match=r"labels.txt:3: expected a name and 6 numbers, got 6 fields"):
+        read_named_joint_rows(path, 2)
+    path.write_text("a.png 1 2 3 4 5 6\nb.png 1 2 x 4 5 6\n")
+    with pytest.raises(ValueError, match=r"labels.txt:2: .*'x'"):
+        read_named_joint_rows(path, 2)
+    path.write_text("a.png 1 2 3 4 5 6\n")
+    names, rows = read_named_joint_rows(path, 2)
+    assert names == ["a.png"] and rows.tolist() == [[[1, 2, 3], [4, 5, 6]]]

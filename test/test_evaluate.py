@@ -400,3 +400,44 @@ def test_evaluate_estimator_splits_errors_by_visibility() -> None:
     assert vis["mean_error_occluded_mm"] == pytest.approx(30.0)
     assert report["success_rate"]["20"] == 0.5 and vis["success_rate_visible_joints"]["20"] == 1.0
     assert vis["worst_joint_occluded_fraction"] == 0.5 and vis["frames_all_visible"] == 0.5
+
+
+def test_eval_cli_centers_file_is_converted_and_aligned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`v2v eval --centers` on ITOP: the release's file (metres, y up, one line per frame of the split,
+    invalid frames included) gives each evaluated frame its own centre in optical-frame mm."""
+    import h5py
+
+    from v2v_ros.data import itop
+    from v2v_ros.evaluate import cli
+
+    spec = get_dataset("itop_front")
+    n = 4
+    truth = [_hand(spec, seed=i) * [3.0, 3.0, 1.0] + [0.0, 0.0, 2000.0] for i in range(n)]  # mm, optical
+    depth_name, label_name = itop.file_names("front", "test")
+    ids = np.array([f"00_{i:05d}".encode() for i in range(n)])
+    with h5py.File(tmp_path / depth_name, "w") as f:
+        f["id"] = ids
+        f["data"] = np.stack([_render(spec, j) / 1000.0 for j in truth]).astype(np.float16)
+    with h5py.File(tmp_path / label_name, "w") as f:
+        f["id"] = ids
+        f["is_valid"] = np.array([1, 0, 1, 1], np.uint8)
+        f["real_world_coordinates"] = (np.stack(truth) * [1.0, -1.0, 1.0] / 1000.0).astype(np.float32)
+    released = [j.mean(axis=0) * [1.0, -1.0, 1.0] / 1000.0 for j in truth]  # the release's frame
+    (tmp_path / "center_test.txt").write_text(
+        "\n".join("invalid invalid invalid" if i == 1 else " ".join(f"{v:.7f}" for v in c)
+                  for i, c in enumerate(released)) + "\n")
+    kept = [0, 2, 3]
+    est = FakeEstimator([(truth[i], True) for i in kept], spec.joint_names)
+    monkeypatch.setattr(cli, "_load_estimator", lambda args: est)
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")
+    base = ["eval", "--checkpoint", str(ckpt), "--dataset", "itop", "--root", str(tmp_path), "--json"]
+    code, out = _run_cli(base + ["--centers", str(tmp_path / "center_test.txt")], capsys)
+    assert code == 0 and json.loads(out)["frames"] == 3
+    assert len(est.refs) == 3
+    for ref, i in zip(est.refs, kept, strict=True):
+        np.testing.assert_allclose(ref, truth[i].mean(axis=0), atol=1e-3)
+    (tmp_path / "short.txt").write_text("0.1 0.2 2.0\n")
+    code, _ = _run_cli(base + ["--centers", str(tmp_path / "short.txt")], capsys)
+    assert code == 2  # a file of another split: refused, not silently shifted

@@ -265,3 +265,16 @@ def test_plane_fast_path_matches_generic_ray_cast() -> None:
     hit = np.isfinite(t)
     np.testing.assert_allclose(z[hit], (t * dz)[hit], rtol=1e-5)
     np.testing.assert_allclose(cos[hit], c[hit], atol=1e-5)
+
+
+def test_camera_presets_are_the_dataset_table_cameras() -> None:
+    """`v2v synth --preset NAME` renders with the camera of the one dataset table (ICVL: 240.99 / 240.96)."""
+    from v2v_ros.data.datasets import get_dataset
+    from v2v_ros.data.synthetic import CAMERA_PRESETS
+
+    assert set(CAMERA_PRESETS) == {"realsense", "msra", "icvl", "nyu"}
+    for preset, name in (("realsense", "synthetic"), ("msra", "msra"), ("icvl", "icvl"), ("nyu", "nyu")):
+        spec = get_dataset(name)
+        cfg = SynthConfig.preset(preset)
+        assert cfg.size == spec.image_size, preset
+        assert cfg.intrinsics == spec.intrinsics, preset

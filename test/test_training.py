@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from v2v_ros.core.camera import Intrinsics
 from v2v_ros.core.checkpoint import load_checkpoint
@@ -67,6 +69,28 @@ def test_augmentation_moves_points_and_joints_together(shards: Path) -> None:
         ok = np.all((g >= 2) & (g < 30), axis=1)
         near = [vox[0, i - 2:i + 3, j - 2:j + 3, k - 2:k + 3].any() for (i, j, k) in g[ok]]
         assert np.mean(near) > 0.8  # joints lie inside/under the hand surface
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), wall=st.floats(380.0, 620.0), scale=st.floats(0.8, 1.2))
+def test_augmented_voxels_equal_transforming_every_pixel(seed: int, wall: float, scale: float) -> None:
+    """The pixel crop before back-projection is an optimisation only: it must keep every
+    point that the augmentation moves into the cube (a wall filling the view at any
+    depth in the cube, rotated by up to 40 degrees and shrunk to 0.8)."""
+    cam = Intrinsics(fx=300.0, fy=300.0, cx=320.0, cy=240.0)
+    depth = np.full((480, 640), wall, np.float32)
+    joints = np.array([[0.0, 0.0, 500.0]])
+    grid = VoxelGrid(200.0, 32)
+    aug = Augmentation(40.0, (scale, scale), 8.0)
+    rng = np.random.default_rng(seed)
+    state = rng.bit_generator.state
+    vox, _ = make_sample(depth, (0, 0), cam, joints, grid, rng, aug)
+    replay = np.random.default_rng()
+    replay.bit_generator.state = state
+    a, t = aug.sample(replay, grid.voxel_size)
+    c = joints.mean(axis=0)
+    pts = (cam.backproject(depth).astype(np.float64) - c) @ a.T + c + t
+    np.testing.assert_array_equal(vox[0], grid.voxelize(pts.astype(np.float32), c))
 
 
 def test_training_writes_epoch_checkpoints_and_resumes(shards: Path, tmp_path: Path) -> None:

@@ -32,6 +32,10 @@ class DatasetSpec:
     ``bones`` are pairs of indices into that *evaluated* subset, for drawing.
     ``eval_intrinsics`` is the camera used by the community's ``u v d`` text files,
     which differs from the real camera only for NYU (fy < 0 flips the image y axis).
+    ``centers_to_optical`` multiplies, axis by axis, a point of the V2V release's
+    refined-centre files (``v2v_ros.data.centers``) into our optical-frame mm: the
+    release wrote them in its own per-dataset frame (y up for MSRA, NYU and ITOP, and
+    metres for ITOP), so a file read as-is would put the cube on the mirror image.
     """
 
     name: str
@@ -45,6 +49,7 @@ class DatasetSpec:
     depth_format: str
     eval_intrinsics: Intrinsics | None = None
     skeleton: str | None = None  # name in v2v_ros.core.skeletons when the layout is a preset
+    centers_to_optical: tuple[float, float, float] = (1.0, 1.0, 1.0)
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -150,6 +155,13 @@ _ITOP_INTR = Intrinsics(fx=285.71, fy=285.71, cx=160.0, cy=120.0)
 _ITOP_DEPTH = "HDF5 'ITOP_{view}_{split}_depth_map.h5', dataset 'data' (N, 240, 320) float metres; labels in '*_labels.h5'"
 
 
+# The V2V release's centre files: MSRA (z already made positive there) and NYU have
+# y up (its pixel2world is y = (cy - v) z / f); ITOP has y up and is in metres.
+# ICVL and HANDS2017 already use y down. See DatasetSpec.centers_to_optical.
+_Y_UP = (1.0, -1.0, 1.0)
+_ITOP_CENTERS = (1000.0, -1000.0, 1000.0)
+
+
 def _all(n: int) -> tuple[int, ...]:
     return tuple(range(n))
 
@@ -161,14 +173,14 @@ DATASETS: dict[str, DatasetSpec] = {
             name="msra", kind="hand", intrinsics=_MSRA_INTR, image_size=(320, 240), cube_mm=200.0,
             joint_names=HAND_MSRA21.joint_names, eval_joints=_all(21), bones=HAND_MSRA21.bones,
             depth_format="'%06d_depth.bin': 6 uint32 (width, height, left, top, right, bottom) + float32 crop, mm",
-            skeleton=HAND_MSRA21.name,
+            skeleton=HAND_MSRA21.name, centers_to_optical=_Y_UP,
             notes="9 subjects P0..P8 x 17 gestures; leave-one-subject-out.",
         ),
         DatasetSpec(
             name="nyu", kind="hand", intrinsics=Intrinsics(fx=588.03, fy=587.07, cx=320.0, cy=240.0),
             image_size=(640, 480), cube_mm=250.0, joint_names=_NYU_NAMES, eval_joints=_NYU_EVAL, bones=_NYU_BONES,
             depth_format="'depth_1_%07d.png' RGB PNG, depth mm = (G << 8) | B",
-            eval_intrinsics=Intrinsics(fx=588.03, fy=-587.07, cx=320.0, cy=240.0),
+            eval_intrinsics=Intrinsics(fx=588.03, fy=-587.07, cx=320.0, cy=240.0), centers_to_optical=_Y_UP,
             notes="frontal Kinect only; 14 of 36 joints evaluated.",
         ),
         DatasetSpec(
@@ -186,11 +198,13 @@ DATASETS: dict[str, DatasetSpec] = {
             name="itop_front", kind="body", intrinsics=_ITOP_INTR, image_size=(320, 240), cube_mm=2000.0,
             joint_names=BODY_ITOP15.joint_names, eval_joints=_all(15), bones=BODY_ITOP15.bones,
             depth_format=_ITOP_DEPTH.format(view="front", split="{split}"), skeleton=BODY_ITOP15.name,
+            centers_to_optical=_ITOP_CENTERS,
         ),
         DatasetSpec(
             name="itop_top", kind="body", intrinsics=_ITOP_INTR, image_size=(320, 240), cube_mm=2000.0,
             joint_names=BODY_ITOP15.joint_names, eval_joints=_all(15), bones=BODY_ITOP15.bones,
             depth_format=_ITOP_DEPTH.format(view="top", split="{split}"), skeleton=BODY_ITOP15.name,
+            centers_to_optical=_ITOP_CENTERS,
         ),
         DatasetSpec(
             name="synthetic", kind="hand", intrinsics=Intrinsics(fx=615.0, fy=615.0, cx=319.5, cy=239.5),

@@ -14,13 +14,16 @@ def read_named_joint_rows(path: str | Path, num_joints: int) -> tuple[list[str],
     because a silently shifted row would mislabel every joint after it.
     """
     names: list[str] = []
-    rows: list[list[str]] = []
-    for line in Path(path).read_text().splitlines():
+    rows: list[list[float]] = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) != 1 + num_joints * 3:
-            raise ValueError(f"{path}: expected a name and {num_joints * 3} numbers, got {len(parts)} fields")
+            raise ValueError(f"{path}:{number}: expected a name and {num_joints * 3} numbers, got {len(parts)} fields")
+        try:
+            rows.append([float(v) for v in parts[1:]])
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
         names.append(parts[0])
-        rows.append(parts[1:])
     return names, np.asarray(rows, dtype=np.float32).reshape(len(rows), num_joints, 3)

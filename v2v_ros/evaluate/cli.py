@@ -47,8 +47,9 @@ def register(subparsers: Any) -> None:
     e.add_argument("--split", default="test", help="dataset split (default: test)")
     e.add_argument("--test-subject", type=int, default=0, help="MSRA: held-out subject 0..8 (default 0)")
     e.add_argument("--centers", default=None,
-                   help="reference points: a V2V centre file (one 'x y z' line per frame, 'invalid' lines: "
-                        "self-localise), or 'gt' for the true joints' mean (isolates the pose network)")
+                   help="reference points: a V2V release centre file (one 'x y z' line per frame of the split in the "
+                        "release's frame of the dataset, converted to ours; 'invalid' lines: self-localise), "
+                        "or 'gt' for the true joints' mean (isolates the pose network)")
     e.add_argument("--no-refiner", action="store_true",
                    help="localise with the depth-band centre of mass only (the paper's Table 2 baseline)")
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N frames")
@@ -182,6 +183,26 @@ def _load_estimator(args: argparse.Namespace) -> Any:
     return TrackingEstimator(est, TrackingConfig(enabled=True, redetect_every=args.redetect_every))
 
 
+def _read_centers_for(path: Path, spec: Any, frames: Any) -> np.ndarray:
+    """A V2V centre file as one optical-frame mm row per frame of ``frames`` (NaN: self-localise).
+
+    The release writes one line per frame of the whole split, in its own frame of the
+    dataset (``read_centers(path, spec)`` converts it). Readers that skip frames (ITOP's
+    invalid ones) say which they kept in ``indices``; those lines are picked. A file
+    of another length belongs to another split or subject: refused, since a shifted
+    centre per frame would silently score the wrong cubes.
+    """
+    from v2v_ros.data.centers import read_centers
+
+    centers, _ = read_centers(path, spec)
+    kept = getattr(frames, "indices", None)
+    if kept is not None and len(centers) == len(getattr(frames, "ids", ())) != len(frames):
+        centers = centers[np.asarray(kept)]
+    if len(centers) != len(frames):
+        raise ValueError(f"{path}: {len(centers)} centre lines for {len(frames)} frames of {spec.name}")
+    return centers
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run a checkpoint over a dataset; exit code 0 on success, 2 on a setup error."""
     from v2v_ros.evaluate.runner import evaluate_estimator
@@ -196,9 +217,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             n = len(frames) if args.limit is None else min(len(frames), args.limit)
             centers = np.stack([frames[i].joints.mean(axis=0) for i in range(n)])
         elif args.centers is not None:
-            from v2v_ros.data.centers import read_centers
-
-            centers, _ = read_centers(Path(args.centers))
+            centers = _read_centers_for(Path(args.centers), spec, frames)
         estimator = _load_estimator(args)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         _err(str(exc))

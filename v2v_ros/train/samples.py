@@ -58,8 +58,12 @@ def make_sample(
     if center_jitter_mm > 0:
         center = center + rng.normal(0.0, center_jitter_mm, 3)
     a, t = aug.sample(rng, grid.voxel_size)
-    # Only pixels that can land in the (scaled) cube matter: crop before back-projection.
-    reach = grid.cube_size / min(aug.scale_range[0], 1.0) + 2 * np.abs(t).max() + 1.0
+    # Only pixels that can land in the cube matter: crop before back-projection. A point
+    # p lands in it iff a (p - c) + t does, so |p - c|_i <= sum_j |a^-1_ij| (half + |t_j|):
+    # the inverse rotation reaches sqrt(2) x further along x/y at the cube's corners
+    # than the cube itself, which a bound using the scale alone would cut off.
+    half = 0.5 * grid.cube_size
+    reach = 2.0 * float((np.abs(np.linalg.inv(a)) @ (half + np.abs(t))).max()) + 1.0
     h, w = depth.shape
     u0, v0, u1, v1 = cube_footprint(intrinsics, center, reach, offset[0] + w, offset[1] + h)
     u0, v0 = max(u0 - offset[0], 0), max(v0 - offset[1], 0)

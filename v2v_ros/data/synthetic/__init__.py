@@ -22,6 +22,7 @@ import numpy as np
 
 from v2v_ros.core.camera import Intrinsics
 from v2v_ros.core.skeletons import HAND_MSRA21
+from v2v_ros.data.datasets import DatasetSpec, get_dataset
 from v2v_ros.data.shards import Frame
 from v2v_ros.data.synthetic.hand import (
     JOINT_LIMITS,
@@ -52,12 +53,18 @@ __all__ = [
     "sample_shape",
 ]
 
-# (width, height, fx, fy, cx, cy) of the cameras the public datasets were recorded with.
+
+def _camera(spec: DatasetSpec) -> tuple[int, int, float, float, float, float]:
+    k = spec.intrinsics
+    return (spec.width, spec.height, k.fx, k.fy, k.cx, k.cy)
+
+
+# (width, height, fx, fy, cx, cy) of the cameras the public datasets were recorded with,
+# taken from the one table of dataset facts so that synthetic data cannot drift from it
+# ("realsense" is the table's synthetic camera).
 CAMERA_PRESETS: dict[str, tuple[int, int, float, float, float, float]] = {
-    "realsense": (640, 480, 615.0, 615.0, 319.5, 239.5),
-    "msra": (320, 240, 241.42, 241.42, 160.0, 120.0),
-    "icvl": (320, 240, 241.42, 241.42, 160.0, 120.0),
-    "nyu": (640, 480, 588.03, 587.07, 320.0, 240.0),
+    preset: _camera(get_dataset(name))
+    for preset, name in (("realsense", "synthetic"), ("msra", "msra"), ("icvl", "icvl"), ("nyu", "nyu"))
 }
 
 
