@@ -62,3 +62,16 @@ def test_play_names_topics_missing_from_the_bag(tmp_path: Path) -> None:
         play(tmp_path / "d" / "bag", topics=[synth_bag.DEPTH_TOPIC, "/nope"], wait_subscribers=0.0,
              domain_id=DOMAIN + 1)
     assert synth_bag.DEPTH_TOPIC in str(err.value)  # lists what the bag has
+
+
+def test_play_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`v2v play` on a missing bag, a missing topic or a bad --remap: exit 2 and a reason, no traceback."""
+    assert v2v(["play", str(tmp_path / "no_bag")]) == 2
+    assert "bag not found" in capsys.readouterr().err
+    assert v2v(["synth", "--out", str(tmp_path / "d"), "--n", "2", "--seed", "5", "--bag"]) == 0
+    capsys.readouterr()
+    assert v2v(["play", str(tmp_path / "d" / "bag"), "--topics", "/nope", "--wait-subscribers", "0",
+                "--domain-id", str(DOMAIN + 2)]) == 2
+    assert "/nope" in capsys.readouterr().err
+    assert v2v(["play", str(tmp_path / "d" / "bag"), "--remap", "/a=/b"]) == 2
+    assert "FROM:=TO" in capsys.readouterr().err

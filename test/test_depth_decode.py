@@ -84,3 +84,17 @@ def test_compressed_depth_png_round_trip_and_errors() -> None:
     assert e.value.reason == "corrupt"
     with pytest.raises(DepthDecodeError):
         decode_compressed_depth("png", data)
+
+
+def test_compressed_depth_rejects_an_8_bit_png() -> None:
+    """An 8-bit PNG under a 16UC1 format would read as 0-255 mm: refused, naming the bit depth."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((4, 5), 200, np.uint8)).save(buf, format="PNG")
+    fmt, data = encode_compressed_depth(DEPTH)
+    with pytest.raises(DepthDecodeError, match="8-bit") as e:
+        decode_compressed_depth(fmt, data[:12] + buf.getvalue())
+    assert e.value.reason == "encoding"

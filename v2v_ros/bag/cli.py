@@ -121,8 +121,18 @@ def run_play(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"play: needs rclpy ({exc}); run `eval \"$(make -s env)\"`", file=sys.stderr)
         return 1
+    from v2v_ros.bag.io import BagError  # noqa: PLC0415
+
+    bad = [r for r in args.remap if ":=" not in r]
+    if bad:
+        print(f"play: --remap needs FROM:=TO, got {bad}", file=sys.stderr)
+        return 2
     remap = dict(r.split(":=", 1) for r in args.remap)
-    n = play(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, remap=remap,
-             wait_subscribers=args.wait_subscribers, domain_id=args.domain_id)
+    try:
+        n = play(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, remap=remap,
+                 wait_subscribers=args.wait_subscribers, domain_id=args.domain_id)
+    except (BagError, ValueError) as exc:  # missing bag or topic: one line, not a traceback
+        print(f"play: {exc}", file=sys.stderr)
+        return 2
     print(f"play: published {n} messages")
     return 0

@@ -129,6 +129,7 @@ def decode_compressed_depth(fmt: str, data: bytes | bytearray | memoryview, max_
             w, h = img.size
             if w * h > max_pixels:
                 raise DepthDecodeError("too_large", f"compressed image of {w}x{h} pixels exceeds {max_pixels}")
+            mode = img.mode
             arr = np.asarray(img)
     except DepthDecodeError:
         raise
@@ -136,6 +137,10 @@ def decode_compressed_depth(fmt: str, data: bytes | bytearray | memoryview, max_
         raise DepthDecodeError("corrupt", f"compressedDepth PNG cannot be decoded ({exc})") from exc
     if arr.ndim != 2 or arr.size == 0:
         raise DepthDecodeError("corrupt", f"compressedDepth PNG has shape {arr.shape}, expected a 2-D 16-bit image")
+    if arr.dtype.kind not in "ui" or arr.dtype.itemsize < 2:
+        # An 8-bit PNG would read as 0-255 "mm": a hand at 25 cm at most, silently wrong.
+        raise DepthDecodeError("encoding", f"compressedDepth PNG is {arr.dtype.itemsize * 8}-bit (mode {mode!r}); "
+                                           f"{base} depth needs a 16-bit grayscale PNG")
     return arr.astype(np.float32)
 
 
