@@ -97,3 +97,27 @@ def test_eval_bag_errors_are_clear(tmp_path: Path, model: Path, capsys) -> None:
     assert v2v(["eval-bag", str(tmp_path / "nobag"), "--out", str(tmp_path / "e3"), "--model", str(model),
                 "--no-progress"]) == 1
     assert "nobag" in capsys.readouterr().err
+
+
+def test_rejected_frames_score_as_failures(tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame that cannot be decoded has ground truth but no prediction: a failure, not a frame left out."""
+    from v2v_ros.bag import evaluate  # noqa: PLC0415
+    from v2v_ros.core.depth_decode import DepthDecodeError  # noqa: PLC0415
+    from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415
+
+    bag = _make_bag(tmp_path / "data", "sqlite3")
+    decode = evaluate.image_msg_to_mm
+    first = min(stamp_ns_of(m) for _, _, m in iter_messages(bag, [synth_bag.DEPTH_TOPIC]))
+
+    def corrupt_first(msg):  # noqa: ANN001, ANN202
+        if stamp_ns_of(msg) == first:
+            raise DepthDecodeError("data_length", "corrupt for the test")
+        return decode(msg)
+
+    monkeypatch.setattr(evaluate, "image_msg_to_mm", corrupt_first)
+    est = PoseEstimator.load(model, device="cpu")
+    run = evaluate.run_bag(est, bag, synth_bag.DEPTH_TOPIC, synth_bag.INFO_TOPIC, synth_bag.GT_TOPIC, progress=False)
+    assert run.rejected["data_length"] == 1 and run.frames_out == N - 1
+    assert first in run.pred and run.pred[first] is None
+    report, pred, _ = evaluate.score(run.pred, run.gt, run.joint_names)
+    assert report["frames"] == N and np.isnan(pred[0]).all()

@@ -62,7 +62,8 @@ def test_corrupt_metadata_named(saved: Path) -> None:
 
 @pytest.mark.parametrize(
     "field, value, match",
-    [("grid_size", 30, "grid_size"), ("arch", "ResNet", "arch"), ("stride", 4, "stride"), ("cube_size", -1, "cube_size")],
+    [("grid_size", 30, "grid_size"), ("arch", "ResNet", "arch"), ("stride", 4, "stride"), ("cube_size", -1, "cube_size"),
+     ("cube_size", float("inf"), "cube_size"), ("cube_size", float("nan"), "cube_size"), ("cube_size", True, "cube_size")],
 )
 def test_bad_metadata_field_named(saved: Path, field: str, value, match: str) -> None:
     path = saved.with_suffix(".json")

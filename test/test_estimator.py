@@ -283,3 +283,17 @@ def test_warm_up_runs_the_network_and_changes_no_result() -> None:
     a, b = cold.estimate(depth, CAM), warm.estimate(depth, CAM)
     np.testing.assert_array_equal(a.joints, b.joints)
     np.testing.assert_array_equal(a.reference_point, b.reference_point)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf * 0 in the sub-voxel fit
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_network_output_is_invalid_not_a_confident_pose(bad: float) -> None:
+    """A NaN/inf heatmap (fp16 overflow, a broken engine) must not read as a confident pose."""
+    joints = _joints(7)
+    center = joints.mean(axis=0)
+    est, net = _estimator(joints, center, size=32)
+    net.hm = net.hm.clone()
+    net.hm[3, 1, 2, 3] = bad  # one voxel of one joint's heatmap
+    res = est.estimate(_scene(joints), CAM, reference_point=center)
+    assert not res.valid and "not finite" in res.reason
+    assert np.isnan(res.joints).all() and res.score == 0.0 and res.points_in_cube > 0

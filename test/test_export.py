@@ -68,3 +68,35 @@ def test_dynamo_exporter(checkpoint: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     assert main(["export", "--onnx", str(tmp_path / "d.onnx"), "--checkpoint", str(checkpoint),
                  "--batch", "dynamic", "--exporter", "dynamo"]) == 0
+
+
+def test_non_finite_onnx_output_fails_the_check(checkpoint: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export whose heatmaps come back NaN must not report agreement (max(0.0, nan) is 0.0)."""
+    import numpy as np  # noqa: PLC0415
+
+    from v2v_ros import export as export_mod  # noqa: PLC0415
+    from v2v_ros.core import inference  # noqa: PLC0415
+
+    real = inference.ort_session
+
+    class NaNSession:
+        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            self.inner = real(*args, **kwargs)
+
+        def run(self, names, feeds):  # noqa: ANN001, ANN201
+            out = self.inner.run(names, feeds)
+            out[0][..., 0] = np.nan
+            return out
+
+    monkeypatch.setattr(inference, "ort_session", NaNSession)
+    r = export_mod.export(checkpoint, tmp_path / "m.onnx", exporter="legacy")
+    assert not r["ok"] and r["max_abs_diff"] == float("inf")
+
+
+def test_grid_zero_is_refused_not_replaced(checkpoint: Path, tmp_path: Path) -> None:
+    from v2v_ros import export as export_mod  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="got 0"):
+        export_mod.export(checkpoint, tmp_path / "m.onnx", grid=0, exporter="legacy")
+    assert main(["export", "--onnx", str(tmp_path / "x.onnx"), "--checkpoint", str(checkpoint), "--grid", "0"]) == 2

@@ -42,3 +42,24 @@ def test_invalid_parameters() -> None:
         OneEuroFilter(min_cutoff=0.0)
     with pytest.raises(ValueError):
         OneEuroFilter(beta=-1.0)
+
+
+def test_a_non_finite_time_is_refused_not_a_poisoned_state() -> None:
+    """One NaN stamp used to turn every later output into NaN (dt = NaN passed the gap checks)."""
+    f = OneEuroFilter()
+    f(np.zeros(3), 0.0)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="time t"):
+            f(np.ones(3), bad)
+    assert np.all(np.isfinite(f(np.ones(3), 0.033)))
+    g = OneEuroFilter()
+    with pytest.raises(ValueError, match="time t"):
+        g(np.zeros(3), float("nan"))
+    for t in (0.0, 0.033, 0.066):
+        assert np.all(np.isfinite(g(np.ones(3), t)))
+
+
+@pytest.mark.parametrize("reset_after_s", [0.0, -1.0, float("nan")])
+def test_invalid_reset_after(reset_after_s: float) -> None:
+    with pytest.raises(ValueError, match="reset_after_s"):
+        OneEuroFilter(reset_after_s=reset_after_s)

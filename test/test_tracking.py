@@ -147,3 +147,29 @@ def test_wrapper_exposes_the_estimator_and_validates_its_config() -> None:
         TrackingConfig(redetect_every=-1)
     with pytest.raises(ValueError, match="min_score"):
         TrackingConfig(min_score=2.0)
+
+
+class _BehindCamera:
+    """An estimator whose confident pose lies behind the camera (joints' mean z < 0)."""
+
+    joint_names = HAND_MSRA21.joint_names
+
+    def __init__(self) -> None:
+        self.calls: list = []
+        self.real = _estimator()
+
+    def estimate(self, depth, intr, reference_point=None, prior=None):  # noqa: ANN001, ANN201
+        self.calls.append((reference_point, prior))
+        res = self.real.estimate(depth, intr, reference_point=reference_point)  # refuses z <= 0, as the node's would
+        res.joints = res.joints - [0.0, 0.0, 2.0 * res.joints[:, 2].max()]  # every joint at z < 0
+        res.confidence = np.ones_like(res.confidence)
+        return res
+
+
+def test_a_centre_behind_the_camera_is_not_followed() -> None:
+    """The estimator rejects z <= 0 reference points (ValueError): the next frame must detect instead."""
+    est = _BehindCamera()
+    tracker = TrackingEstimator(est, TrackingConfig(enabled=True, redetect_every=0))
+    for i in range(2):
+        tracker.estimate(_ball(np.array([0.0, 0.0, 500.0])), CAM, stamp_ns=i * NS // 30)
+    assert [c[0] for c in est.calls] == [None, None] and tracker.stats["detected"] == 2

@@ -149,3 +149,24 @@ def test_cupy_voxelize_matches_numpy_and_shares_memory_with_torch() -> None:
     dec, _ = g.decode(hm, cupy.asarray(c))
     np.testing.assert_allclose(dec.get(), pts[:5], atol=1e-2)
     assert torch.cuda.is_available()
+
+
+def test_voxelize_into_a_batch_slice_and_refuses_layouts_it_cannot_fill() -> None:
+    """A non-contiguous ``out`` used to come back empty: the flat write landed in a reshape copy."""
+    g = VoxelGrid(200.0, 16)
+    c = np.array([0.0, 0.0, 500.0])
+    pts = np.array([[10.0, -20.0, 530.0], [0.0, 0.0, 500.0]], np.float32)
+    ref = g.voxelize(pts, c)
+    batch = np.ones((2, 1, 16, 16, 16), np.float32)
+    np.testing.assert_array_equal(g.voxelize(pts, c, out=batch[1, 0]), ref)
+    np.testing.assert_array_equal(batch[1, 0], ref)  # filled in place (and zeroed first)
+    for bad in (np.zeros((16, 16, 16), np.float32, order="F"), np.zeros((16, 16, 32), np.float32)[..., ::2],
+                np.zeros((8, 16, 16), np.float32), np.zeros((16, 16, 16), np.float64)):
+        with pytest.raises(ValueError, match="voxelize out"):
+            g.voxelize(pts, c, out=bad)
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0, np.nan])
+def test_heatmap_sigma_must_be_positive(sigma: float) -> None:
+    with pytest.raises(ValueError, match="sigma"):
+        VoxelGrid(200.0, 16).heatmaps(np.zeros((1, 3)), np.zeros(3), sigma=sigma)

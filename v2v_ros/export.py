@@ -35,7 +35,7 @@ def export(checkpoint: str | Path, out: str | Path, grid: int | None = None, bat
 
     state, meta = load_checkpoint(checkpoint)
     model = build_model(state, meta, str(checkpoint))
-    n = grid or meta.grid_size
+    n = meta.grid_size if grid is None else grid  # not `grid or ...`: --grid 0 must be refused, not replaced
     if n <= 0 or n % 8:
         raise ValueError(f"--grid must be a positive multiple of 8, got {n}")
     blob = export_onnx(model, n, batch, exporter=exporter)
@@ -52,7 +52,11 @@ def export(checkpoint: str | Path, out: str | Path, grid: int | None = None, bat
         with torch.inference_mode():
             ref = model(torch.from_numpy(x)).numpy()
         got = session.run(["heatmaps"], {"voxels": x})[0]
-        worst = max(worst, float(np.abs(got - ref).max()))
+        if got.shape != ref.shape:  # broadcasting would compare something else
+            raise RuntimeError(f"ONNX Runtime returned heatmaps of shape {got.shape}, PyTorch {ref.shape}")
+        diff = float(np.abs(got - ref).max())
+        # NaN/inf must fail the check: max(worst, nan) keeps `worst` and would report agreement.
+        worst = max(worst, diff if np.isfinite(diff) else np.inf)
         peak = max(peak, float(np.abs(ref).max()))
     return {"onnx": str(out), "bytes": len(blob), "grid": n, "batch": batch or "dynamic", "exporter": exporter,
             "joints": meta.num_joints, "max_abs_diff": worst, "max_abs_heatmap": peak, "tolerance": tolerance,

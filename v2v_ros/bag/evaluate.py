@@ -82,6 +82,10 @@ def run_bag(estimator: Any, bag: str | Path, depth_topic: str, info_topic: str, 
                 if limit is not None and run.frames_in >= limit:
                     continue
                 run.frames_in += 1
+                # Every frame read gets a slot: one that is rejected (no camera_info, undecodable,
+                # another camera's frame) scores as a failure, as the node's unanswered frames do in
+                # the demo, instead of leaving the metrics to the frames that went well.
+                run.pred.setdefault(stamp_ns_of(msg), None)
                 pairs, rejected = pairer.add_depth(stamp_ns_of(msg), msg.header.frame_id, msg, time.monotonic())
             else:
                 pairs, rejected = pairer.add_info(stamp_ns_of(msg), msg.header.frame_id, msg)

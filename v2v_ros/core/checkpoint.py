@@ -54,8 +54,9 @@ class ModelMeta:
             raise CheckpointError(f"{source}: grid_size must be a positive multiple of 8, got {self.grid_size!r}")
         if not isinstance(self.stride, int) or self.stride != 2:
             raise CheckpointError(f"{source}: stride must be 2 for V2VPoseNet, got {self.stride!r}")
-        if not isinstance(self.cube_size, (int, float)) or not self.cube_size > 0:
-            raise CheckpointError(f"{source}: cube_size must be positive mm, got {self.cube_size!r}")
+        if isinstance(self.cube_size, bool) or not isinstance(self.cube_size, (int, float)) \
+                or not 0 < self.cube_size < float("inf"):  # JSON admits Infinity; NaN fails both comparisons
+            raise CheckpointError(f"{source}: cube_size must be a positive finite number of mm, got {self.cube_size!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "metadata") -> "ModelMeta":

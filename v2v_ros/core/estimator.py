@@ -326,6 +326,19 @@ class PoseEstimator:
         The stages are added to ``timings``, which every result shares: a frame estimated
         in several rounds reports what all of them cost.
         """
+        if not self.gpu_voxels:
+            return self._cubes(depth, intrinsics, centers, timings)
+        import cupy  # noqa: PLC0415 - optional, only with CUDA
+
+        # CuPy allocates on its *current* device, torch on ``self.device``: on cuda:N (N > 0)
+        # the volumes, the DLPack heatmaps and the decoding must all live on device N.
+        index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+        with cupy.cuda.Device(index):
+            return self._cubes(depth, intrinsics, centers, timings)
+
+    def _cubes(self, depth: np.ndarray, intrinsics: Intrinsics, centers: list[np.ndarray],
+               timings: dict[str, float]) -> list[PoseResult]:
+        """:meth:`_estimate_cubes` on NumPy, or on CuPy inside the engine's CUDA device."""
         t = time.perf_counter()
         n = self.grid.size
         xp = np
@@ -358,7 +371,14 @@ class PoseEstimator:
             t = _lap(timings, "forward", t)
             joints, conf = (to_numpy(a) for a in self._decode(heat, np.stack([centers[i] for i in sel])))
             t = _lap(timings, "decode", t)
+            # A non-finite heatmap (fp16 overflow, a corrupt engine) makes its joint's peak NaN or +inf
+            # (argmax returns the first NaN); clipped, that would read as a confident pose at a cube corner.
+            finite = np.isfinite(conf).all(axis=-1)
             for k, i in enumerate(sel):
+                if not finite[k]:
+                    results[i] = self._invalid(centers[i], "network output is not finite (NaN/inf heatmaps)", timings)
+                    results[i].points_in_cube = counts[i]
+                    continue
                 results[i] = PoseResult(
                     joints=joints[k], confidence=np.clip(conf[k], 0.0, 1.0).astype(np.float32),
                     reference_point=np.asarray(centers[i], dtype=np.float64), joint_names=self.joint_names,

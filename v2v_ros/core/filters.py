@@ -42,6 +42,8 @@ class OneEuroFilter:
             raise ValueError(f"cut-off frequencies must be positive, got min_cutoff={min_cutoff}, d_cutoff={d_cutoff}")
         if not beta >= 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
+        if not reset_after_s > 0:  # NaN would never reset, <= 0 would never smooth
+            raise ValueError(f"reset_after_s must be > 0 s, got {reset_after_s}")
         self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
         self.reset_after_s = float(reset_after_s)
 
@@ -51,7 +53,12 @@ class OneEuroFilter:
         self._t: float | None = None
 
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
-        """Filtered copy of ``x`` observed at time ``t`` (seconds)."""
+        """Filtered copy of ``x`` observed at time ``t`` (seconds).
+
+        A non-finite ``t`` raises: its step would poison the state, and every later output, with NaN.
+        """
+        if not math.isfinite(t):
+            raise ValueError(f"OneEuroFilter time t must be finite seconds, got {t!r}")
         x = np.asarray(x, dtype=np.float64)
         if not np.all(np.isfinite(x)):
             self.reset()

@@ -96,7 +96,10 @@ class TrackingEstimator:
         self.stats["verified"] += int(getattr(result, "candidates", 1) > 1)
         self._since_detect = self._since_detect + 1 if kind == "tracked" else 0
         self._stamp_ns = stamp_ns
-        self._centre = np.asarray(result.joints, np.float64).mean(axis=0) if self._holds(result) else None
+        centre = np.asarray(result.joints, np.float64).mean(axis=0) if self._holds(result) else None
+        # A centre at or behind the camera plane cannot seed a cube: the estimator refuses such a
+        # reference point (ValueError), so following it would turn the next frame into an error.
+        self._centre = centre if centre is not None and centre[2] > 0 else None
         return replace(result, tracked=kind == "tracked")
 
     def _holds(self, result: PoseResult) -> bool:

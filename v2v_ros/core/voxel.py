@@ -77,13 +77,18 @@ class VoxelGrid:
         """Occupancy volume (size, size, size) float32: 1 where any point falls, else 0.
 
         Points outside the cube are dropped. ``out`` may be a preallocated volume (it
-        is zeroed first), which lets callers fill a slice of a batch without a copy.
+        is zeroed first), which lets callers fill a slice of a batch without a copy; it
+        must be C-contiguous (size, size, size) float32, because the occupied voxels are
+        written through a flat view, and reshaping any other layout would write a copy.
         """
         xp = array_module(points)
         n = self.size
         if out is None:
             out = xp.zeros((n, n, n), dtype=xp.float32)
         else:
+            if tuple(out.shape) != (n, n, n) or out.dtype != xp.float32 or not out.flags.c_contiguous:
+                raise ValueError(f"voxelize out must be a C-contiguous ({n}, {n}, {n}) float32 volume, got shape "
+                                 f"{tuple(out.shape)} {out.dtype} (C-contiguous: {bool(out.flags.c_contiguous)})")
             out[...] = 0
         pts = xp.asarray(points, dtype=xp.float32).reshape(-1, 3)
         if pts.shape[0] == 0:
@@ -105,6 +110,8 @@ class VoxelGrid:
         Separable evaluation (three 1-D Gaussians, outer product) keeps this cheap
         enough to run per sample in the training loader.
         """
+        if not sigma > 0 or not np.isfinite(sigma):  # 0 divides by zero: NaN targets, NaN loss
+            raise ValueError(f"heatmap sigma must be a positive number of output voxels, got {sigma!r}")
         xp = array_module(joints)
         mu = self.grid_to_out(self.to_grid(xp.asarray(joints, dtype=xp.float64), center))  # (J, 3)
         k = xp.arange(self.out_size, dtype=xp.float64)
