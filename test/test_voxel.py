@@ -20,6 +20,50 @@ def test_to_grid_to_world_round_trip(grid: VoxelGrid, p: np.ndarray, c: np.ndarr
     np.testing.assert_allclose(grid.to_world(grid.to_grid(p, c), c), p, atol=1e-6 * max(1.0, np.abs(p).max()))
 
 
+depth_px = st.one_of(st.floats(300, 700, width=32), st.sampled_from([0.0, -5.0, np.nan, np.inf, -np.inf, 1e30]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    grid=st.builds(VoxelGrid, cube_size=st.floats(50, 400), size=st.sampled_from([8, 16, 32]), stride=st.just(2)),
+    depth=arrays(np.float32, st.tuples(st.integers(1, 24), st.integers(1, 24)), elements=depth_px),
+    f=st.tuples(st.floats(20, 900), st.floats(20, 900), st.sampled_from([1.0, -1.0])),
+    pp=st.tuples(st.floats(-50, 50), st.floats(-50, 50)),
+    offset=st.tuples(st.integers(0, 400), st.integers(0, 300)),
+    c=st.tuples(st.floats(-100, 100), st.floats(-100, 100), st.floats(250, 750)),
+)
+def test_voxelize_depth_is_backproject_then_voxelize_bit_for_bit(grid: VoxelGrid, depth: np.ndarray, f: tuple,
+                                                                  pp: tuple, offset: tuple, c: tuple) -> None:
+    """The estimator's one-pass voxeliser gives the volume of the two-step definition exactly,
+    for any crop position, focal sign (NYU's fy < 0) and invalid pixels (0, negative, NaN, inf)."""
+    from v2v_ros.core.camera import Intrinsics
+
+    intr = Intrinsics(f[0], f[1] * f[2], pp[0] + offset[0], pp[1] + offset[1])
+    centre = np.array(c)
+    half = 0.5 * grid.cube_size
+    ref = grid.voxelize(intr.backproject(depth, offset=offset, z_range=(c[2] - half, c[2] + half)), centre)
+    np.testing.assert_array_equal(grid.voxelize_depth(depth, intr, centre, offset=offset), ref)
+
+
+def test_voxelize_depth_of_a_real_frame_matches_and_is_not_empty() -> None:
+    """A synthetic hand frame (hand + clutter) through both paths, cube at the hand: same volume, hand inside."""
+    from v2v_ros.core.camera import cube_footprint
+    from v2v_ros.data.synthetic import render_frame
+
+    f = render_frame(3, 0)
+    depth, intr = f.full_depth(), f.intrinsics
+    g = VoxelGrid(200.0, 32)
+    c = f.joints.mean(axis=0)
+    u0, v0, u1, v1 = cube_footprint(intr, c, g.cube_size, depth.shape[1], depth.shape[0])
+    crop = depth[v0:v1, u0:u1]
+    ref = g.voxelize(intr.backproject(crop, offset=(u0, v0), z_range=(c[2] - 100.0, c[2] + 100.0)), c)
+    out = np.ones((32, 32, 32), np.float32)  # stale content is cleared
+    np.testing.assert_array_equal(g.voxelize_depth(crop, intr, c, offset=(u0, v0), out=out), ref)
+    assert ref.sum() > 100
+    with pytest.raises(ValueError, match="2-D"):
+        g.voxelize_depth(crop[None], intr, c)
+
+
 def test_center_maps_to_grid_middle_and_voxel_edges() -> None:
     g = VoxelGrid(200.0, 88)
     c = np.array([1.0, 2.0, 500.0])
@@ -145,6 +189,13 @@ def test_cupy_voxelize_matches_numpy_and_shares_memory_with_torch() -> None:
     np.testing.assert_array_equal(vol.get(), ref)
     t = to_torch(vol)
     assert t.device.type == "cuda" and t.data_ptr() == vol.data.ptr
+    from v2v_ros.core.camera import Intrinsics
+
+    intr = Intrinsics(300.0, 300.0, 40.0, 30.0)
+    depth = rng.uniform(420, 580, (60, 80)).astype(np.float32)
+    depth[::7, ::5] = 0.0
+    np.testing.assert_array_equal(g.voxelize_depth(cupy.asarray(depth), intr, c, offset=(3, 2)).get(),
+                                  g.voxelize_depth(depth, intr, c, offset=(3, 2)))
     hm = g.heatmaps(cupy.asarray(pts[:5]), cupy.asarray(c))
     dec, _ = g.decode(hm, cupy.asarray(c))
     np.testing.assert_allclose(dec.get(), pts[:5], atol=1e-2)

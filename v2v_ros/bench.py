@@ -164,7 +164,7 @@ def run_bench(model_path: str | None, device: str, repeats: int, precision: str 
 
     def voxelize() -> None:
         u0, v0, u1, v1 = cube_footprint(intr, center, grid.cube_size, depth.shape[1], depth.shape[0])
-        grid.voxelize(intr.backproject(depth[v0:v1, u0:u1], offset=(u0, v0)), center)
+        grid.voxelize_depth(depth[v0:v1, u0:u1], intr, center, offset=(u0, v0))  # as PoseEstimator does
 
     vox = np.zeros((1, 1, n, n, n), np.float32)
     grid.voxelize(intr.backproject(depth), center, out=vox[0, 0])
@@ -406,7 +406,7 @@ def run_scaling(model_path: str | None, device: str, precision: str = "fp32", ba
 
         def crop_vox(d: np.ndarray = d, it: Any = it, cc: np.ndarray = cc) -> None:
             u0, v0, u1, v1 = cube_footprint(it, cc, grid.cube_size, d.shape[1], d.shape[0])
-            grid.voxelize(it.backproject(d[v0:v1, u0:u1], offset=(u0, v0)), cc)
+            grid.voxelize_depth(d[v0:v1, u0:u1], it, cc, offset=(u0, v0))
 
         resolutions.append({
             "width": w, "height": h,

@@ -352,10 +352,8 @@ class PoseEstimator:
             crop = depth[v0:v1, u0:u1]
             if xp is not np:
                 crop = xp.asarray(np.ascontiguousarray(crop))  # upload the cube's footprint only
-            # Only depths inside the cube's z-slab can land in it: skip the rest before back-projecting.
-            half = 0.5 * self.grid.cube_size
-            pts = intrinsics.backproject(crop, offset=(u0, v0), z_range=(c[2] - half, c[2] + half))
-            self.grid.voxelize(pts, c, out=batch[i, 0])
+            # Back-projection and voxelisation in one pass over the cube's z slab (core.voxel).
+            self.grid.voxelize_depth(crop, intrinsics, c, offset=(u0, v0), out=batch[i, 0])
             counts.append(int(batch[i, 0].sum()))
         t = _lap(timings, "voxelize", t)
 

