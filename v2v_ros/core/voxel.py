@@ -84,11 +84,7 @@ class VoxelGrid:
         """
         xp = array_module(points)
         n = self.size
-        if out is None:
-            out = xp.zeros((n, n, n), dtype=xp.float32)
-        else:
-            _check_out(out, n, xp)
-            out[...] = 0
+        out = _zeroed(out, n, xp)
         pts = xp.asarray(points, dtype=xp.float32).reshape(-1, 3)
         if pts.shape[0] == 0:
             return out
@@ -116,11 +112,7 @@ class VoxelGrid:
         """
         xp = array_module(depth)
         n = self.size
-        if out is None:
-            out = xp.zeros((n, n, n), dtype=xp.float32)
-        else:
-            _check_out(out, n, xp)
-            out[...] = 0
+        out = _zeroed(out, n, xp)
         d = xp.asarray(depth)
         if d.ndim != 2:
             raise ValueError(f"depth must be a 2-D (H, W) array, got shape {tuple(d.shape)}")
@@ -194,11 +186,19 @@ class VoxelGrid:
         return joints, conf
 
 
-def _check_out(out: Any, n: int, xp: Any) -> None:
-    """An ``out`` volume must be written in place through a flat view: C-contiguous (n, n, n) float32."""
+def _zeroed(out: Any, n: int, xp: Any) -> Any:
+    """A zeroed (n, n, n) float32 volume: a new one, or ``out`` cleared in place.
+
+    ``out`` must be C-contiguous (n, n, n) float32, because occupied voxels are written
+    through a flat view and reshaping any other layout would write into a copy.
+    """
+    if out is None:
+        return xp.zeros((n, n, n), dtype=xp.float32)
     if tuple(out.shape) != (n, n, n) or out.dtype != xp.float32 or not out.flags.c_contiguous:
         raise ValueError(f"voxelize out must be a C-contiguous ({n}, {n}, {n}) float32 volume, got shape "
                          f"{tuple(out.shape)} {out.dtype} (C-contiguous: {bool(out.flags.c_contiguous)})")
+    out[...] = 0
+    return out
 
 
 def _is_f64(a: Any) -> bool:
