@@ -16,7 +16,13 @@ ROOT    := $(abspath .)
 VENV    ?= $(ROOT)/.venv
 PY      := $(VENV)/bin/python
 PREFIX  := $(ROOT)/install
-PYVER   := 3.11
+# Without ROS: Python 3.11 (the ROS 2 wheels are cp311). With a sourced ROS 2: the
+# distribution's python3, which its rclpy and message packages were built for.
+ifdef ROS_DISTRO
+  PYVER := $(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+else
+  PYVER := 3.11
+endif
 SITE    := $(PREFIX)/lib/python$(PYVER)/site-packages
 CACHE   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/v2v_ros
 MSGS    := $(wildcard msg/*.msg)
@@ -32,15 +38,22 @@ export ROS_DOMAIN_ID ?= 42
 
 ifdef ROS_DISTRO
   # ---- A real ROS 2 install is sourced: colcon builds the package ----
+  # --merge-install puts everything straight under $(PREFIX) (lib/, share/v2v_ros/, site-packages).
+  # NumPy stays the distribution's (its message packages are compiled against it): the
+  # requirements and constraints are installed without their numpy pin, and numpy is held
+  # at the system's version so that pip fails loudly rather than replacing it.
   VENV_FLAGS := --system-site-packages
-  REQS       := -r requirements.txt
+  REQS       := -r build/requirements-distro.txt
+  CONSTRAINTS := build/constraints-distro.txt
   ENV_PYPATH := $(ROOT):$(SITE):$(PYTHONPATH)
-  ENV_AMENT  := $(PREFIX)/v2v_ros:$(AMENT_PREFIX_PATH)
-  ENV_LD     := $(PREFIX)/v2v_ros/lib:$(LD_LIBRARY_PATH)
-  SITE       := $(PREFIX)/v2v_ros/lib/python$(PYVER)/site-packages
+  ENV_AMENT  := $(PREFIX):$(AMENT_PREFIX_PATH)
+  ENV_LD     := $(PREFIX)/lib:$(LD_LIBRARY_PATH)
+  COLCON_BUILD := colcon --log-base log build --build-base build --install-base $(PREFIX) --merge-install \
+      --cmake-args -DPython3_EXECUTABLE=$$(command -v python3) -DBUILD_TESTING=OFF
 else
   VENV_FLAGS :=
   REQS       := -r requirements.txt -r requirements-ros.txt
+  CONSTRAINTS := constraints.txt
   ENV_PYPATH := $(ROOT):$(SITE)
   ENV_AMENT  := $(PREFIX):$(VENV)
   ENV_LD     := $(PREFIX)/lib
@@ -63,7 +76,13 @@ setup: $(DEPS_STAMP) $(MSG_STAMP) $(SRC_STAMP)
 # ---- Python environment ---------------------------------------------------------
 $(DEPS_STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py
 	@test -x $(PY) || python$(PYVER) -m venv $(VENV_FLAGS) $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check $(REQS) -c constraints.txt
+ifdef ROS_DISTRO
+	@mkdir -p build
+	grep -v '^numpy' requirements.txt > build/requirements-distro.txt
+	{ grep -v '^numpy==' constraints.txt; python3 -c 'import numpy; print("numpy==" + numpy.__version__)'; } \
+	    > build/constraints-distro.txt
+endif
+	$(PY) -m pip install --quiet --disable-pip-version-check $(REQS) -c $(CONSTRAINTS)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
 	    --config-settings editable_mode=compat -e .
 	@touch $@
@@ -71,8 +90,7 @@ $(DEPS_STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py
 # ---- Messages ---------------------------------------------------------------------
 ifdef ROS_DISTRO
 $(MSG_STAMP): $(DEPS_STAMP) $(MSGS) CMakeLists.txt package.xml
-	colcon --log-base log build --build-base build --install-base $(PREFIX) --merge-install \
-	    --cmake-args -DPython3_EXECUTABLE=$$(command -v python3) -DBUILD_TESTING=OFF
+	$(COLCON_BUILD)
 	@touch $@
 else
 # The wheels hard-code their builder's include paths (tools/fix_wheel_cmake.py), and
@@ -96,7 +114,7 @@ endif
 # (for `ros2 launch`/share lookups); refresh them when they change.
 $(SRC_STAMP): $(MSG_STAMP) $(PKG_SRC) $(wildcard launch/* config/* config/*/* models/*)
 ifdef ROS_DISTRO
-	$(MAKE) -B $(MSG_STAMP)
+	$(COLCON_BUILD)
 else
 	cmake --install build/cmake >> build/cmake.log 2>&1 || (tail -50 build/cmake.log; exit 1)
 endif
