@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 101))  # 1..101: higher IDs reach ephemeral ports
 
 import torch  # noqa: E402
 

@@ -85,6 +85,27 @@ def test_mkldnn_conv_matches_conv3d() -> None:
         torch.testing.assert_close(MkldnnConv3d(conv)(x), conv(x), rtol=1e-4, atol=1e-5)
 
 
+def test_int8_calibrates_on_what_the_model_sees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body model's int8 engine is calibrated on synthetic people, a hand model's on hands:
+    hands in a 2 m cube occupy a few voxels and would set the body's activation ranges."""
+    import v2v_ros.core.inference as inference
+
+    body = synthetic_calibration(16, 2000.0, count=2, body=True)
+    hands = synthetic_calibration(16, 2000.0, count=2)
+    assert body.reshape(2, -1).sum(axis=1).min() > 2 * hands.reshape(2, -1).sum(axis=1).max()
+    seen: list[bool] = []
+
+    def fake(grid: int, cube: float, count: int = 8, seed: int = 7, body: bool = False) -> np.ndarray:
+        seen.append(body)
+        raise RuntimeError("calibration requested")  # stop before quantising: only the choice matters
+
+    monkeypatch.setattr(inference, "synthetic_calibration", fake)
+    for skeleton, expected in (("body_itop15", True), ("hand_msra21", False)):
+        with pytest.raises(RuntimeError, match="calibration requested"):
+            make_engine(V2VPoseNet(15), "cpu", "int8", grid_size=16, cube_size=2000.0, skeleton=skeleton)
+        assert seen[-1] is expected
+
+
 @pytest.mark.parametrize("precision, tol", [("fp32", 1e-4), ("bf16", 0.05), ("int8", 0.2)])
 def test_torch_engine_precisions_close_to_fp32(net: V2VPoseNet, volumes: np.ndarray, precision: str,
                                                tol: float) -> None:

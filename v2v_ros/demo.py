@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"demo: the default model is missing: {model.with_suffix('.safetensors')} (+ .json).\n"
               "      Train it or copy it there (see docs/), or pass --model PATH.", file=sys.stderr)
         return 2
-    domain = args.domain_id if args.domain_id is not None else 150 + os.getpid() % 60
+    # 1..101: the IDs whose DDS ports stay below Linux's ephemeral range (ROS 2 domain ID docs).
+    domain = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 101
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain))
     os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain))
     out: Path = args.out

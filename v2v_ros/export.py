@@ -43,7 +43,8 @@ def export(checkpoint: str | Path, out: str | Path, grid: int | None = None, bat
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(blob)
     b = batch or 2  # a dynamic axis is checked with batch 2
-    volumes = synthetic_calibration(n, meta.cube_size, count=max(check_frames, b))
+    volumes = synthetic_calibration(n, meta.cube_size, count=max(check_frames, b),
+                                    body=meta.skeleton.startswith("body"))
     session = ort_session(str(out), torch.device("cpu"))
     worst = 0.0
     peak = 0.0

@@ -168,7 +168,8 @@ class PoseEstimator:
         """The forward engine (BN folded, oneDNN/cuDNN, precision, CUDA graphs), built on first use."""
         if self._engine is None:
             self._engine = make_engine(self._model, self.device, self._precision, self._backend,
-                                       grid_size=self.meta.grid_size, cube_size=self.meta.cube_size)
+                                       grid_size=self.meta.grid_size, cube_size=self.meta.cube_size,
+                                       skeleton=self.meta.skeleton)
         return self._engine
 
     @classmethod

@@ -201,24 +201,31 @@ def _check_input(x: torch.Tensor) -> None:
 # ---------------------------------------------------------------------------------------
 # int8 calibration data
 # ---------------------------------------------------------------------------------------
-def synthetic_calibration(grid_size: int, cube_size: float = 200.0, count: int = 8, seed: int = 7) -> np.ndarray:
-    """(count, 1, N, N, N) occupancy volumes of synthetic hands for int8 calibration.
+def synthetic_calibration(grid_size: int, cube_size: float = 200.0, count: int = 8, seed: int = 7,
+                          body: bool = False) -> np.ndarray:
+    """(count, 1, N, N, N) occupancy volumes of synthetic hands (or people, ``body``) for int8 calibration.
 
     Rendered on the fly (a few ms per frame), so quantising needs no dataset on disk;
-    the volumes go through the same crop/back-projection/voxelisation as inference.
+    the volumes go through the same crop/voxelisation as inference. The calibration
+    must look like what the model sees: a body model calibrated on hands in its 2 m
+    cube would get activation ranges from a few occupied voxels.
     """
     from v2v_ros.core.camera import cube_footprint  # noqa: PLC0415
     from v2v_ros.core.voxel import VoxelGrid  # noqa: PLC0415
-    from v2v_ros.data.synthetic import render_frame  # noqa: PLC0415
+
+    if body:
+        from v2v_ros.data.synthetic.body import render_body_frame as render  # noqa: PLC0415
+    else:
+        from v2v_ros.data.synthetic import render_frame as render  # noqa: PLC0415
 
     grid = VoxelGrid(cube_size, grid_size)
     out = np.zeros((count, 1, grid_size, grid_size, grid_size), np.float32)
     for i in range(count):
-        f = render_frame(seed, i)
+        f = render(seed, i)
         depth, intr = f.full_depth(), f.intrinsics
         c = f.joints.mean(axis=0)
         u0, v0, u1, v1 = cube_footprint(intr, c, cube_size, depth.shape[1], depth.shape[0])
-        grid.voxelize(intr.backproject(depth[v0:v1, u0:u1], offset=(u0, v0)), c, out=out[i, 0])
+        grid.voxelize_depth(depth[v0:v1, u0:u1], intr, c, offset=(u0, v0), out=out[i, 0])
     return out
 
 
@@ -545,18 +552,20 @@ class OnnxRuntimeEngine:
 
 def make_engine(model: nn.Module, device: str | torch.device = "cpu", precision: str = "fp32",
                 backend: str = "torch", *, grid_size: int | None = None, cube_size: float = 200.0,
-                **kwargs: Any) -> TorchEngine | OnnxRuntimeEngine:
+                skeleton: str | None = None, **kwargs: Any) -> TorchEngine | OnnxRuntimeEngine:
     """The engine for ``backend`` and ``precision`` (validated, with reasons on refusal).
 
-    int8 engines are calibrated on synthetic hands at ``grid_size``/``cube_size``
-    unless ``calibration`` volumes are passed.
+    int8 engines are calibrated on synthetic hands at ``grid_size``/``cube_size`` (on
+    synthetic people when ``skeleton`` is a body preset) unless ``calibration`` volumes
+    are passed.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8" and kwargs.get("calibration") is None and grid_size is not None:
-        kwargs["calibration"] = lambda: synthetic_calibration(grid_size, cube_size)
+        body = bool(skeleton and skeleton.startswith("body"))
+        kwargs["calibration"] = lambda: synthetic_calibration(grid_size, cube_size, body=body)
     if backend == "onnxruntime":
         return OnnxRuntimeEngine(model, device, precision, grid_size=grid_size, **kwargs)
     return TorchEngine(model, device, precision, **kwargs)
