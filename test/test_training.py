@@ -276,3 +276,15 @@ def test_every_shipped_training_config_is_valid() -> None:
     for name, cfg in pose.items():
         if cfg.init_from:
             assert cfg.init_from.endswith("/last.pt") and str(Path(cfg.init_from).parent) in runs - {cfg.out_dir}, name
+
+
+def test_log_csv_numbers_epochs_from_one_on_every_row(shards: Path, tmp_path: Path) -> None:
+    """The loss rows of the first epoch say epoch 1, like its validation row and epoch_01.safetensors."""
+    import csv
+
+    out, _ = train(_cfg(shards, tmp_path / "run", epochs=1, log_every=1))
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    loss_rows = [r for r in rows if r["loss"] != "nan"]
+    val_rows = [r for r in rows if r["val_mean_error_mm"] != "nan"]
+    assert len(loss_rows) == 2 and len(val_rows) == 1
+    assert {r["epoch"] for r in rows} == {"1"}

@@ -9,6 +9,8 @@ from typing import Any
 
 DEFAULT_DEPTH = "/camera/depth/image_rect_raw"
 DEFAULT_INFO = "/camera/depth/camera_info"
+# Largest ROS_DOMAIN_ID that DDS can map to UDP ports (ROS 2 docs: 0-232 on Linux).
+MAX_DOMAIN_ID = 232
 
 
 def register(subparsers: Any) -> None:
@@ -69,7 +71,8 @@ def run_eval_bag(args: argparse.Namespace) -> int:
                       args.pred_topic, storage, args.static_camera_info, args.min_confidence, args.limit,
                       progress=not args.no_progress)
     except (BagError, CheckpointError, FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"eval-bag: {exc}", file=sys.stderr)
+        # str(KeyError) is the repr of its message (quoted); print the message itself
+        print(f"eval-bag: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", file=sys.stderr)
         return 1
     report = None
     if args.gt_topic:
@@ -128,6 +131,9 @@ def run_play(args: argparse.Namespace) -> int:
         print(f"play: --remap needs FROM:=TO, got {bad}", file=sys.stderr)
         return 2
     remap = dict(r.split(":=", 1) for r in args.remap)
+    if args.domain_id is not None and not 0 <= args.domain_id <= MAX_DOMAIN_ID:
+        print(f"play: --domain-id must be in [0, {MAX_DOMAIN_ID}], got {args.domain_id}", file=sys.stderr)
+        return 2
     try:
         n = play(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, remap=remap,
                  wait_subscribers=args.wait_subscribers, domain_id=args.domain_id)

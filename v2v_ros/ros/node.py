@@ -507,7 +507,12 @@ class PoseNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``v2v_pose_node`` / ``python -m v2v_ros.ros.node``; 1 if autostart fails."""
-    rclpy.init(args=args if args is not None else sys.argv)
+    try:
+        rclpy.init(args=args if args is not None else sys.argv)
+    except Exception as exc:  # RCLError: e.g. a --params-file that does not exist or does not parse
+        text = (str(exc).splitlines() or [repr(exc)])[0].strip('"')
+        print(f"[{NODE_NAME}] fatal: cannot start ROS: {text}", file=sys.stderr)
+        return 1
     node: PoseNode | None = None
     code = 0
     try:

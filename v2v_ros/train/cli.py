@@ -7,6 +7,20 @@ from typing import Any
 
 import yaml
 
+# What a wrong config, a missing folder or a bad --set value raise: one line, exit status 2
+# (like `v2v eval`), not a traceback. Errors of the training itself still raise.
+USER_ERRORS = (OSError, ValueError, KeyError, yaml.YAMLError)
+
+
+def _fail(command: str, exc: BaseException) -> int:
+    import sys  # noqa: PLC0415
+
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        msg = f"{exc.filename}: {exc.strerror}"
+    print(f"{command}: {msg}", file=sys.stderr)
+    return 2
+
 
 def _overrides(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -39,8 +53,11 @@ def _train(args: argparse.Namespace) -> int:
     from v2v_ros.train.config import TrainConfig  # noqa: PLC0415
     from v2v_ros.train.loop import train  # noqa: PLC0415
 
-    cfg = TrainConfig.from_yaml(args.config, _overrides(args.set))
-    out, _ = train(cfg)
+    try:
+        cfg = TrainConfig.from_yaml(args.config, _overrides(args.set))
+        out, _ = train(cfg)
+    except USER_ERRORS as exc:
+        return _fail("train", exc)
     print(f"checkpoints in {out}")
     return 0
 
@@ -48,8 +65,11 @@ def _train(args: argparse.Namespace) -> int:
 def _train_refiner(args: argparse.Namespace) -> int:
     from v2v_ros.train.refiner import RefinerConfig, train_refiner  # noqa: PLC0415
 
-    cfg = RefinerConfig.from_yaml(args.config, _overrides(args.set))
-    out = train_refiner(cfg)
+    try:
+        cfg = RefinerConfig.from_yaml(args.config, _overrides(args.set))
+        out = train_refiner(cfg)
+    except USER_ERRORS as exc:
+        return _fail("train-refiner", exc)
     print(f"refiner written to {out}")
     return 0
 
@@ -57,7 +77,10 @@ def _train_refiner(args: argparse.Namespace) -> int:
 def _train_detector(args: argparse.Namespace) -> int:
     from v2v_ros.train.detector import DetectorConfig, train_detector  # noqa: PLC0415
 
-    cfg = DetectorConfig.from_yaml(args.config, _overrides(args.set))
-    out = train_detector(cfg)
+    try:
+        cfg = DetectorConfig.from_yaml(args.config, _overrides(args.set))
+        out = train_detector(cfg)
+    except USER_ERRORS as exc:
+        return _fail("train-detector", exc)
     print(f"detector written to {out}")
     return 0

@@ -64,6 +64,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
         check_keys(cls, data, source)
+        check_types(cls, data, source)
         cfg = cls(**data)
         cfg.scale_range = tuple(cfg.scale_range)  # YAML gives lists
         cfg.validate(source)
@@ -112,6 +113,31 @@ def check_keys(cls: type, data: dict[str, Any], source: str) -> None:
         raise ValueError(f"{source}: unknown key(s) {unknown}; known: {sorted(names)}")
 
 
+_SCALARS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def check_types(cls: type, data: dict[str, Any], source: str) -> None:
+    """Reject values of the wrong type for scalar keys (``grid_size: abc``), naming key and value.
+
+    Without this a string reaches arithmetic deep in training and fails with an unrelated
+    message (``not all arguments converted during string formatting``).
+    """
+    for f in fields(cls):
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        want = _SCALARS.get(kind)
+        if want is None or f.name not in data:
+            continue
+        value = data[f.name]
+        if float in want and isinstance(value, str):
+            try:  # YAML 1.1 reads `1e-4` (no dot) as a string
+                value = data[f.name] = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) and bool not in want or not isinstance(value, want):
+            raise ValueError(f"{source}: {f.name} must be {_KINDS[kind]}, got {value!r}")
+
+
 class YamlConfig:
     """``from_yaml`` for plain config dataclasses: a YAML mapping, overrides, unknown keys rejected."""
 
@@ -119,4 +145,5 @@ class YamlConfig:
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Any:
         data = read_yaml(path, overrides)
         check_keys(cls, data, str(path))
+        check_types(cls, data, str(path))
         return cls(**data)

@@ -129,9 +129,6 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     out = Path(cfg.out_dir)
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     skeleton = get_skeleton(cfg.skeleton)
     grid = VoxelGrid(cfg.cube_size, cfg.grid_size)
@@ -162,6 +159,11 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
         if ds.skeleton != cfg.skeleton:
             raise ValueError(f"train_data: {root} holds {ds.skeleton} frames, this run trains {cfg.skeleton}")
         n_train += len(ds)
+    # The run folder is made once the data and init_from are known to be usable: a wrong
+    # path or skeleton leaves nothing behind.
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     steps_per_epoch = cfg.steps_per_epoch or max(1, n_train // (cfg.batch_size * info.world_size))
     aug = Augmentation(cfg.rotation_deg, tuple(cfg.scale_range), cfg.translation_voxels)
     use_amp = cfg.amp and device.type == "cuda"
@@ -209,7 +211,7 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
                 bar.update(1)
                 if step % cfg.log_every == 0:
                     bar.set_postfix(loss=f"{running / cfg.log_every:.3e}")
-                    _log(log_path, epoch, step, running / cfg.log_every, float("nan"), time.time() - started)
+                    _log(log_path, epoch + 1, step, running / cfg.log_every, float("nan"), time.time() - started)
                     running = 0.0
             if info.is_main and time.time() - t_save > cfg.save_every_minutes * 60:
                 save_resume(epoch, step)

@@ -91,6 +91,36 @@ def body_config_from_args(args: argparse.Namespace) -> Any:
     return replace(cfg, **overrides)
 
 
+def check_args(args: argparse.Namespace) -> str | None:
+    """The first problem with the command line (one line naming the option), or None.
+
+    Checked before anything is written, so a bad value never leaves a half-made ``--out``
+    behind nor ends in a traceback from deep inside the generator.
+    """
+    if args.n < 0:
+        return "--n must be >= 0"
+    if args.out.exists() and not args.out.is_dir():
+        return f"--out {args.out} exists and is not a folder"
+    if args.shard_size < 1:
+        return f"--shard-size must be >= 1, got {args.shard_size}"
+    if args.sequence < 0:
+        return f"--sequence must be >= 0, got {args.sequence}"
+    for name in ("width", "height"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            return f"--{name} must be >= 1, got {value}"
+    for name in ("fx", "fy"):
+        value = getattr(args, name)
+        if value is not None and (value == 0 or value != value):
+            return f"--{name} must be non-zero, got {value}"
+    if not getattr(args, "body", False):
+        if not 0 < args.depth_min <= args.depth_max:
+            return f"--depth-min/--depth-max must satisfy 0 < min <= max (mm), got {args.depth_min}, {args.depth_max}"
+    if args.crop_cube_mm is not None and not args.crop_cube_mm > 0:
+        return f"--crop-cube-mm must be > 0, got {args.crop_cube_mm}"
+    return None
+
+
 def _work(job: tuple[int, int, Any, float | None]) -> Any:
     """Render one frame in a worker; crop there (smaller to send back) unless the full image is needed."""
     from v2v_ros.data.shards import crop_to_cube
@@ -117,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
 
     from v2v_ros.data.shards import ShardWriter, crop_to_cube
 
-    if args.n < 0:
-        print("synth: --n must be >= 0", file=sys.stderr)
+    problem = check_args(args)
+    if problem:
+        print(f"synth: {problem}", file=sys.stderr)
         return 2
     if (args.out / "meta.json").exists():
         print(f"synth: {args.out / 'meta.json'} exists; choose a new --out", file=sys.stderr)
