@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -83,7 +84,12 @@ def test_humble_metadata_version_reads(tmp_path: Path, model: Path) -> None:
     out = tmp_path / "eval"
     assert v2v(["eval-bag", str(bag), "--gt-topic", synth_bag.GT_TOPIC, "--out", str(out), "--model", str(model),
                 "--device", "cpu", "--no-progress"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["frames_out"] == N
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["frames_out"] == N
+    # The node's defaults (precision auto, backend torch), so bag and node run the same arithmetic.
+    from v2v_ros.core.inference import resolve_precision
+
+    assert summary["precision"] == resolve_precision("auto", torch.device("cpu")) and summary["backend"] == "torch"
 
 
 def test_eval_bag_errors_are_clear(tmp_path: Path, model: Path, capsys) -> None:
@@ -97,6 +103,9 @@ def test_eval_bag_errors_are_clear(tmp_path: Path, model: Path, capsys) -> None:
     assert v2v(["eval-bag", str(tmp_path / "nobag"), "--out", str(tmp_path / "e3"), "--model", str(model),
                 "--no-progress"]) == 1
     assert "nobag" in capsys.readouterr().err
+    assert v2v(["eval-bag", str(bag), "--out", str(tmp_path / "e4"), "--model", str(model), "--min-confidence", "2",
+                "--no-progress"]) == 1
+    assert "--min-confidence" in capsys.readouterr().err
 
 
 def test_rejected_frames_score_as_failures(tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch) -> None:

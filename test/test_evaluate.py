@@ -343,6 +343,21 @@ def test_eval_cli_with_fake_estimator(tmp_path: Path, monkeypatch: pytest.Monkey
     code, _ = _run_cli(["eval", "--checkpoint", str(ckpt), "--dataset", "nyu", "--root", str(tmp_path)], capsys)
     assert code == 2  # no NYU data there: a clear error, not a traceback
 
+    def with_localisers(args: Any) -> FakeEstimator:
+        fake = FakeEstimator(answers, spec.joint_names)
+        fake.refiner, fake.detector = object(), object()  # type: ignore[attr-defined]
+        return fake
+
+    monkeypatch.setattr(cli, "_load_estimator", with_localisers)
+    base = ["eval", "--checkpoint", str(ckpt), "--dataset", "icvl", "--root", str(tmp_path), "--json"]
+    code, out = _run_cli(base, capsys)
+    assert code == 0 and json.loads(out)["refiner"] is True and json.loads(out)["detector"] is True
+    code, out = _run_cli([*base, "--centers", "gt"], capsys)  # every cube given: no localisation network ran
+    assert code == 0 and json.loads(out)["refiner"] is False and json.loads(out)["detector"] is False
+    (tmp_path / "a_file").write_text("not a folder")
+    code, _ = _run_cli([*base, "--out", str(tmp_path / "a_file")], capsys)
+    assert code == 2  # --out naming a file: one line, exit 2
+
 
 # --------------------------------------------------------------------------- visibility of the ground truth
 

@@ -24,11 +24,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder (predictions bag, metrics.json, plots)")
     p.add_argument("--model", default="models/hand_default.safetensors", help="checkpoint (package-relative ok)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    # The node's defaults (config/*_pose.yaml: precision auto, backend torch), so that an offline
+    # evaluation measures the arithmetic the live node runs.
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
+                   help="inference precision, as the node's `precision` parameter (default: auto, like the node)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="inference backend")
     p.add_argument("--storage", choices=["sqlite3", "mcap"], default=None, help="predictions bag format "
                    "(default: the input's)")
     p.add_argument("--pred-topic", default="/v2v_pose_node/skeletons")
     p.add_argument("--static-camera-info", action="store_true", help="reuse the latest camera_info for every frame")
-    p.add_argument("--min-confidence", type=float, default=0.0)
+    p.add_argument("--min-confidence", type=float, default=0.0,
+                   help="publish/score only poses whose mean confidence reaches this, in [0, 1] (as the node)")
     p.add_argument("--limit", type=int, default=None, help="only the first N depth frames")
     p.add_argument("--tracking", action="store_true",
                    help="follow the target from frame to frame as the node does with tracking.enabled "
@@ -59,9 +65,12 @@ def run_eval_bag(args: argparse.Namespace) -> int:
     from v2v_ros.core.skeletons import SKELETONS  # noqa: PLC0415
     from v2v_ros.core.tracking import TrackingConfig, TrackingEstimator  # noqa: PLC0415
 
+    if not 0.0 <= args.min_confidence <= 1.0:
+        print(f"eval-bag: --min-confidence must be in [0, 1], got {args.min_confidence}", file=sys.stderr)
+        return 1
     try:
         model = _resolve(args.model)
-        est = PoseEstimator.load(model, device=args.device)
+        est = PoseEstimator.load(model, device=args.device, precision=args.precision, backend=args.backend)
         tracker = TrackingEstimator(est, TrackingConfig(enabled=args.tracking, redetect_every=args.redetect_every))
         open_reader(args.bag).close()
         storage = args.storage or bag_storage(args.bag)
@@ -79,6 +88,7 @@ def run_eval_bag(args: argparse.Namespace) -> int:
         report, _, _ = score(run.pred, run.gt, list(est.joint_names))
     sk = SKELETONS.get(est.meta.skeleton)
     summary = write_outputs(out, run, report, {"bag": str(args.bag), "model": str(model), "device": str(est.device),
+                                                 "precision": est.precision, "backend": est.backend,
                                                  "reference": run.reference},
                             sk.bones if sk else None)
     print(format_summary(summary))

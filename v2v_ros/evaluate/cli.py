@@ -224,13 +224,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 2
     extra = {"checkpoints": [str(p) for p in [args.checkpoint, *args.ensemble]], "split": args.split,
              "centers": str(args.centers or "estimated"),
-             "refiner": getattr(estimator, "refiner", None) is not None,
-             "detector": getattr(estimator, "detector", None) is not None,
+             # With every centre given (--centers gt) neither localisation network runs.
+             "refiner": getattr(estimator, "refiner", None) is not None and args.centers != "gt",
+             "detector": getattr(estimator, "detector", None) is not None and args.centers != "gt",
              "precision": getattr(estimator, "precision", "fp32")}
+    # Lazy imports, engine building and oneDNN primitives would otherwise land on the first
+    # frames' timings (the node warms up the same way before its first frame).
+    warm_up = getattr(estimator, "warm_up", None)
+    if callable(warm_up):
+        warm_up()
     try:
         report = evaluate_estimator(estimator, frames, spec=spec, limit=args.limit, centers=centers, out_dir=args.out,
                                     num_overlays=args.overlays, progress=sys.stderr.isatty(), extra=extra)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # e.g. --out names a file
         _err(str(exc))
         return 2
     if getattr(estimator, "follows_stream", False):
