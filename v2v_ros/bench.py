@@ -539,7 +539,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark voxelisation, forward (vs. arithmetic floor), decoding, end to end")
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="checkpoint (default: the shipped hand model)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default=None)
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default=None,
+                   help="default fp32, the reference the tables in docs/performance.md start from; the node "
+                        "and v2v eval/eval-bag default to auto (bf16 on CPUs with native bf16): pass "
+                        "--precision bf16 to time what they run")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
