@@ -103,6 +103,10 @@ def test_eval_bag_errors_are_clear(tmp_path: Path, model: Path, capsys) -> None:
     assert v2v(["eval-bag", str(tmp_path / "nobag"), "--out", str(tmp_path / "e3"), "--model", str(model),
                 "--no-progress"]) == 1
     assert "nobag" in capsys.readouterr().err
+    assert v2v(["eval-bag", str(bag), "--gt-topic", "/no_gt", "--out", str(tmp_path / "e5"), "--model", str(model),
+                "--no-progress"]) == 1
+    assert "/no_gt" in capsys.readouterr().err
+    assert not (tmp_path / "e5" / "predictions").exists()  # nothing half-written for the next run to trip on
     assert v2v(["eval-bag", str(bag), "--out", str(tmp_path / "e4"), "--model", str(model), "--min-confidence", "2",
                 "--no-progress"]) == 1
     assert "--min-confidence" in capsys.readouterr().err

@@ -32,6 +32,7 @@ def _one_line(err: str) -> str:
     (["--width", "0"], "--width"),
     (["--fx", "0"], "--fx"),
     (["--crop-cube-mm", "-5"], "--crop-cube-mm"),
+    (["--view", "top"], "--body"),  # a camera view preset exists for people only
 ])
 def test_synth_bad_values_one_line_nothing_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    extra: list[str], needle: str) -> None:

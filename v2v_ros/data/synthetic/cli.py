@@ -32,8 +32,9 @@ def register(subparsers: Any) -> None:
                    help="camera intrinsics and resolution preset (hands; bodies use ITOP's camera)")
     p.add_argument("--body", action="store_true",
                    help="people (ITOP 15 joints, 2 m cube) in a room instead of hands (v2v_ros.data.synthetic.body)")
-    p.add_argument("--view", choices=["front", "top", "both"], default="front",
-                   help="with --body: ITOP-like front camera, top camera, or both (even frames front, odd top)")
+    p.add_argument("--view", choices=["front", "top", "both"], default=None,
+                   help="with --body: ITOP-like front camera (default), top camera, or both (even frames front, "
+                        "odd top)")
     for name, typ in (("width", int), ("height", int), ("fx", float), ("fy", float), ("cx", float), ("cy", float)):
         p.add_argument(f"--{name}", type=typ, default=None, help=f"override the preset's {name}")
     p.add_argument("--depth-min", type=float, default=250.0, help="nearest hand centre depth, mm")
@@ -80,7 +81,7 @@ def body_config_from_args(args: argparse.Namespace) -> Any:
 
     if args.sequence < 0:
         raise SystemExit(f"synth: --sequence must be >= 0, got {args.sequence}")
-    cfg = BodyConfig(view=args.view, clutter=not args.no_clutter, sequence_length=args.sequence)
+    cfg = BodyConfig(view=args.view or "front", clutter=not args.no_clutter, sequence_length=args.sequence)
     overrides = {k: getattr(args, k) for k in ("width", "height", "fx", "fy", "cx", "cy") if getattr(args, k) is not None}
     if ("width" in overrides or "height" in overrides) and "cx" not in overrides:
         overrides["cx"] = (overrides.get("width", cfg.width) - 1) / 2.0
@@ -116,6 +117,8 @@ def check_args(args: argparse.Namespace) -> str | None:
     if not getattr(args, "body", False):
         if not 0 < args.depth_min <= args.depth_max:
             return f"--depth-min/--depth-max must satisfy 0 < min <= max (mm), got {args.depth_min}, {args.depth_max}"
+    if args.view is not None and not getattr(args, "body", False):
+        return f"--view {args.view} applies to people only: add --body (hands have no camera view preset)"
     if args.crop_cube_mm is not None and not args.crop_cube_mm > 0:
         return f"--crop-cube-mm must be > 0, got {args.crop_cube_mm}"
     return None
