@@ -109,9 +109,15 @@ def test_peaks_are_best_first_and_a_hand_width_apart() -> None:
     second = det.center(f.full_depth(), f.intrinsics, peaks, 1)
     assert second is not None and np.linalg.norm(second[:2] - gt[:2]) < 40.0
     assert det.center(f.full_depth(), f.intrinsics, peaks, 5) is None
-    # The single-peak call is the first of these (None when there is no depth under it).
+    # The single-peak call is the first of these: here the distractor, with no depth under it ...
     single, first = det(f.full_depth(), f.intrinsics), det.center(f.full_depth(), f.intrinsics, peaks, 0)
-    assert (single is None and first is None) or np.allclose(single, first)
+    assert single is None and first is None
+    # ... and, with the hand as the best peak, the same 3D centre.
+    det.net = TwoBumpNet(strong=hand, weak=other)
+    peaks = det.peaks(f.full_depth(), 3)
+    single, first = det(f.full_depth(), f.intrinsics), det.center(f.full_depth(), f.intrinsics, peaks, 0)
+    assert single is not None and first is not None
+    np.testing.assert_array_equal(single, first)
 
 
 def test_inference_form_folds_batchnorm_and_matches_the_trained_net() -> None:

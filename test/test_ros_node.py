@@ -328,6 +328,8 @@ def test_ensemble_and_refinement_options(model: str, tmp_path: Path) -> None:
                 namespace="ens")
     try:
         assert h.node.state == "active", h.node.last_error
+        est = h.node._main_estimator  # both checkpoints loaded, averaged in one forward
+        assert est.name == "tiny16+1" and getattr(est.model, "members", 1) == 2
         assert h.wait_connected()
         sk = _send_and_wait(h, 1_700_000_030_000_000_000).skeletons[0]
         assert len(sk.keypoints) == 21 and sk.valid

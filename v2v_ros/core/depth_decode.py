@@ -88,7 +88,10 @@ def decode_depth(
     image = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
     depth = image.astype(np.float32)
     if scale != 1.0:
-        depth *= np.float32(scale)
+        # Huge metres overflow to inf and inf*1000 stays inf (NaN stays NaN): both become invalid
+        # pixels below, so the floating-point warnings would only be stderr noise from a bad frame.
+        with np.errstate(over="ignore", invalid="ignore"):
+            depth *= np.float32(scale)
     nonfinite = 0
     if kind[0] == "f":
         finite = np.isfinite(depth)
