@@ -138,6 +138,12 @@ def test_bad_camera_info_mismatch_and_missing(harness: Harness) -> None:
     harness.publish(make_image(dm * 1000.0, s, FRAME, "32FC1"), make_camera_info(INTR, 160, 120, s, FRAME))
     assert wait_for(lambda: out_for(harness, s) is not None, 10.0)
     assert c.get("warn.nonfinite_pixels") > before
+    # An empty frame_id is processed (outputs keep it, as REP 103 asks) but counted: TF cannot place it
+    s = next_stamp()
+    before = c.get("warn.empty_frame_id")
+    harness.publish(make_image(blob_depth(), s, ""), make_camera_info(INTR, 160, 120, s, ""))
+    assert wait_for(lambda: out_for(harness, s) is not None, 10.0)
+    assert out_for(harness, s).header.frame_id == "" and c.get("warn.empty_frame_id") == before + 1
     send_good(harness)
 
 

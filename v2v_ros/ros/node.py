@@ -415,6 +415,10 @@ class PoseNode(LifecycleNode):
         # Non-finite pixels were zeroed by the decoder; count them as a (tolerated) input problem.
         if decoded.get("nonfinite"):
             self._warn("nonfinite_pixels", "depth contains NaN/inf pixels (treated as invalid)")
+        # Outputs keep the input's frame (REP 103); an empty one cannot be placed in TF or RViz.
+        if not header.frame_id:
+            self._warn("empty_frame_id", "depth image header.frame_id is '' (outputs keep it: TF/RViz cannot place "
+                                         "them; set the camera driver's frame)")
         result: PoseResult | None = None
         if not np.any(depth > 0):
             self._reject("all_invalid", "depth image has no valid pixel (all zero, NaN or inf)")
