@@ -442,8 +442,8 @@ def format_table(r: dict[str, Any]) -> str:
         ("stages of estimate()", ", ".join(f"{k} {v:.2f}" for k, v in stages.items()) + " ms"),
         ("depth decode / message", f"{r.get('depth_decode_ms', 0):.2f} ms / "
                                    + ("n/a" if r.get("message_ms") is None else f"{r['message_ms']:.2f} ms")),
-        ("around the network", f"{r.get('around_network_ms', 0):.2f} ms = "
-                               f"{100 * r.get('around_over_forward', 0):.0f}% of the forward"),
+        ("around the network, independent frames", f"{r.get('around_network_ms', 0):.2f} ms = "
+                                                   f"{100 * r.get('around_over_forward', 0):.0f}% of the frames' forwards"),
         ("end to end (estimate)", f"{r['end_to_end_ms']:.1f} ms  = {r['fps_end_to_end']:.1f} fps"),
         *([("stream with tracking", f"{r['tracking']['end_to_end_ms']:.1f} ms/frame, around the network "
                                     f"{r['tracking']['around_network_ms']:.2f} ms = "
