@@ -32,6 +32,7 @@ def export(checkpoint: str | Path, out: str | Path, grid: int | None = None, bat
     """
     from v2v_ros.core.checkpoint import build_model, load_checkpoint  # noqa: PLC0415
     from v2v_ros.core.inference import export_onnx, ort_session, synthetic_calibration  # noqa: PLC0415
+    from v2v_ros.core.skeletons import is_body_skeleton  # noqa: PLC0415
 
     state, meta = load_checkpoint(checkpoint)
     model = build_model(state, meta, str(checkpoint))
@@ -44,7 +45,7 @@ def export(checkpoint: str | Path, out: str | Path, grid: int | None = None, bat
     out.write_bytes(blob)
     b = batch or 2  # a dynamic axis is checked with batch 2
     volumes = synthetic_calibration(n, meta.cube_size, count=max(check_frames, b),
-                                    body=meta.skeleton.startswith("body"))
+                                    body=is_body_skeleton(meta.skeleton))
     session = ort_session(str(out), torch.device("cpu"))
     worst = 0.0
     peak = 0.0

@@ -55,15 +55,14 @@ def run_bag(estimator: Any, bag: str | Path, depth_topic: str, info_topic: str, 
     if not isinstance(estimator, TrackingEstimator):
         estimator = TrackingEstimator(estimator, TrackingConfig(enabled=False))
     types = topic_types(bag)
-    if depth_topic not in types:
-        raise KeyError(f"depth topic {depth_topic!r} not in {bag} (topics: {sorted(types)})")
-    compressed = types[depth_topic][0] == COMPRESSED_TYPE
-    topics = [depth_topic, info_topic] + ([gt_topic] if gt_topic else [])
+    roles = {"depth": depth_topic, "camera_info": info_topic, **({"ground-truth": gt_topic} if gt_topic else {})}
     # Every topic is checked before the predictions bag is created: a typo must not leave a
     # half-written OUT/predictions behind that the next run would refuse to overwrite.
-    missing = [t for t in topics if t not in types]
+    missing = [f"{role} topic {t!r}" for role, t in roles.items() if t not in types]
     if missing:
-        raise KeyError(f"topic(s) {missing} not in {bag} (topics: {sorted(types)})")
+        raise KeyError(f"{', '.join(missing)} not in {bag} (topics: {sorted(types)})")
+    compressed = types[depth_topic][0] == COMPRESSED_TYPE
+    topics = list(roles.values())
     total = types[depth_topic][1]
     if limit is not None:
         total = min(total, limit)

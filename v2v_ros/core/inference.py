@@ -564,7 +564,9 @@ def make_engine(model: nn.Module, device: str | torch.device = "cpu", precision:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8" and kwargs.get("calibration") is None and grid_size is not None:
-        body = bool(skeleton and skeleton.startswith("body"))
+        from v2v_ros.core.skeletons import is_body_skeleton  # noqa: PLC0415
+
+        body = is_body_skeleton(skeleton)
         kwargs["calibration"] = lambda: synthetic_calibration(grid_size, cube_size, body=body)
     if backend == "onnxruntime":
         return OnnxRuntimeEngine(model, device, precision, grid_size=grid_size, **kwargs)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from v2v_ros.core.camera import Intrinsics
+from v2v_ros.core.skeletons import is_body_skeleton
 
 
 @dataclass(frozen=True)
@@ -407,8 +408,7 @@ def localizer_for(meta: Any) -> Localizer | BodyLocalizer:
     ``meta`` is a ``ModelMeta`` (or anything with ``skeleton`` and ``cube_size``), so
     an estimator picks the right one from its checkpoint alone.
     """
-    skeleton = str(getattr(meta, "skeleton", ""))
     cube = float(getattr(meta, "cube_size", 200.0))
-    if skeleton.startswith("body"):
+    if is_body_skeleton(getattr(meta, "skeleton", None)):
         return BodyLocalizer(cube_size=cube)
     return Localizer(cube_size=cube)

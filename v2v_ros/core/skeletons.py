@@ -67,6 +67,15 @@ BODY_ITOP15 = _body_itop15()
 SKELETONS: dict[str, Skeleton] = {s.name: s for s in (HAND_MSRA21, BODY_ITOP15)}
 
 
+def is_body_skeleton(name: str | None) -> bool:
+    """Whether a preset name (``ModelMeta.skeleton``, a shard folder's layout) is a human body.
+
+    Bodies differ from hands in how they are localised, calibrated and scored (2 m cube,
+    mAP with the 10 cm rule); body presets are named ``body_*``.
+    """
+    return bool(name) and str(name).startswith("body")
+
+
 def get_skeleton(name: str) -> Skeleton:
     """Look a preset up by name, with an error that lists the known ones."""
     try:

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from v2v_ros.core.skeletons import is_body_skeleton
 from v2v_ros.evaluate.metrics import evaluate_arrays, joint_errors, to_jsonable
 from v2v_ros.evaluate.visibility import VISIBILITY_TOLERANCE_MM, joint_visibility, visibility_report
 
@@ -173,7 +174,7 @@ def evaluate_estimator(estimator: Any, frames: Iterable[Any], *, spec: Any = Non
     if layout is not None and (spec is None or spec.skeleton != layout.name):
         # e.g. `--dataset synthetic` on people written by `v2v synth --body`: the shards say what they hold
         joint_names, bones = list(layout.joint_names), layout.bones
-        kind = "body" if layout.name.startswith("body") else "hand"
+        kind = "body" if is_body_skeleton(layout.name) else "hand"
     run = run_estimator(estimator, frames, limit=limit, joint_names=joint_names, centers=centers,
                         num_overlays=num_overlays if out_dir is not None else 0, progress=progress,
                         visibility_tolerance_mm=VISIBILITY_TOLERANCE_MM.get(kind))
