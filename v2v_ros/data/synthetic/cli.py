@@ -79,8 +79,6 @@ def body_config_from_args(args: argparse.Namespace) -> Any:
     """BodyConfig: ITOP's camera unless --width/--fx/... override it."""
     from v2v_ros.data.synthetic.body import BodyConfig
 
-    if args.sequence < 0:
-        raise SystemExit(f"synth: --sequence must be >= 0, got {args.sequence}")
     cfg = BodyConfig(view=args.view or "front", clutter=not args.no_clutter, sequence_length=args.sequence)
     overrides = {k: getattr(args, k) for k in ("width", "height", "fx", "fy", "cx", "cy") if getattr(args, k) is not None}
     if ("width" in overrides or "height" in overrides) and "cx" not in overrides:
