@@ -11,7 +11,7 @@ from v2v_ros.cli import main
 
 @pytest.mark.slow
 def test_bench_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
-    assert main(["bench", "--json", "--repeats", "1", "--model", str(tmp_path / "missing.safetensors")]) == 0
+    assert main(["bench", "--json", "--repeats", "1", "--random-weights", "--model", str(tmp_path / "missing.safetensors")]) == 0
     r = json.loads(capsys.readouterr().out)
     for key in ("device", "precision", "grid", "voxelize_ms", "forward_ms", "floor_ms", "decode_ms",
                 "end_to_end_ms", "forward_ms_88", "floor_ms_88", "matmul_gflops"):
@@ -33,7 +33,7 @@ def test_bench_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]
 def test_bench_tradeoff_scaling_and_plots(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
     """--grids/--scaling/--out: every row and plot is produced (tiny grids, one repeat; values not checked)."""
     out = tmp_path / "bench"
-    assert main(["bench", "--json", "--skip-base", "--repeats", "1", "--model", str(tmp_path / "missing"),
+    assert main(["bench", "--json", "--skip-base", "--repeats", "1", "--random-weights", "--model", str(tmp_path / "missing"),
                  "--grids", "16", "--precisions", "fp32,bf16", "--scaling", "--scaling-grids", "16,24", "--out", str(out)]) == 0
     r = json.loads(capsys.readouterr().out)
     assert [(row["grid"], row["precision"]) for row in r["tradeoff"]] == [(16, "fp32"), (16, "bf16")]

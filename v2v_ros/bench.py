@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -33,7 +34,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "hand_default.safetensors"
+from v2v_ros.resources import shipped_model
+
 RESOLUTIONS = ((640, 480), (848, 480), (1280, 720))
 HANDS = (1, 2, 4, 8)
 
@@ -126,6 +128,23 @@ def _frame(width: int = 640, height: int = 480, seed: int = 0, index: int = 0) -
 
     cfg = SynthConfig(width=width, height=height, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0)
     return render_frame(seed, index, cfg)
+
+
+def _check_model(args: argparse.Namespace) -> str | None:
+    """Resolve ``--model`` (default: the shipped hand model) in place; the problem when it is missing
+    and ``--random-weights`` was not given. Timing an untrained network by accident would publish
+    numbers for a model nobody runs, so a missing checkpoint needs the explicit flag."""
+    if args.model is None:
+        try:
+            args.model = str(shipped_model("hand_default"))
+        except FileNotFoundError as exc:
+            args.model = ""
+            missing = str(exc)
+    else:
+        missing = f"--model {args.model}: no checkpoint ({Path(args.model).with_suffix('.safetensors')} is missing)"
+    if args.random_weights or (args.model and Path(args.model).with_suffix(".safetensors").exists()):
+        return None
+    return f"{missing}; pass --random-weights to time an untrained 32³ network instead"
 
 
 def _load(model_path: str | None, dev: torch.device, precision: str, backend: str,
@@ -537,7 +556,10 @@ def write_plots(result: dict[str, Any], out: Path) -> list[str]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark voxelisation, forward (vs. arithmetic floor), decoding, end to end")
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="checkpoint (default: the shipped hand model)")
+    p.add_argument("--model", default=None, help="checkpoint (default: the shipped hand model)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="time an untrained 32³ network when --model does not exist (timings only; without "
+                        "this flag a missing model is an error, so random weights are never timed by accident)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default=None,
                    help="default fp32, the reference the tables in docs/performance.md start from; the node "
@@ -567,6 +589,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    problem = _check_model(args)
+    if problem:
+        print(f"v2v bench: {problem}", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     from v2v_ros.core.estimator import resolve_device  # noqa: PLC0415
