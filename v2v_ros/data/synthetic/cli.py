@@ -53,6 +53,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bag", action="store_true", help="also write a rosbag2 of full frames + ground truth to OUT/bag")
     p.add_argument("--bag-format", choices=["sqlite3", "mcap"], default="sqlite3", help="rosbag2 storage plugin")
     p.add_argument("--workers", type=int, default=1, help="generator processes")
+    p.add_argument("--no-hand-fraction", type=float, default=0.0, metavar="F",
+                   help="make each frame a hand-free scene with probability F (table, wall, cup, box, a forearm or "
+                        "person with the hand out of view, ...; v2v_ros.data.synthetic.negatives): joints are NaN, "
+                        "info['scene'] names the kind; 1 = hand-free frames only. Needs --full-frame")
+    p.add_argument("--no-hand-kinds", default=None, metavar="K,K",
+                   help="hand-free scene kinds to draw from (comma-separated; default all: "
+                        "empty,wall,table,cup,box,disc,arm,body,clutter,speckle)")
     p.set_defaults(func=run)
 
 
@@ -119,23 +126,52 @@ def check_args(args: argparse.Namespace) -> str | None:
         return f"--view {args.view} applies to people only: add --body (hands have no camera view preset)"
     if args.crop_cube_mm is not None and not args.crop_cube_mm > 0:
         return f"--crop-cube-mm must be > 0, got {args.crop_cube_mm}"
+    return _no_hand_problem(args)
+
+
+def _no_hand_problem(args: argparse.Namespace) -> str | None:
+    """--no-hand-fraction/--no-hand-kinds checks: hand-free frames have no hand to crop around or label."""
+    from v2v_ros.data.synthetic.negatives import NEGATIVE_KINDS
+
+    fraction = getattr(args, "no_hand_fraction", 0.0)
+    kinds = getattr(args, "no_hand_kinds", None)
+    if not 0.0 <= fraction <= 1.0:
+        return f"--no-hand-fraction must be in [0, 1], got {fraction}"
+    if kinds is not None:
+        unknown = [k for k in kinds.split(",") if k not in NEGATIVE_KINDS]
+        if unknown or not kinds:
+            return f"--no-hand-kinds: unknown kind(s) {', '.join(unknown) or '(none)'}; known: {','.join(NEGATIVE_KINDS)}"
+        if fraction == 0.0:
+            return "--no-hand-kinds needs --no-hand-fraction > 0"
+    if fraction > 0.0:
+        for flag, on in (("--full-frame", not args.full_frame), ("--body", getattr(args, "body", False)),
+                         ("--sequence", args.sequence > 0), ("--bag", args.bag)):
+            if on:
+                return ("--no-hand-fraction needs --full-frame (hand-free frames have no hand to crop around)"
+                        if flag == "--full-frame" else f"--no-hand-fraction cannot be combined with {flag}")
     return None
 
 
-def _work(job: tuple[int, int, Any, float | None]) -> Any:
+def _work(job: tuple[Any, ...]) -> Any:
     """Render one frame in a worker; crop there (smaller to send back) unless the full image is needed."""
     from v2v_ros.data.shards import crop_to_cube
     from v2v_ros.data.synthetic import render_frame
     from v2v_ros.data.synthetic.body import BodyConfig, render_body_frame
+    from v2v_ros.data.synthetic.negatives import NEGATIVE_KINDS, is_negative, render_negative
 
-    seed, index, cfg, cube = job
+    seed, index, cfg, cube = job[:4]
+    no_hand, kinds = job[4] if len(job) > 4 else (0.0, None)  # --no-hand-fraction, --no-hand-kinds
+    if no_hand > 0 and is_negative(seed, index, no_hand):
+        return render_negative(seed, index, cfg, kinds or NEGATIVE_KINDS)
     frame = render_body_frame(seed, index, cfg) if isinstance(cfg, BodyConfig) else render_frame(seed, index, cfg)
     return crop_to_cube(frame, cube) if cube is not None else frame
 
 
-def generate(seed: int, n: int, cfg: Any, cube: float | None, workers: int) -> Iterator[Any]:
-    """Frames 0..n-1 in order (crops when ``cube`` is given), from ``workers`` processes."""
-    jobs = ((seed, i, cfg, cube) for i in range(n))
+def generate(seed: int, n: int, cfg: Any, cube: float | None, workers: int,
+             no_hand: tuple[float, tuple[str, ...] | None] = (0.0, None)) -> Iterator[Any]:
+    """Frames 0..n-1 in order (crops when ``cube`` is given), from ``workers`` processes; ``no_hand``:
+    (fraction of hand-free frames, their kinds or None for all)."""
+    jobs = ((seed, i, cfg, cube, no_hand) for i in range(n))
     if workers <= 1:
         yield from map(_work, jobs)
         return
@@ -169,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
         "generator": {"name": "v2v_ros.data.synthetic" + (".body" if body else ""), "config": cfg.to_dict(),
                       "full_frame": bool(args.full_frame), "crop_cube_mm": cube},
     }
+    if _no_hand(args)[0] > 0:
+        meta["generator"]["no_hand"] = {"fraction": _no_hand(args)[0], "kinds": list(_no_hand(args)[1] or ())}
     worker_cube = None if args.bag else cube  # the bag needs full images: crop here instead
     t0 = time.perf_counter()
     bag_cm: Any = None
@@ -181,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
             bag_cm = FrameBagWriter(bag_path, storage=args.bag_format, skeleton_type=skeleton.name,
                                     joint_names=list(skeleton.joint_names), **extra_bag).__enter__()
         try:
-            for frame in tqdm(generate(args.seed, args.n, cfg, worker_cube, args.workers), total=args.n,
+            for frame in tqdm(generate(args.seed, args.n, cfg, worker_cube, args.workers, _no_hand(args)), total=args.n,
                               unit="frame", desc="synth", dynamic_ncols=True):
                 if bag_cm is not None:
                     bag_cm.add(frame)
@@ -196,3 +234,9 @@ def run(args: argparse.Namespace) -> int:
           + (f", bag -> {bag_path} ({args.bag_format})" if args.bag else "")
           + f" [{dt:.1f} s, {args.n / max(dt, 1e-9):.1f} frames/s]")
     return 0
+
+
+def _no_hand(args: argparse.Namespace) -> tuple[float, tuple[str, ...] | None]:
+    """(--no-hand-fraction, --no-hand-kinds as a tuple or None)."""
+    kinds = getattr(args, "no_hand_kinds", None)
+    return float(getattr(args, "no_hand_fraction", 0.0)), tuple(kinds.split(",")) if kinds else None
