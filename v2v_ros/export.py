@@ -10,6 +10,7 @@ above the tolerance. BatchNorm is folded into the convolutions before export.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "hand_default.safetensors"
+from v2v_ros.resources import shipped_model
+
+# What exporting and checking needs: the `onnx` extra of the wheel (pip install "v2v_ros[onnx]").
+ONNX_MODULES = ("onnx", "onnxruntime", "onnxscript")
+
+
+def missing_onnx_modules() -> list[str]:
+    """The modules of the ``onnx`` extra that are not installed (a plain ``pip install v2v_ros`` has none)."""
+    return [m for m in ONNX_MODULES if importlib.util.find_spec(m) is None]
 
 
 def export(checkpoint: str | Path, out: str | Path, grid: int | None = None, batch: int | None = 1,
@@ -70,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Export a checkpoint to ONNX (BatchNorm folded) and check that ONNX Runtime "
                                    "reproduces the PyTorch heatmaps within --tolerance (exit 1 otherwise).")
     p.add_argument("--onnx", required=True, type=Path, metavar="OUT.onnx", help="output file")
-    p.add_argument("--checkpoint", default=str(DEFAULT_MODEL), help="checkpoint (default: the shipped hand model)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint (default: the shipped hand model)")
     p.add_argument("--grid", type=int, default=None, help="input grid N (default: the checkpoint's)")
     p.add_argument("--batch", default="1", help="fixed batch size, or 'dynamic'")
     p.add_argument("--exporter", choices=["dynamo", "legacy", "auto"], default="dynamo",
@@ -88,8 +97,14 @@ def _main(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"v2v export: --batch must be a positive integer or 'dynamic', got {args.batch!r}", file=sys.stderr)
         return 2
+    missing = missing_onnx_modules()
+    if missing:  # a one-line hint instead of an ImportError from deep inside torch.onnx
+        print(f"v2v export: needs the onnx extra (missing: {', '.join(missing)}): "
+              f"pip install \"v2v_ros[onnx]\" (in a checkout: pip install -r requirements.txt)", file=sys.stderr)
+        return 2
     try:
-        r = export(args.checkpoint, args.onnx, args.grid, batch, args.exporter, args.tolerance)
+        checkpoint = args.checkpoint if args.checkpoint is not None else shipped_model("hand_default")
+        r = export(checkpoint, args.onnx, args.grid, batch, args.exporter, args.tolerance)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"v2v export: {exc}", file=sys.stderr)
         return 2

@@ -18,11 +18,11 @@ MESSAGES = ("Keypoint3D", "Skeleton3D", "Skeleton3DArray")
 
 
 def find_msg_dir() -> Path:
-    """The folder with the package's ``.msg`` files: the source tree first, then the ament install prefixes."""
-    candidates = [Path(__file__).resolve().parents[2] / "msg"]
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        if prefix:
-            candidates.append(Path(prefix) / "share" / PACKAGE / "msg")
+    """The folder with the package's ``.msg`` files: the wheel's package data, the source tree, then the
+    ament install prefixes (``v2v_ros.resources.data_roots``)."""
+    from v2v_ros.resources import data_roots  # noqa: PLC0415
+
+    candidates = [root / "msg" for root in data_roots()]
     for c in candidates:
         if all((c / f"{name}.msg").is_file() for name in MESSAGES):
             return c

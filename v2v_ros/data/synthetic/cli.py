@@ -195,6 +195,14 @@ def run(args: argparse.Namespace) -> int:
     if args.bag and bag_path.exists():
         print(f"synth: {bag_path} exists; choose a new --out", file=sys.stderr)
         return 1
+    if args.bag:  # rosbags (pure Python) writes the bag, no ROS needed, but it must read our .msg files
+        from v2v_ros.data.rosbag_types import find_msg_dir
+
+        try:
+            find_msg_dir()
+        except FileNotFoundError as exc:
+            print(f"synth: --bag needs this package's message definitions: {exc}", file=sys.stderr)
+            return 2
     cfg = config_from_args(args)
     body = bool(getattr(args, "body", False))
     skeleton = BODY_ITOP15 if body else HAND_MSRA21
