@@ -23,6 +23,7 @@ from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, loa
 from v2v_ros.core.detector import Detector
 from v2v_ros.core.inference import BACKENDS, PRECISIONS, Engine, fold_batchnorm, make_engine, resolve_precision
 from v2v_ros.core.localize import BodyLocalizer, Localizer, localizer_for
+from v2v_ros.core.presence import NO_HAND, Presence
 from v2v_ros.core.refiner import Refiner
 from v2v_ros.core.voxel import VoxelGrid
 
@@ -52,6 +53,7 @@ class PoseResult:
     points_in_cube: int = 0
     tracked: bool = False  # cube centred on the previous frame's estimate (core.tracking), not a detection
     candidates: int = 1  # cube centres estimated for this frame (> 1: the first was doubted and verified)
+    presence: float = float("nan")  # hand-presence probability of the cube (NaN: no presence classifier ran)
 
     @property
     def score(self) -> float:
@@ -112,6 +114,7 @@ class PoseEstimator:
         backend: str = "torch",
         hypotheses: int = DEFAULT_HYPOTHESES,
         verify_below: float = DEFAULT_VERIFY_BELOW,
+        presence: Presence | None = None,
     ) -> None:
         if not isinstance(hypotheses, int) or not 1 <= hypotheses <= 16:
             raise ValueError(f"hypotheses must be an integer in [1, 16], got {hypotheses!r}")
@@ -127,6 +130,9 @@ class PoseEstimator:
         self.localizer = localizer or localizer_for(meta)  # bodies: floor/wall removal, hands: depth band
         self.refiner = refiner
         self.detector = detector  # learned whole-image localisation; the localiser is its fallback
+        # Hand-presence classifier (core.presence): a cube it judges hand-free gives an invalid result
+        # (reason NO_HAND) without reaching the pose network, whatever the pose's confidence would be.
+        self.presence = presence
         self.min_points = min_points
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -179,6 +185,7 @@ class PoseEstimator:
         device: str = "auto",
         refiner: str | Path | bool = "auto",
         detector: str | Path | bool = "auto",
+        presence: str | Path | bool = "auto",
         **kwargs: Any,
     ) -> "PoseEstimator":
         """Load a checkpoint (``x.safetensors`` + ``x.json``); fails loudly if anything is off.
@@ -187,7 +194,8 @@ class PoseEstimator:
         averaged, computed in one batched (vmapped) forward. ``refiner``: ``"auto"``
         uses ``x.refiner.safetensors`` when it exists, ``True`` requires it, ``False``
         disables it, a path names another file; ``detector`` (``x.detector.safetensors``,
-        the whole-image hand detector) works the same way. ``precision`` (fp32/bf16/fp16/int8)
+        the whole-image hand detector) and ``presence`` (``x.presence.safetensors``, the
+        hand-presence classifier, :mod:`v2v_ros.core.presence`) work the same way. ``precision`` (fp32/bf16/fp16/int8)
         and ``backend`` (torch/onnxruntime) choose the inference engine
         (``core.inference``); other keyword arguments go to the constructor.
         """
@@ -208,8 +216,9 @@ class PoseEstimator:
         model = models[0] if len(models) == 1 else EnsembleNet([fold_batchnorm(m).to(dev) for m in models])
         ref = _companion(Refiner, paths[0], refiner, dev)
         det = _companion(Detector, paths[0], detector, dev)
+        pres = _companion(Presence, paths[0], presence, dev)
         name = Path(paths[0]).stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
-        return cls(model, meta, device=dev, refiner=ref, detector=det, name=name, **kwargs)
+        return cls(model, meta, device=dev, refiner=ref, detector=det, presence=pres, name=name, **kwargs)
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -321,12 +330,29 @@ class PoseEstimator:
         return depth
 
     def _estimate_cubes(self, depth: np.ndarray, intrinsics: Intrinsics, centers: list[np.ndarray],
-                        timings: dict[str, float]) -> list[PoseResult]:
+                        timings: dict[str, float], check_presence: bool = True) -> list[PoseResult]:
         """Voxelise, forward (one batch) and decode the cubes at ``centers`` of a checked image.
 
         The stages are added to ``timings``, which every result shares: a frame estimated
-        in several rounds reports what all of them cost.
+        in several rounds reports what all of them cost. With a presence classifier, every
+        cube is first checked for a hand ('presence' stage, one batched forward); the cubes
+        without one become invalid results (reason NO_HAND) and cost no pose forward. Why
+        here: detected, verified, tracked and given centres all pass through this method,
+        so none of them can publish a hand the classifier did not see.
         """
+        if check_presence and self.presence is not None and centers:
+            t = time.perf_counter()
+            probs = self.presence(depth, intrinsics, centers)
+            _lap(timings, "presence", t)
+            here = [i for i, p in enumerate(probs) if p >= self.presence.threshold]
+            found = self._estimate_cubes(depth, intrinsics, [centers[i] for i in here], timings, False) if here else []
+            results: list[PoseResult] = []
+            for i, c in enumerate(centers):
+                r = found[here.index(i)] if i in here else self._invalid(c, NO_HAND, timings)
+                r.presence = float(probs[i])
+                results.append(r)
+            timings["total"] = sum(v for k, v in timings.items() if k != "total")
+            return results
         if not self.gpu_voxels:
             return self._cubes(depth, intrinsics, centers, timings)
         import cupy  # noqa: PLC0415 - optional, only with CUDA
@@ -427,7 +453,7 @@ class PoseEstimator:
         centre = np.array([0.0, 0.0, z])
         for _ in range(max(1, rounds)):
             self.estimate(depth, intr)
-            self._estimate_cubes(depth, intr, [centre], {})
+            self._estimate_cubes(depth, intr, [centre], {}, check_presence=False)  # the disc is no hand
         return time.perf_counter() - t
 
     # -- helpers -------------------------------------------------------------------------

@@ -61,6 +61,9 @@ def register(subparsers: Any) -> None:
     e.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="inference backend")
     e.add_argument("--no-detector", action="store_true",
                    help="localise with the depth-band localiser instead of the whole-image detector")
+    e.add_argument("--no-presence", action="store_true",
+                   help="do not run the hand-presence classifier (x.presence.safetensors); it never runs with "
+                        "--centers, which isolates the pose network")
     e.add_argument("--hypotheses", type=int, default=8,
                    help="candidate centres (detector peaks, body objects) the pose network may verify when the "
                         "first one's pose is doubtful (confidence below --verify-below); 1 trusts the first "
@@ -103,6 +106,15 @@ def format_table(report: dict[str, Any]) -> str:
     if report.get("ap_10cm_per_part"):
         lines.append("AP (10 cm) per body part, as in the paper's Table 5:")
         lines.extend(f"  {part:<10} {num(v, '{:.4f}')}" for part, v in report["ap_10cm_per_part"].items())
+    det = report.get("detection")
+    if det and det.get("frames_without_hand"):
+        lines.append(f"hand detection: precision {num(det['precision'], '{:.4f}')}, recall {num(det['recall'], '{:.4f}')}"
+                     f" ({det['frames_with_hand']} hand frames, {det['frames_without_hand']} hand-free; "
+                     f"{det['false_positives']} hand-free frames published a skeleton)")
+        lines.append("  hand-free frames publishing a skeleton, by scene: " + ", ".join(
+            f"{k} {v['published']}/{v['frames']}" for k, v in det["hand_free_by_scene"].items()))
+    elif det:
+        lines.append(f"hand frames publishing a skeleton: {det['true_positives']}/{det['frames_with_hand']}")
     if report.get("timings_ms"):
         lines.append("timings (ms/frame): " + ", ".join(f"{k} {v:.2f}" for k, v in report["timings_ms"].items()))
     if report.get("report_dir"):
@@ -173,6 +185,8 @@ def _load_estimator(args: argparse.Namespace) -> Any:
     est = PoseEstimator.load([str(p) for p in paths], device=args.device,
                              refiner=False if args.no_refiner else "auto",
                              detector=False if args.no_detector else "auto",
+                             presence=False if getattr(args, "no_presence", False) or getattr(args, "centers", None)
+                             else "auto",
                              precision=args.precision, backend=args.backend,
                              hypotheses=getattr(args, "hypotheses", 8),
                              verify_below=getattr(args, "verify_below", 0.7))
@@ -227,6 +241,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
              # With every centre given (--centers gt) neither localisation network runs.
              "refiner": getattr(estimator, "refiner", None) is not None and args.centers != "gt",
              "detector": getattr(estimator, "detector", None) is not None and args.centers != "gt",
+             "presence": getattr(estimator, "presence", None) is not None,
              "precision": getattr(estimator, "precision", "fp32")}
     # Lazy imports, engine building and oneDNN primitives would otherwise land on the first
     # frames' timings (the node warms up the same way before its first frame).

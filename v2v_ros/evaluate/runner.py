@@ -40,6 +40,8 @@ class EvalRun:
     overlays: list[dict[str, Any]]  # kept frames for overlay drawing
     verified_frames: int = 0  # frames whose first candidate centre was doubted and its rivals estimated
     visible: np.ndarray | None = None  # (N, J) bool, ground-truth joints the camera sees (evaluate.visibility)
+    published: np.ndarray | None = None  # (N,) bool, the estimator returned a valid result (the node publishes it)
+    scenes: list[str] | None = None  # per frame: "hand", or the kind of a hand-free scene (info['scene'])
 
 
 def frame_image(frame: Any) -> np.ndarray:
@@ -90,6 +92,8 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
     wall = 0.0
     verified = 0
     visible: list[np.ndarray] = []
+    published: list[bool] = []
+    scenes: list[str] = []
     iterator: Iterable[Any] = frames
     if progress:
         from tqdm import tqdm
@@ -113,6 +117,9 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
             result = estimator.estimate(depth, frame.intrinsics, reference_point=ref)
         wall += time.perf_counter() - t0
         verified += int(getattr(result, "candidates", 1) > 1)
+        published.append(bool(result.valid))
+        hand = bool(np.isfinite(gt).all())  # hand-free frames (v2v synth --no-hand-fraction) have NaN joints
+        scenes.append("hand" if hand else str((getattr(frame, "info", None) or {}).get("scene", "no_hand")))
         if result.valid:
             pred = match_joints(result.joints, getattr(result, "joint_names", None), joint_names, len(gt))
         else:
@@ -132,8 +139,44 @@ def run_estimator(estimator: Any, frames: Iterable[Any], *, limit: int | None = 
         pred=np.stack(preds), gt=np.stack(gts), names=names,
         timings_ms={k: stage_sum[k] / len(preds) for k in stage_sum},
         wall_ms=1000.0 * wall / len(preds), invalid_reasons=reasons, overlays=overlays, verified_frames=verified,
-        visible=np.stack(visible) if visible else None,
+        visible=np.stack(visible) if visible else None, published=np.asarray(published, bool), scenes=scenes,
     )
+
+
+# A published skeleton whose mean joint error is below this counts as found on the hand (not on a distractor).
+ON_HAND_MM = 50.0
+
+
+def detection_report(run: EvalRun) -> dict[str, Any]:
+    """Hand detection as a manipulation stack sees it: a frame publishes a skeleton or it does not.
+
+    Hand frames are the positives, hand-free frames (NaN joints) the negatives; precision and
+    recall count published skeletons. ``on_hand`` is the share of published hand frames whose
+    skeleton lies on the hand (mean joint error < ON_HAND_MM), so a skeleton on the cup next to
+    the hand does not pass for a detection. Hand-free frames are also split by scene kind.
+    """
+    assert run.published is not None and run.scenes is not None
+    hand = np.array([s == "hand" for s in run.scenes])
+    pub = run.published
+    tp, fn = int((pub & hand).sum()), int((~pub & hand).sum())
+    fp, tn = int((pub & ~hand).sum()), int((~pub & ~hand).sum())
+    err = np.nanmean(joint_errors(run.pred[pub & hand], run.gt[pub & hand]), axis=1) if tp else np.zeros(0)
+    by_scene: dict[str, dict[str, int]] = {}
+    for s, p in zip(run.scenes, pub, strict=True):
+        if s != "hand":
+            d = by_scene.setdefault(s, {"frames": 0, "published": 0})
+            d["frames"] += 1
+            d["published"] += int(p)
+    return {
+        "frames_with_hand": int(hand.sum()), "frames_without_hand": int((~hand).sum()),
+        "true_positives": tp, "false_negatives": fn, "false_positives": fp, "true_negatives": tn,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+        "false_positive_rate": fp / (fp + tn) if fp + tn else None,
+        "on_hand": float((err < ON_HAND_MM).mean()) if tp else None,
+        "on_hand_mm": ON_HAND_MM,
+        "hand_free_by_scene": dict(sorted(by_scene.items())),
+    }
 
 
 STREAM_RATE_HZ = 30.0
@@ -184,8 +227,12 @@ def evaluate_estimator(estimator: Any, frames: Iterable[Any], *, spec: Any = Non
     report["wall_ms_per_frame"] = round(run.wall_ms, 3)
     report["invalid_reasons"] = run.invalid_reasons
     report["verified_frames"] = run.verified_frames
+    report["detection"] = detection_report(run)
     if run.visible is not None:
-        report["visibility"] = to_jsonable(visibility_report(joint_errors(run.pred, run.gt), run.visible))
+        hand = np.isfinite(run.gt).all(axis=(1, 2))  # hand-free frames have no joints to see
+        if hand.any():
+            report["visibility"] = to_jsonable(visibility_report(joint_errors(run.pred[hand], run.gt[hand]),
+                                                                 run.visible[hand]))
     if extra:
         report.update(extra)
     if out_dir is not None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
+
+from v2v_ros.core.presence import NO_HAND
 
 
 @dataclass
@@ -52,11 +55,11 @@ def build_status(s: PipelineSnapshot) -> DiagnosticStatus:
         "frames_in": str(s.counters.get("frames_in", 0)),
         "frames_out": str(s.counters.get("frames_out", 0)),
         "dropped": str(s.counters.get("dropped", 0)),
-        "no_hand": str(s.counters.get("no_hand", 0)),  # processed, but no valid target in the frame
+        "no_hand": str(s.counters.get("no_hand", 0)),  # processed, no skeleton published (no_hand.<cause>)
         "rejected": str(sum(v for k, v in s.counters.items() if k.startswith("rejected."))),
     }
     for key in sorted(s.counters):
-        if key.startswith(("rejected.", "dropped.", "warn.", "reference.")):
+        if key.startswith(("rejected.", "dropped.", "warn.", "reference.", "no_hand.")):
             values[key] = str(s.counters[key])
     for key, v in s.queue.items():
         values[f"queue.{key}"] = str(v)
@@ -68,6 +71,18 @@ def build_status(s: PipelineSnapshot) -> DiagnosticStatus:
 
 def build_array(header: Header, s: PipelineSnapshot) -> DiagnosticArray:
     return DiagnosticArray(header=header, status=[build_status(s)])
+
+
+def no_hand_cause(result: Any) -> str:
+    """Why a processed frame published no skeleton (the ``no_hand.<cause>`` counter key).
+
+    ``absent``: the hand-presence classifier found no hand (core.presence); ``low_confidence``:
+    a pose below ``min_confidence``; ``invalid``: no pose at all (no depth near the candidate,
+    too few points in the cube, a non-finite network output).
+    """
+    if result.valid:
+        return "low_confidence"
+    return "absent" if result.reason == NO_HAND else "invalid"
 
 
 def status_values(status: DiagnosticStatus) -> dict[str, str]:

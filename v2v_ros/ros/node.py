@@ -61,7 +61,7 @@ from v2v_ros.ros.convert import (
     result_to_skeleton,
     skeleton_array,
 )
-from v2v_ros.ros.diagnostics import PipelineSnapshot, build_array
+from v2v_ros.ros.diagnostics import PipelineSnapshot, build_array, no_hand_cause
 from v2v_ros.ros.markers import MarkerOptions, delete_all, skeleton_markers
 
 NODE_NAME = "v2v_pose_node"
@@ -451,8 +451,9 @@ class PoseNode(LifecycleNode):
         else:
             with self._filter_lock:
                 self._filter.reset()
-            if result is not None and not result.valid:
+            if result is not None:  # processed, nothing published: counted by why (/diagnostics no_hand.*)
                 self.counters.inc("no_hand")
+                self.counters.inc(f"no_hand.{no_hand_cause(result)}")
         pub_skel.publish(skeleton_array(header, skeletons))
         if cfg["markers.enabled"] and pub_markers is not None:
             if found:

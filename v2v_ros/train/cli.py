@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     d.set_defaults(func=_train_detector)
 
+    q = sub.add_parser("train-presence", help="train the hand-presence classifier (no skeleton on hand-free frames)")
+    q.add_argument("--config", required=True, help="YAML file, e.g. config/train/presence_synthetic.yaml")
+    q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    q.set_defaults(func=_train_presence)
+
 
 def _train(args: argparse.Namespace) -> int:
     from v2v_ros.train.config import TrainConfig  # noqa: PLC0415
@@ -83,4 +88,16 @@ def _train_detector(args: argparse.Namespace) -> int:
     except USER_ERRORS as exc:
         return _fail("train-detector", exc)
     print(f"detector written to {out}")
+    return 0
+
+
+def _train_presence(args: argparse.Namespace) -> int:
+    from v2v_ros.train.presence import PresenceConfig, train_presence  # noqa: PLC0415
+
+    try:
+        cfg = PresenceConfig.from_yaml(args.config, _overrides(args.set))
+        out = train_presence(cfg)
+    except USER_ERRORS as exc:
+        return _fail("train-presence", exc)
+    print(f"presence classifier written to {out}")
     return 0
