@@ -61,3 +61,32 @@ def test_floor_rate_matches_the_forward_precision() -> None:
     assert floor_rate(out, cpu, "fp16", notes) is None and "fp16" in notes[-1]
     rate = floor_rate(out, cpu, "int8", notes)
     assert rate is not None and rate > 0 and out["matmul_gflops_int8"] == rate
+
+
+def test_bench_contended_starts_and_stops_its_competitor(capsys: pytest.CaptureFixture[str], tmp_path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """--contended times the forward idle and beside a busy process pinned to one of our cores,
+    and the busy process is gone afterwards (values are not checked: a benchmark, not a test)."""
+    import os
+
+    import v2v_ros.bench as bench
+
+    started = []
+    real = bench.start_busy
+
+    def spy(cpu: int):
+        proc = real(cpu)
+        started.append((cpu, proc))
+        return proc
+
+    monkeypatch.setattr(bench, "start_busy", spy)
+    assert main(["bench", "--json", "--skip-base", "--contended", "--settle", "0.2", "--repeats", "2",
+                 "--random-weights", "--model", str(tmp_path / "missing")]) == 0
+    c = json.loads(capsys.readouterr().out)["contended"]
+    assert len(started) == 1 and started[0][1].poll() is not None  # stopped, not left spinning
+    assert started[0][0] == c["busy_cpu"] and c["busy_cpu"] in os.sched_getaffinity(0)
+    for key in ("idle", "contended"):
+        m = c[key]
+        assert 0 < m["min_ms"] <= m["median_ms"] <= m["max_ms"] and m["threads"] and m["settle_forwards"] >= 1
+    assert c["ratio"] == pytest.approx(c["contended"]["median_ms"] / c["idle"]["median_ms"])
+    assert c["contended"]["policy"].startswith("adaptive")  # --threads 0: the default policy

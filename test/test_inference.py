@@ -22,10 +22,10 @@ from v2v_ros.core.inference import (
     TorchEngine,
     fold_batchnorm,
     make_engine,
-    synthetic_calibration,
 )
 from v2v_ros.core.model import V2VPoseNet
 from v2v_ros.core.skeletons import HAND_MSRA21
+from v2v_ros.data.calibration import synthetic_calibration, synthetic_calibration_source
 
 GRID = 16
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
@@ -85,25 +85,40 @@ def test_mkldnn_conv_matches_conv3d() -> None:
         torch.testing.assert_close(MkldnnConv3d(conv)(x), conv(x), rtol=1e-4, atol=1e-5)
 
 
-def test_int8_calibrates_on_what_the_model_sees(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_int8_calibrates_on_what_the_model_sees() -> None:
     """A body model's int8 engine is calibrated on synthetic people, a hand model's on hands:
-    hands in a 2 m cube occupy a few voxels and would set the body's activation ranges."""
-    import v2v_ros.core.inference as inference
-
+    hands in a 2 m cube occupy a few voxels and would set the body's activation ranges.
+    The volumes come from the caller (data code); the estimator asks its source for its own
+    grid, cube and skeleton."""
     body = synthetic_calibration(16, 2000.0, count=2, body=True)
     hands = synthetic_calibration(16, 2000.0, count=2)
     assert body.reshape(2, -1).sum(axis=1).min() > 2 * hands.reshape(2, -1).sum(axis=1).max()
-    seen: list[bool] = []
+    np.testing.assert_array_equal(synthetic_calibration_source(16, 2000.0, "body_itop15"),
+                                  synthetic_calibration(16, 2000.0, body=True))
+    np.testing.assert_array_equal(synthetic_calibration_source(16, 200.0, "hand_msra21"),
+                                  synthetic_calibration(16, 200.0))
+    asked: list[tuple[int, float, str]] = []
 
-    def fake(grid: int, cube: float, count: int = 8, seed: int = 7, body: bool = False) -> np.ndarray:
-        seen.append(body)
-        raise RuntimeError("calibration requested")  # stop before quantising: only the choice matters
+    def source(grid: int, cube: float, skeleton: str) -> np.ndarray:
+        asked.append((grid, cube, skeleton))
+        raise RuntimeError("calibration requested")  # stop before quantising: only the request matters
 
-    monkeypatch.setattr(inference, "synthetic_calibration", fake)
-    for skeleton, expected in (("body_itop15", True), ("hand_msra21", False)):
-        with pytest.raises(RuntimeError, match="calibration requested"):
-            make_engine(V2VPoseNet(15), "cpu", "int8", grid_size=16, cube_size=2000.0, skeleton=skeleton)
-        assert seen[-1] is expected
+    meta = ModelMeta("body_itop15", [f"j{i}" for i in range(15)], 16, 2000.0)
+    est = PoseEstimator(V2VPoseNet(15), meta, device="cpu", precision="int8", calibration=source)
+    with pytest.raises(RuntimeError, match="calibration requested"):
+        est.forward(np.zeros((1, 1, 16, 16, 16), np.float32))
+    assert asked == [(16, 2000.0, "body_itop15")]
+    # Without volumes from the caller int8 is refused with the reason, not calibrated on anything.
+    plain = PoseEstimator(V2VPoseNet(15), meta, device="cpu", precision="int8")
+    with pytest.raises(ValueError, match="calibration"):
+        plain.forward(np.zeros((1, 1, 16, 16, 16), np.float32))
+
+
+def test_core_renders_no_calibration_data() -> None:
+    """The inference core does not depend on the synthetic renderer (data code) any more."""
+    import v2v_ros.core.inference as inference
+
+    assert not hasattr(inference, "synthetic_calibration")
 
 
 @pytest.mark.parametrize("precision, tol", [("fp32", 1e-4), ("bf16", 0.05), ("int8", 0.2)])
@@ -151,6 +166,12 @@ def test_engine_refusals_name_the_reason(net: V2VPoseNet) -> None:
         TorchEngine(net, "cpu", "int8")
     with pytest.raises(ValueError, match="V2VPoseNet"):
         make_engine(nn.Conv3d(1, 21, 1), "cpu", "int8")
+    with pytest.raises(ValueError, match="calibration volumes must be"):
+        make_engine(net, "cpu", "int8", calibration=np.zeros((1, 16, 16, 16), np.float32))
+    # fp16 on a CPU only runs slower than fp32: refused with what to use instead (API, node, CLIs).
+    for module in (net, nn.Conv3d(1, 21, 1)):
+        with pytest.raises(ValueError, match="fp16 is for CUDA.*bf16"):
+            make_engine(module, "cpu", "fp16")
 
 
 def test_generic_modules_run_unchanged() -> None:
@@ -174,7 +195,7 @@ def test_estimator_with_each_precision(net: V2VPoseNet, precision: str) -> None:
     from v2v_ros.data.synthetic import render_frame  # noqa: PLC0415
 
     meta = ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), GRID, 200.0)
-    est = PoseEstimator(net, meta, device="cpu", precision=precision)
+    est = PoseEstimator(net, meta, device="cpu", precision=precision, calibration=synthetic_calibration_source)
     frame = render_frame(0, 0)
     res = est.estimate(frame.full_depth(), frame.intrinsics, reference_point=frame.joints.mean(axis=0))
     assert res.valid and np.isfinite(res.joints).all()

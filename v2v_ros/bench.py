@@ -13,7 +13,11 @@ hardware limit. Options add:
   through ``v2v eval``'s machinery, for grids that have a trained checkpoint);
 * ``--scaling``: time vs hands per frame (one batched call vs k single calls),
   vs input resolution (640×480, 848×480, 1280×720) and vs grid size;
-* ``--out DIR``: ``bench.json`` with every number plus PNG plots.
+* ``--out DIR``: ``bench.json`` with every number plus PNG plots;
+* ``--contended``: the forward idle and then while a busy process (started and stopped
+  by the bench) holds one core, as drivers and planners do on a robot; with the default
+  ``--threads 0`` this measures the adaptive thread policy (``core.threads``), with
+  ``--threads N`` a fixed count.
 
 Every timing is a median; ``*_cpu_ms`` are process CPU times, which stay meaningful
 when other processes compete for the cores (wall time then includes waiting).
@@ -152,13 +156,14 @@ def _load(model_path: str | None, dev: torch.device, precision: str, backend: st
     """(estimator, model name, trained?) for the checkpoint, or random weights at 32³ when it is missing."""
     from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415
     from v2v_ros.core.model import V2VPoseNet  # noqa: PLC0415
+    from v2v_ros.data.calibration import synthetic_calibration_source as calib  # noqa: PLC0415
 
     if model_path and Path(model_path).with_suffix(".safetensors").exists():
-        return PoseEstimator.load(model_path, device=str(dev), precision=precision, backend=backend), \
-            str(model_path), True
+        return PoseEstimator.load(model_path, device=str(dev), precision=precision, backend=backend,
+                                  calibration=calib), str(model_path), True
     notes.append(f"model {model_path} not found: random weights at grid 32")
-    return PoseEstimator(V2VPoseNet(21), _meta(32), device=dev, precision=precision, backend=backend), \
-        "random-32", False
+    return PoseEstimator(V2VPoseNet(21), _meta(32), device=dev, precision=precision, backend=backend,
+                         calibration=calib), "random-32", False
 
 
 # ---------------------------------------------------------------------------------------
@@ -328,6 +333,94 @@ def _message_ms(result: Any, repeats: int, notes: list[str]) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------
+# A shared CPU: the forward with a competing busy process on one core
+# ---------------------------------------------------------------------------------------
+BUSY_LOOP = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
+
+
+def start_busy(cpu: int) -> Any:
+    """A Python busy loop pinned to ``cpu`` (the competitor of ``--contended``); the caller stops it."""
+    import subprocess  # noqa: PLC0415
+
+    return subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(cpu)], stdin=subprocess.DEVNULL)
+
+
+def stop_busy(proc: Any) -> None:
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def _timed_forwards(est: Any, vox: np.ndarray, repeats: int, settle_s: float) -> dict[str, Any]:
+    """Forwards for ``settle_s`` (the thread policy sees the load and reacts), then ``repeats`` timed ones.
+
+    Records the CPU that other processes used meanwhile (cores' worth), so a result says
+    whether "idle" was idle, and the thread counts the policy used.
+    """
+    from v2v_ros.core.threads import default_policy, read_cpu_busy  # noqa: PLC0415
+
+    pol = default_policy()
+    cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    t0 = time.perf_counter()
+    settle: list[float] = []
+    while time.perf_counter() - t0 < settle_s:
+        t = time.perf_counter()
+        est.forward(vox)
+        settle.append((time.perf_counter() - t) * 1e3)
+    busy0, own0, w0 = read_cpu_busy(cpus), time.process_time(), time.perf_counter()
+    walls, threads = [], set()
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        est.forward(vox)
+        walls.append((time.perf_counter() - t) * 1e3)
+        threads.add(torch.get_num_threads())
+    busy1, own1, w1 = read_cpu_busy(cpus), time.process_time(), time.perf_counter()
+    others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0 - (own1 - own0)) / (w1 - w0))
+    q = statistics.quantiles(walls, n=10) if len(walls) > 1 else walls * 9
+    return {"median_ms": statistics.median(walls), "min_ms": min(walls), "p90_ms": q[-1], "max_ms": max(walls),
+            "threads": sorted(threads), "others_cores": others, "settle_forwards": len(settle),
+            "settle_max_ms": max(settle) if settle else None, "policy": pol.describe()}
+
+
+def run_contended(est: Any, repeats: int, settle_s: float = 1.0, cpu: int | None = None) -> dict[str, Any]:
+    """The model-grid forward idle, then with a busy process pinned to one core (stopped afterwards).
+
+    The settle period after the competitor starts is where an adaptive policy pays for
+    noticing it (``settle_max_ms``: its slowest forward); the timed forwards follow.
+    """
+    n = est.grid.size
+    frame = _frame()
+    c = frame.joints.mean(axis=0).astype(np.float64)
+    vox = np.zeros((1, 1, n, n, n), np.float32)
+    est.grid.voxelize(frame.intrinsics.backproject(frame.full_depth()), c, out=vox[0, 0])
+    for _ in range(3):
+        est.forward(vox)  # engine build, oneDNN primitive caches
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cpu = cpus[-1] if cpu is None else cpu
+    idle = _timed_forwards(est, vox, repeats, settle_s)
+    proc = start_busy(cpu)
+    try:
+        contended = _timed_forwards(est, vox, repeats, settle_s)
+    finally:
+        stop_busy(proc)
+    return {"precision": est.precision, "grid": n, "busy_cpu": cpu, "cores": len(cpus), "settle_s": settle_s,
+            "repeats": repeats, "idle": idle, "contended": contended,
+            "ratio": contended["median_ms"] / idle["median_ms"]}
+
+
+def format_contended(c: dict[str, Any]) -> str:
+    rows = []
+    for key in ("idle", "contended"):
+        m = c[key]
+        others = "n/a" if m["others_cores"] is None else f"{m['others_cores']:.2f}"
+        rows.append(f"forward {c['grid']}³ {c['precision']} {key:<9}  median {m['median_ms']:.1f} ms, min "
+                    f"{m['min_ms']:.1f}, p90 {m['p90_ms']:.1f}, max {m['max_ms']:.1f}; threads {m['threads']}; "
+                    f"other processes {others} cores; slowest while settling {m['settle_max_ms'] or 0:.1f} ms")
+    rows.append(f"contended / idle: {c['ratio']:.2f}  (busy process on CPU {c['busy_cpu']} of {c['cores']}; "
+                f"policy: {c['contended']['policy']})")
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------
 # Accuracy/speed trade-off: grid × precision
 # ---------------------------------------------------------------------------------------
 def run_tradeoff(model_path: str | None, device: str, grids: Sequence[int], precisions: Sequence[str],
@@ -338,6 +431,7 @@ def run_tradeoff(model_path: str | None, device: str, grids: Sequence[int], prec
     from v2v_ros.core.checkpoint import build_model, load_checkpoint  # noqa: PLC0415
     from v2v_ros.core.estimator import PoseEstimator, resolve_device  # noqa: PLC0415
     from v2v_ros.core.model import V2VPoseNet  # noqa: PLC0415
+    from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
 
     dev = resolve_device(device)
     trained: dict[int, str] = dict(grid_models or {})
@@ -357,7 +451,8 @@ def run_tradeoff(model_path: str | None, device: str, grids: Sequence[int], prec
             row: dict[str, Any] = {"grid": g, "precision": p, "backend": backend, "model": source}
             try:
                 t0 = time.perf_counter()
-                est = PoseEstimator(net, meta, device=dev, precision=p, backend=backend)
+                est = PoseEstimator(net, meta, device=dev, precision=p, backend=backend,
+                                    calibration=synthetic_calibration_source)
                 vox = np.zeros((1, 1, g, g, g), np.float32)
                 vox[0, 0, g // 4:3 * g // 4, g // 4:3 * g // 4, g // 2] = 1.0
                 est.forward(vox)  # builds the engine (int8: calibrates)
@@ -403,6 +498,7 @@ def run_scaling(model_path: str | None, device: str, precision: str = "fp32", ba
     from v2v_ros.core.camera import cube_footprint  # noqa: PLC0415
     from v2v_ros.core.estimator import PoseEstimator, resolve_device  # noqa: PLC0415
     from v2v_ros.core.model import V2VPoseNet  # noqa: PLC0415
+    from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
 
     dev = resolve_device(device)
     est, _, _ = _load(model_path, dev, precision, backend, [])
@@ -435,7 +531,8 @@ def run_scaling(model_path: str | None, device: str, precision: str = "fp32", ba
         })
     by_grid = []
     for g in grids:
-        e = PoseEstimator(V2VPoseNet(21), _meta(g), device=dev, precision=precision, backend=backend)
+        e = PoseEstimator(V2VPoseNet(21), _meta(g), device=dev, precision=precision, backend=backend,
+                          calibration=synthetic_calibration_source)
         vox = np.zeros((1, 1, g, g, g), np.float32)
         e.forward(vox)
         by_grid.append({"grid": g, "forward_ms": _time(lambda e=e, v=vox: e.forward(v), repeats),
@@ -567,7 +664,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--precision bf16 to time what they run")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
     p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads; 0 (default, like the node's threads: 0) adapts to the cores other "
+                        "processes leave free (core.threads), N fixes N")
+    p.add_argument("--contended", action="store_true",
+                   help="also time the forward while a busy process (started and stopped here) holds one core")
+    p.add_argument("--settle", type=float, default=1.0,
+                   help="with --contended: seconds of untimed forwards after the load changes (default 1)")
     p.add_argument("--grids", default="", help="trade-off table for these grids, e.g. 32,48,64,88")
     p.add_argument("--precisions", default="", help="precisions of the trade-off table "
                                                     "(default fp32,bf16,int8 on CPU, fp32,fp16,bf16 on CUDA)")
@@ -593,8 +696,12 @@ def _main(args: argparse.Namespace) -> int:
     if problem:
         print(f"v2v bench: {problem}", file=sys.stderr)
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from v2v_ros.core.threads import configure_threads  # noqa: PLC0415
+
+    if args.threads < 0:
+        print(f"v2v bench: --threads must be >= 0, got {args.threads}", file=sys.stderr)
+        return 2
+    configure_threads(args.threads)
     from v2v_ros.core.estimator import resolve_device  # noqa: PLC0415
 
     dev = resolve_device(args.device)
@@ -613,6 +720,9 @@ def _main(args: argparse.Namespace) -> int:
         full["tradeoff"] = run_tradeoff(args.model, args.device, grids, precs, args.backend,
                                         max(2, args.repeats // 3), args.eval_root, args.eval_frames, models,
                                         args.eval_reference)
+    if args.contended:
+        est, _, _ = _load(args.model, dev, precision, args.backend, [])
+        full["contended"] = run_contended(est, args.repeats, args.settle)
     if args.scaling:
         full["scaling"] = run_scaling(args.model, args.device, precision, args.backend, max(2, args.repeats // 3),
                                       [int(g) for g in args.scaling_grids.split(",") if g.strip()])
@@ -621,6 +731,8 @@ def _main(args: argparse.Namespace) -> int:
         text += "\n\n" + format_tradeoff(full["tradeoff"])
     if "scaling" in full:
         text += "\n\n" + format_scaling(full["scaling"])
+    if "contended" in full:
+        text += "\n\n" + format_contended(full["contended"])
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         full["plots"] = write_plots(full, args.out)

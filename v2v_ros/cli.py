@@ -17,7 +17,8 @@ COMMANDS: list[tuple[tuple[str, ...], str]] = [
     (("synth",), "v2v_ros.data.synthetic.cli"),
     (("train", "train-refiner", "train-detector"), "v2v_ros.train.cli"),
     (("eval", "eval-predictions"), "v2v_ros.evaluate.cli"),
-    (("eval-bag", "play"), "v2v_ros.bag.cli"),
+    (("eval-bag",), "v2v_ros.bag.cli"),  # offline: rosbags + the core, no rclpy
+    (("play",), "v2v_ros.ros.play_cli"),  # live DDS: rclpy, imported when the command runs
     (("bench",), "v2v_ros.bench"),
     (("export",), "v2v_ros.export"),
     (("demo",), "v2v_ros.demo"),

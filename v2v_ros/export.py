@@ -40,8 +40,9 @@ def export(checkpoint: str | Path, out: str | Path, grid: int | None = None, bat
     ``max_abs_diff`` (heatmaps, ONNX Runtime vs PyTorch fp32) and ``ok``.
     """
     from v2v_ros.core.checkpoint import build_model, load_checkpoint  # noqa: PLC0415
-    from v2v_ros.core.inference import export_onnx, ort_session, synthetic_calibration  # noqa: PLC0415
+    from v2v_ros.core.inference import export_onnx, ort_session  # noqa: PLC0415
     from v2v_ros.core.skeletons import is_body_skeleton  # noqa: PLC0415
+    from v2v_ros.data.calibration import synthetic_calibration  # noqa: PLC0415
 
     state, meta = load_checkpoint(checkpoint)
     model = build_model(state, meta, str(checkpoint))

@@ -1,4 +1,9 @@
-"""``v2v eval-bag`` and ``v2v play`` sub-commands (registered by v2v_ros.cli)."""
+"""``v2v eval-bag`` (registered by v2v_ros.cli): offline, without rclpy.
+
+The bag tools read and write rosbag2 with ``rosbags`` and run the pure core, so they
+work where ROS 2 is not installed. ``v2v play``, which publishes into live DDS and
+needs rclpy, lives in the ROS shell (:mod:`v2v_ros.ros.play_cli`).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,6 @@ from typing import Any
 
 DEFAULT_DEPTH = "/camera/depth/image_rect_raw"
 DEFAULT_INFO = "/camera/depth/camera_info"
-# Largest ROS_DOMAIN_ID that DDS can map to UDP ports (ROS 2 docs: 0-232 on Linux).
-MAX_DOMAIN_ID = 232
 
 
 def register(subparsers: Any) -> None:
@@ -43,19 +46,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_eval_bag)
 
-    q = subparsers.add_parser("play", help="republish a rosbag2 into live DDS with its original timing",
-                              description="Like `ros2 bag play` without ROS tools: keeps the recorded timing "
-                              "(scaled by --rate), optional --loop. DDS stays on loopback.")
-    q.add_argument("bag", type=Path)
-    q.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
-    q.add_argument("--loop", action="store_true")
-    q.add_argument("--topics", nargs="*", default=None, help="only these topics")
-    q.add_argument("--remap", nargs="*", default=[], metavar="FROM:=TO", help="publish topic FROM as TO")
-    q.add_argument("--wait-subscribers", type=float, default=5.0,
-                   help="seconds to wait for a subscriber on the first topic before starting")
-    q.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
-    q.set_defaults(func=run_play)
-
 
 def run_eval_bag(args: argparse.Namespace) -> int:
     from v2v_ros.bag.evaluate import run_bag, score, write_outputs  # noqa: PLC0415
@@ -64,13 +54,15 @@ def run_eval_bag(args: argparse.Namespace) -> int:
     from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415
     from v2v_ros.core.skeletons import SKELETONS  # noqa: PLC0415
     from v2v_ros.core.tracking import TrackingConfig, TrackingEstimator  # noqa: PLC0415
+    from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
 
     if not 0.0 <= args.min_confidence <= 1.0:
         print(f"eval-bag: --min-confidence must be in [0, 1], got {args.min_confidence}", file=sys.stderr)
         return 1
     try:
         model = _resolve(args.model)
-        est = PoseEstimator.load(model, device=args.device, precision=args.precision, backend=args.backend)
+        est = PoseEstimator.load(model, device=args.device, precision=args.precision, backend=args.backend,
+                                 calibration=synthetic_calibration_source)  # used by --precision int8 only
         tracker = TrackingEstimator(est, TrackingConfig(enabled=args.tracking, redetect_every=args.redetect_every))
         open_reader(args.bag).close()
         storage = args.storage or bag_storage(args.bag)
@@ -123,32 +115,3 @@ def _resolve(path: str) -> Path:
     if (root / p).with_suffix(".safetensors").exists():
         return root / p
     raise FileNotFoundError(f"model {path!r} not found (tried {Path.cwd() / p} and {root / p})")
-
-
-def run_play(args: argparse.Namespace) -> int:
-    import os  # noqa: PLC0415
-
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    try:
-        from v2v_ros.ros.play import play  # noqa: PLC0415  (rclpy only for this command)
-    except ImportError as exc:
-        print(f"play: needs rclpy ({exc}); run `eval \"$(make -s env)\"`", file=sys.stderr)
-        return 1
-    from v2v_ros.bag.io import BagError  # noqa: PLC0415
-
-    bad = [r for r in args.remap if ":=" not in r]
-    if bad:
-        print(f"play: --remap needs FROM:=TO, got {bad}", file=sys.stderr)
-        return 2
-    remap = dict(r.split(":=", 1) for r in args.remap)
-    if args.domain_id is not None and not 0 <= args.domain_id <= MAX_DOMAIN_ID:
-        print(f"play: --domain-id must be in [0, {MAX_DOMAIN_ID}], got {args.domain_id}", file=sys.stderr)
-        return 2
-    try:
-        n = play(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, remap=remap,
-                 wait_subscribers=args.wait_subscribers, domain_id=args.domain_id)
-    except (BagError, ValueError) as exc:  # missing bag or topic: one line, not a traceback
-        print(f"play: {exc}", file=sys.stderr)
-        return 2
-    print(f"play: published {n} messages")
-    return 0

@@ -8,6 +8,7 @@ voxelisation -> V2V-PoseNet -> heatmap decoding. Units: mm and pixels throughout
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,15 @@ from v2v_ros.core.arrays import cupy_available, to_numpy, to_torch
 from v2v_ros.core.camera import Intrinsics, cube_footprint
 from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
 from v2v_ros.core.detector import Detector
-from v2v_ros.core.inference import BACKENDS, PRECISIONS, Engine, fold_batchnorm, make_engine, resolve_precision
+from v2v_ros.core.inference import (
+    BACKENDS,
+    PRECISIONS,
+    CalibrationSource,
+    Engine,
+    fold_batchnorm,
+    make_engine,
+    resolve_precision,
+)
 from v2v_ros.core.localize import BodyLocalizer, Localizer, localizer_for
 from v2v_ros.core.presence import NO_HAND, Presence
 from v2v_ros.core.refiner import Refiner
@@ -114,6 +123,7 @@ class PoseEstimator:
         backend: str = "torch",
         hypotheses: int = DEFAULT_HYPOTHESES,
         verify_below: float = DEFAULT_VERIFY_BELOW,
+        calibration: np.ndarray | CalibrationSource | None = None,
         presence: Presence | None = None,
     ) -> None:
         if not isinstance(hypotheses, int) or not 1 <= hypotheses <= 16:
@@ -134,6 +144,9 @@ class PoseEstimator:
         # (reason NO_HAND) without reaching the pose network, whatever the pose's confidence would be.
         self.presence = presence
         self.min_points = min_points
+        # int8 calibration volumes, or a source called with (grid, cube mm, skeleton) when int8 is built;
+        # the caller's (e.g. v2v_ros.data.calibration.synthetic_calibration_source): the core renders nothing.
+        self.calibration = calibration
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self._backend = backend
@@ -173,9 +186,11 @@ class PoseEstimator:
     def engine(self) -> Engine:
         """The forward engine (BN folded, oneDNN/cuDNN, precision, CUDA graphs), built on first use."""
         if self._engine is None:
+            calib = self.calibration
+            if callable(calib):  # a CalibrationSource: volumes for this model's grid, cube and skeleton
+                calib = functools.partial(calib, self.meta.grid_size, self.meta.cube_size, self.meta.skeleton)
             self._engine = make_engine(self._model, self.device, self._precision, self._backend,
-                                       grid_size=self.meta.grid_size, cube_size=self.meta.cube_size,
-                                       skeleton=self.meta.skeleton)
+                                       grid_size=self.meta.grid_size, calibration=calib)
         return self._engine
 
     @classmethod

@@ -16,9 +16,10 @@ An engine takes (B, 1, N, N, N) float32 occupancy (NumPy or torch) and returns
 * **channels_last_3d** (NDHWC) on CPU: oneDNN's native layout, no reorders between layers.
 * **Precisions**: ``fp32``; ``bf16`` as a bf16 copy of the folded weights (on CPU
   faster than autocast, which re-casts weights every call; on CUDA autocast);
-  ``fp16`` (CUDA autocast; on CPU autocast, slow without AVX512-FP16);
+  ``fp16`` (CUDA autocast; refused on a CPU, where it is only slower than fp32);
   ``int8`` via PyTorch's own FX graph-mode post-training quantisation (x86/fbgemm
-  backend, static, per-channel weights, calibrated on synthetic hand volumes) or,
+  backend, static, per-channel weights, calibrated on volumes the caller passes, e.g.
+  ``v2v_ros.data.calibration``'s synthetic hands: the core never imports data code) or,
   with the ``onnxruntime`` backend, ONNX Runtime static quantisation (QOperator).
 * **Backends**: ``torch`` (above) and ``onnxruntime`` (the folded model exported
   to ONNX, run by ONNX Runtime's CPU or CUDA execution provider).
@@ -44,9 +45,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from v2v_ros.core.threads import default_policy
+
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 BACKENDS = ("torch", "onnxruntime")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# fp16 gains nothing on a CPU: this network's fp16 convolutions have no fast CPU kernels in PyTorch
+# (slower than fp32 wherever measured, docs/performance.md), and bf16 is the CPUs' half precision.
+FP16_ON_CPU = ("precision fp16 is for CUDA devices: on a CPU PyTorch has no fast fp16 kernels for this network "
+               "(slower than fp32); use auto, bf16 (native on CPUs with AVX512-BF16/AMX), int8 or fp32")
 
 
 class Engine(Protocol):
@@ -199,34 +206,25 @@ def _check_input(x: torch.Tensor) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# int8 calibration data
+# int8 calibration data: always the caller's (the core renders nothing and reads no dataset)
 # ---------------------------------------------------------------------------------------
-def synthetic_calibration(grid_size: int, cube_size: float = 200.0, count: int = 8, seed: int = 7,
-                          body: bool = False) -> np.ndarray:
-    """(count, 1, N, N, N) occupancy volumes of synthetic hands (or people, ``body``) for int8 calibration.
+# (grid N, cube edge mm, skeleton preset) -> (count, 1, N, N, N) float32 occupancy volumes that look like
+# what the model will see; v2v_ros.data.calibration.synthetic_calibration_source renders synthetic ones.
+CalibrationSource = Callable[[int, float, str], np.ndarray]
+Calibration = np.ndarray | Callable[[], np.ndarray]
 
-    Rendered on the fly (a few ms per frame), so quantising needs no dataset on disk;
-    the volumes go through the same crop/voxelisation as inference. The calibration
-    must look like what the model sees: a body model calibrated on hands in its 2 m
-    cube would get activation ranges from a few occupied voxels.
-    """
-    from v2v_ros.core.camera import cube_footprint  # noqa: PLC0415
-    from v2v_ros.core.voxel import VoxelGrid  # noqa: PLC0415
+NO_CALIBRATION = ("int8 needs calibration volumes from the caller: pass calibration= (an array of (B, 1, N, N, N) "
+                  "occupancy volumes, or v2v_ros.data.calibration.synthetic_calibration_source to PoseEstimator)")
 
-    if body:
-        from v2v_ros.data.synthetic.body import render_body_frame as render  # noqa: PLC0415
-    else:
-        from v2v_ros.data.synthetic import render_frame as render  # noqa: PLC0415
 
-    grid = VoxelGrid(cube_size, grid_size)
-    out = np.zeros((count, 1, grid_size, grid_size, grid_size), np.float32)
-    for i in range(count):
-        f = render(seed, i)
-        depth, intr = f.full_depth(), f.intrinsics
-        c = f.joints.mean(axis=0)
-        u0, v0, u1, v1 = cube_footprint(intr, c, cube_size, depth.shape[1], depth.shape[0])
-        grid.voxelize_depth(depth[v0:v1, u0:u1], intr, c, offset=(u0, v0), out=out[i, 0])
-    return out
+def _calibration_volumes(calibration: Calibration | None) -> np.ndarray:
+    data = calibration() if callable(calibration) else calibration
+    if data is None:
+        raise ValueError(NO_CALIBRATION)
+    arr = np.asarray(data, np.float32)
+    if arr.ndim != 5 or arr.shape[1] != 1 or len(arr) == 0:
+        raise ValueError(f"int8 calibration volumes must be (B >= 1, 1, N, N, N), got {arr.shape}")
+    return arr
 
 
 def quantize_int8(model: nn.Module, calibration: np.ndarray) -> nn.Module:
@@ -274,13 +272,15 @@ class TorchEngine:
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu", precision: str = "fp32", *,
                  optimize: bool = True, channels_last: bool | None = None, cuda_graphs: bool = True,
-                 calibration: np.ndarray | Callable[[], np.ndarray] | None = None) -> None:
+                 calibration: Calibration | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = torch.device(device)
         self.precision = precision
         self.optimized = optimize and is_v2v(model)
         cuda = self.device.type == "cuda"
+        if precision == "fp16" and not cuda:
+            raise ValueError(FP16_ON_CPU)
         if precision == "int8" and (cuda or not self.optimized):
             raise ValueError("int8 with the torch backend needs a V2VPoseNet on CPU (PyTorch's quantised "
                              "kernels are CPU-only); use backend='onnxruntime' or bf16/fp16 on CUDA")
@@ -304,10 +304,7 @@ class TorchEngine:
             self._autocast = _DTYPES.get(precision)
             return
         if precision == "int8":
-            data = calibration() if callable(calibration) else calibration
-            if data is None:
-                raise ValueError("int8 needs calibration volumes: pass calibration=... (see synthetic_calibration)")
-            self.model = quantize_int8(model, np.asarray(data, np.float32))
+            self.model = quantize_int8(model, _calibration_volumes(calibration))
             return
         net = fold_batchnorm(model)
         if not cuda and torch.backends.mkldnn.is_available() and precision != "fp16":
@@ -338,6 +335,7 @@ class TorchEngine:
         _check_input(x)
         with torch.inference_mode():
             if self.device.type != "cuda":
+                default_policy().update()  # fewer threads while other processes hold cores (core.threads)
                 return self._run(x.to(self.device))
             x = self._upload(x)
             if not self.cuda_graphs:
@@ -518,8 +516,7 @@ class OnnxRuntimeEngine:
     backend = "onnxruntime"
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu", precision: str = "fp32", *,
-                 grid_size: int | None = None,
-                 calibration: np.ndarray | Callable[[], np.ndarray] | None = None) -> None:
+                 grid_size: int | None = None, calibration: Calibration | None = None) -> None:
         self.device = torch.device(device)
         if precision not in ("fp32", "int8"):
             raise ValueError(f"backend onnxruntime supports fp32 and int8, got {precision!r} "
@@ -534,10 +531,7 @@ class OnnxRuntimeEngine:
         self.grid_size = grid_size
         blob = export_onnx(model, grid_size, batch=None)
         if precision == "int8":
-            data = calibration() if callable(calibration) else calibration
-            if data is None:
-                data = synthetic_calibration(grid_size)
-            blob = quantize_onnx_int8(blob, np.asarray(data, np.float32))
+            blob = quantize_onnx_int8(blob, _calibration_volumes(calibration))
         self.session = ort_session(blob, self.device)
 
     def run_numpy(self, voxels: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -551,23 +545,16 @@ class OnnxRuntimeEngine:
 
 
 def make_engine(model: nn.Module, device: str | torch.device = "cpu", precision: str = "fp32",
-                backend: str = "torch", *, grid_size: int | None = None, cube_size: float = 200.0,
-                skeleton: str | None = None, **kwargs: Any) -> TorchEngine | OnnxRuntimeEngine:
+                backend: str = "torch", *, grid_size: int | None = None, **kwargs: Any) -> TorchEngine | OnnxRuntimeEngine:
     """The engine for ``backend`` and ``precision`` (validated, with reasons on refusal).
 
-    int8 engines are calibrated on synthetic hands at ``grid_size``/``cube_size`` (on
-    synthetic people when ``skeleton`` is a body preset) unless ``calibration`` volumes
-    are passed.
+    int8 engines are calibrated on the ``calibration`` volumes (or zero-argument callable
+    returning them) that the caller passes; without them int8 is refused with a reason.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "int8" and kwargs.get("calibration") is None and grid_size is not None:
-        from v2v_ros.core.skeletons import is_body_skeleton  # noqa: PLC0415
-
-        body = is_body_skeleton(skeleton)
-        kwargs["calibration"] = lambda: synthetic_calibration(grid_size, cube_size, body=body)
     if backend == "onnxruntime":
         return OnnxRuntimeEngine(model, device, precision, grid_size=grid_size, **kwargs)
     return TorchEngine(model, device, precision, **kwargs)

@@ -181,6 +181,8 @@ def _load_estimator(args: argparse.Namespace) -> Any:
     for path in paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"checkpoint {path} not found")
+    from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
+
     # Several checkpoints: one estimator whose vmapped forward averages them (epoch ensemble).
     est = PoseEstimator.load([str(p) for p in paths], device=args.device,
                              refiner=False if args.no_refiner else "auto",
@@ -188,6 +190,7 @@ def _load_estimator(args: argparse.Namespace) -> Any:
                              presence=False if getattr(args, "no_presence", False) or getattr(args, "centers", None)
                              else "auto",
                              precision=args.precision, backend=args.backend,
+                             calibration=synthetic_calibration_source,  # int8 only
                              hypotheses=getattr(args, "hypotheses", 8),
                              verify_below=getattr(args, "verify_below", 0.7))
     if not getattr(args, "tracking", False):

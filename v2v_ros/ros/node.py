@@ -48,8 +48,10 @@ from v2v_ros.core.stream import (
     Throttle,
     stamp_to_ns,
 )
+from v2v_ros.core.threads import configure_threads
 from v2v_ros.core.tracking import TrackingConfig, TrackingEstimator
 from v2v_ros.core.voxel import VoxelGrid
+from v2v_ros.data.calibration import synthetic_calibration_source
 from v2v_ros.msg import Skeleton3DArray
 from v2v_ros.ros import params as P
 from v2v_ros.ros.convert import (
@@ -299,14 +301,13 @@ class PoseNode(LifecycleNode):
     def _load(self, paths: list[Any], device: str, cfg: dict[str, Any]) -> tuple[PoseEstimator, TrackingEstimator]:
         """(main estimator, estimator to call): the same object; several paths form one
         epoch ensemble evaluated in a single batched forward by PoseEstimator."""
-        if int(cfg["threads"]) > 0:
-            import torch  # noqa: PLC0415
-
-            torch.set_num_threads(int(cfg["threads"]))  # process-wide: this node's networks
+        # Process-wide: 0 adapts the count to the cores other processes leave free (core.threads).
+        configure_threads(int(cfg["threads"]))
         est = PoseEstimator.load(paths if len(paths) > 1 else paths[0], device=device,
                                  refiner=bool(cfg["use_refinement"]),  # True: configure fails if it is missing
                                  detector=bool(cfg["use_detector"]),
-                                 precision=cfg["precision"], backend=cfg["backend"])
+                                 precision=cfg["precision"], backend=cfg["backend"],
+                                 calibration=synthetic_calibration_source)  # used only by precision int8
         # cube and localisation band are applied to `est` by _apply_geometry; frames go through the tracker
         return est, TrackingEstimator(est, tracking_config(cfg))
 

@@ -76,8 +76,10 @@ PARAMS: tuple[Param, ...] = (
     Param("backend", "torch", "Inference backend: torch (BN folded, oneDNN/cuDNN, CUDA graphs) or onnxruntime "
           "(the same folded network exported to ONNX; fp32 or int8).", read_only=True,
           constraints="torch | onnxruntime"),
-    Param("threads", 0, "Torch intra-op threads for the networks; 0 keeps torch's default (one per core). Lower it "
-          "to leave cores to other processes of a shared computer (docs/node.md).", read_only=True,
+    Param("threads", 0, "Torch intra-op threads for the networks; 0 adapts: one per core that other processes "
+          "leave free, re-measured every 0.25 s (an idle machine gets every core; a busy process on one core "
+          "costs one thread instead of stalling every layer). N > 0 fixes N (docs/performance.md, "
+          "'A shared CPU').", read_only=True,
           range=(0, 256)),
     Param("use_refinement", False, "Refine the target centre with the refinement CNN (paper sec. 4) stored next "
           "to the model as x.refiner.safetensors; true requires that file.", read_only=True),
