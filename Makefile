@@ -39,6 +39,8 @@ export ROS_DOMAIN_ID ?= 42
 ifdef ROS_DISTRO
   # ---- A real ROS 2 install is sourced: colcon builds the package ----
   # --merge-install puts everything straight under $(PREFIX) (lib/, share/v2v_ros/, site-packages).
+  # The installed executables (lib/v2v_ros/v2v_pose_node, bin/v2v) run .venv's python, which has torch
+  # and sees the distribution's packages (V2V_PYTHON_EXECUTABLE, CMakeLists.txt).
   # NumPy stays the distribution's (its message packages are compiled against it): the
   # requirements and constraints are installed without their numpy pin, and numpy is held
   # at the system's version so that pip fails loudly rather than replacing it.
@@ -49,7 +51,7 @@ ifdef ROS_DISTRO
   ENV_AMENT  := $(PREFIX):$(AMENT_PREFIX_PATH)
   ENV_LD     := $(PREFIX)/lib:$(LD_LIBRARY_PATH)
   COLCON_BUILD := colcon --log-base log build --build-base build --install-base $(PREFIX) --merge-install \
-      --cmake-args -DPython3_EXECUTABLE=$$(command -v python3) -DBUILD_TESTING=OFF
+      --cmake-args -DPython3_EXECUTABLE=$$(command -v python3) -DV2V_PYTHON_EXECUTABLE=$(PY) -DBUILD_TESTING=OFF
 else
   VENV_FLAGS :=
   REQS       := -r requirements.txt -r requirements-ros.txt

@@ -2,8 +2,8 @@
 
 Same arguments as hand_pose.launch.py; only the default parameter file differs.
 
-    ros2 launch v2v_ros body_pose.launch.py depth_topic:=/camera/depth/image_rect_raw \
-        camera_info_topic:=/camera/depth/camera_info namespace:=body
+    ros2 launch v2v_ros body_pose.launch.py depth_topic:=/camera/camera/depth/image_rect_raw \
+        camera_info_topic:=/camera/camera/depth/camera_info namespace:=body
 
 Without ROS tools the same node runs as
     python -m v2v_ros.ros.node --ros-args --params-file config/body_pose.yaml
@@ -24,9 +24,10 @@ def generate_launch_description() -> LaunchDescription:
     default_params = os.path.join(share, "config", "body_pose.yaml")
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
-        DeclareLaunchArgument("depth_topic", default_value="/camera/depth/image_rect_raw",
-                              description="sensor_msgs/Image depth topic (16UC1/mono16 mm or 32FC1 m)"),
-        DeclareLaunchArgument("camera_info_topic", default_value="/camera/depth/camera_info",
+        DeclareLaunchArgument("depth_topic", default_value="/camera/camera/depth/image_rect_raw",
+                              description="sensor_msgs/Image depth topic (16UC1/mono16 mm or 32FC1 m); "
+                                          "the default is realsense-ros >= 4.54's"),
+        DeclareLaunchArgument("camera_info_topic", default_value="/camera/camera/depth/camera_info",
                               description="sensor_msgs/CameraInfo of the depth image"),
         DeclareLaunchArgument("params_file", default_value=default_params, description="node parameters (YAML)"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),

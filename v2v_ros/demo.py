@@ -51,6 +51,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import importlib.util  # noqa: PLC0415
+
+    if importlib.util.find_spec("rclpy") is None:  # e.g. after `pip install v2v_ros` without ROS
+        print("demo: needs ROS 2's rclpy and this package's built messages: run `make demo` in a checkout "
+              "(sets both up) or source a ROS 2 install first", file=sys.stderr)
+        return 2
     body = bool(getattr(args, "body", False))
     if Path(args.model) == DEFAULT_MODEL:  # the shipped model, wherever this install keeps it
         args.model = _shipped("models/" + ("body_default" if body else "hand_default") + ".safetensors")
