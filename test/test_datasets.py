@@ -368,3 +368,17 @@ def test_label_rows_errors_name_file_and_line(tmp_path: Path) -> None:
     path.write_text("a.png 1 2 3 4 5 6\n")
     names, rows = read_named_joint_rows(path, 2)
     assert names == ["a.png"] and rows.tolist() == [[[1, 2, 3], [4, 5, 6]]]
+
+
+def test_png16_refuses_8bit_and_colour(tmp_path: Path) -> None:
+    """An 8-bit PNG read as millimetres would put every hand within 25 cm: refused, naming the mode."""
+    from PIL import Image
+
+    from v2v_ros.data.icvl import read_png16
+
+    Image.fromarray(np.full((4, 5), 200, np.uint8)).save(tmp_path / "grey8.png")
+    Image.fromarray(np.full((4, 5, 3), 200, np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(ValueError, match=r"8-bit PNG \(mode 'L'\).*not depth"):
+        read_png16(tmp_path / "grey8.png")
+    with pytest.raises(ValueError, match="single-channel"):
+        read_png16(tmp_path / "rgb.png")

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from v2v_ros.core.depth_decode import (
     DepthDecodeError,
+    check_depth_units,
     decode_compressed_depth,
     decode_depth,
     encode_compressed_depth,
@@ -118,3 +119,43 @@ def test_compressed_depth_rejects_an_8_bit_png() -> None:
     with pytest.raises(DepthDecodeError, match="8-bit") as e:
         decode_compressed_depth(fmt, data[:12] + buf.getvalue())
     assert e.value.reason == "encoding"
+
+
+# -- units: depth that is not millimetres is an error naming the value and the likely cause --------
+def _room_mm(h: int = 120, w: int = 160) -> np.ndarray:
+    d = np.full((h, w), 2400.0, np.float32)
+    d[40:80, 60:100] = 650.0  # a hand-sized blob in front
+    d[:10] = 0.0  # invalid rows (no return)
+    return d
+
+
+def test_millimetres_pass_the_unit_check() -> None:
+    check_depth_units(_room_mm(), np.dtype(np.uint16))
+    check_depth_units(np.zeros((4, 4), np.float32))  # nothing valid: reported elsewhere, not a unit error
+    near = np.zeros((480, 640), np.float32)
+    near[200:203, 300:303] = 120.0  # a few valid pixels the strided sample misses: every pixel is looked at
+    check_depth_units(near)
+
+
+@pytest.mark.parametrize("scale, match", [(1e-3, r"metres, not millimetres: median valid depth 2\.4 "),
+                                          (1e3, r"millimetres scaled as metres: median valid depth 2400 m")])
+def test_wrong_units_are_refused_naming_the_value(scale: float, match: str) -> None:
+    with pytest.raises(DepthDecodeError, match=match) as err:
+        check_depth_units(_room_mm() * np.float32(scale))
+    assert err.value.reason == "depth_units"
+
+
+def test_eight_bit_depth_is_refused() -> None:
+    with pytest.raises(DepthDecodeError, match="8-bit.*colour, IR or visualised") as err:
+        check_depth_units(np.full((4, 4), 200.0, np.float32), np.dtype(np.uint8))
+    assert err.value.reason == "depth_8bit"
+
+
+@pytest.mark.parametrize("encoding", ["mono8", "rgb8", "8UC1"])
+def test_eight_bit_encodings_name_the_likely_cause(encoding: str) -> None:
+    with pytest.raises(DepthDecodeError, match="not depth: is the topic the camera's depth stream") as err:
+        decode_depth(bytes(12), encoding, 3, 4, 4)
+    assert err.value.reason == "encoding"
+    with pytest.raises(DepthDecodeError) as other:
+        decode_depth(bytes(12), "yuv420", 3, 4, 4)
+    assert "not depth" not in str(other.value)

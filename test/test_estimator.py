@@ -297,3 +297,22 @@ def test_non_finite_network_output_is_invalid_not_a_confident_pose(bad: float) -
     res = est.estimate(_scene(joints), CAM, reference_point=center)
     assert not res.valid and "not finite" in res.reason
     assert np.isnan(res.joints).all() and res.score == 0.0 and res.points_in_cube > 0
+
+
+def test_depth_in_other_units_is_an_error_not_a_pose() -> None:
+    """Metres given as millimetres, or 8-bit data, would voxelise into an empty or absurd cube
+    (or a confident fake): the estimator refuses them, naming the value and the likely cause."""
+    from v2v_ros.core.depth_decode import DepthDecodeError  # noqa: PLC0415
+
+    joints = _joints(6)
+    est, _ = _estimator(joints, joints.mean(axis=0))
+    scene = _scene(joints)
+    assert est.estimate(scene, CAM).valid  # the same scene in millimetres is fine
+    cases = [(scene / 1000.0, "depth_units", "metres, not millimetres"),
+             (scene * 1000.0, "depth_units", "millimetres scaled as metres"),
+             (np.clip(scene / 10, 0, 255).astype(np.uint8), "depth_8bit", "8-bit")]
+    for depth, reason, match in cases:
+        for call in (lambda d=depth: est.estimate(d, CAM), lambda d=depth: est.estimate_many(d, CAM, [[0, 0, 500]])):
+            with pytest.raises(DepthDecodeError, match=match) as err:
+                call()
+            assert err.value.reason == reason and isinstance(err.value, ValueError)

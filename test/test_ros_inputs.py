@@ -95,6 +95,9 @@ def _bad_cases():
     yield "step", dict(height=120, width=160, encoding="16UC1", step=100, data=bytes(12000)), "step"
     yield "all_zero", dict(height=120, width=160, encoding="16UC1", step=320, data=bytes(120 * 320)), "all_invalid"
     yield "all_nan", dict(height=120, width=160, encoding="32FC1", step=640, data=nan.tobytes()), "all_invalid"
+    # millimetres published as 32FC1 (metres): 1000x too far, refused by the core's unit check, not estimated
+    mm = blob_depth(background_mm=900.0).astype(np.float32)
+    yield "mm_as_metres", dict(height=120, width=160, encoding="32FC1", step=640, data=mm.tobytes()), "depth_units"
 
 
 @pytest.mark.parametrize("name,fields,reason", list(_bad_cases()), ids=[c[0] for c in _bad_cases()])

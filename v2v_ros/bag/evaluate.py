@@ -129,7 +129,11 @@ def _process(estimator: Any, pair: Any, compressed: bool, run: BagRun, writer: S
         run.rejected["all_invalid"] += 1
         run.pred[stamp] = None
     else:
-        res = estimator.estimate(depth, intr, stamp_ns=stamp)
+        try:
+            res = estimator.estimate(depth, intr, stamp_ns=stamp)
+        except DepthDecodeError as exc:  # wrong units or 8-bit data (core check): counted like the node does
+            run.rejected[exc.reason] += 1
+            return
         ok = res.valid and float(np.mean(res.confidence)) >= min_confidence
         run.pred[stamp] = np.asarray(res.joints, np.float64) if ok else None
         if ok:

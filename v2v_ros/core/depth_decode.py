@@ -32,6 +32,10 @@ ENCODINGS: dict[str, tuple[str, float]] = {
     "32FC1": ("f4", 1000.0),
 }
 
+# Encodings a wrong topic typically carries (colour, IR, a colourised depth view).
+EIGHT_BIT_ENCODINGS = frozenset({"8UC1", "8UC3", "8UC4", "8SC1", "mono8", "rgb8", "bgr8", "rgba8", "bgra8",
+                                 "bayer_rggb8", "bayer_bggr8", "bayer_gbrg8", "bayer_grbg8", "yuv422"})
+
 COMPRESSED_DEPTH_HEADER = 12  # enum format (int32) + depthQuantA, depthQuantB (float32)
 
 
@@ -63,8 +67,10 @@ def decode_depth(
     that does not match ``height * step``.
     """
     if encoding not in ENCODINGS:
+        likely = (f"; {encoding!r} is an 8-bit or colour image, not depth: is the topic the camera's depth "
+                  "stream (16UC1 mm or 32FC1 m)?") if encoding in EIGHT_BIT_ENCODINGS else ""
         raise DepthDecodeError(
-            "encoding", f"unsupported depth encoding {encoding!r} (expected one of {sorted(ENCODINGS)})"
+            "encoding", f"unsupported depth encoding {encoding!r} (expected one of {sorted(ENCODINGS)}){likely}"
         )
     height, width, step = int(height), int(width), int(step)
     if height <= 0 or width <= 0:
@@ -102,6 +108,50 @@ def decode_depth(
     if report is not None:
         report["nonfinite"] = nonfinite
     return depth
+
+
+# -- units: a depth image that is not millimetres must not become a confident pose ----------------
+# Any depth camera sees something farther than 2 cm and nearer than 100 m; a median of the valid
+# pixels outside that range means the image is in other units (metres passed as mm, millimetres
+# labelled as metres), which would otherwise voxelise into an empty or absurd cube.
+METRES_BELOW_MM = 20.0
+MM_AS_METRES_ABOVE_MM = 100_000.0
+UNITS_SAMPLE = 2048  # pixels the median is taken over (a strided sample: ~20 µs, not a full-image sort)
+
+
+def check_depth_units(depth_mm: np.ndarray, source_dtype: np.dtype | None = None) -> None:
+    """Raise :class:`DepthDecodeError` when a depth image (mm, invalid pixels 0) is almost surely not mm.
+
+    ``source_dtype`` is the caller's dtype before conversion to float: 8-bit data holds
+    0-255, a colour, IR or visualised-depth image rather than depth (reason ``depth_8bit``).
+    Otherwise the median of the valid pixels (a strided sample) decides: under 20 means
+    metres given where millimetres are expected, over 100 m means millimetres stored as
+    metres (e.g. a 32FC1 image whose driver wrote mm) (reason ``depth_units``). The messages
+    name the value found and the likely cause; an image without valid pixels passes (it is
+    reported as such by the caller).
+    """
+    if source_dtype is not None and np.dtype(source_dtype).itemsize == 1:
+        raise DepthDecodeError(
+            "depth_8bit", f"depth has dtype {np.dtype(source_dtype)} (8-bit, values 0-255): not depth in "
+            "millimetres; probably a colour, IR or visualised-depth image or an 8-bit PNG. Pass 16-bit or "
+            "float depth in mm")
+    h, w = depth_mm.shape[:2]
+    stride = max(1, int((h * w / UNITS_SAMPLE) ** 0.5))
+    sample = depth_mm[::stride, ::stride]
+    valid = sample[sample > 0]
+    if valid.size < 16:  # sparse image: look at every pixel
+        valid = depth_mm[depth_mm > 0]
+        if valid.size == 0:
+            return
+    med = float(np.median(valid))
+    if med < METRES_BELOW_MM:
+        raise DepthDecodeError(
+            "depth_units", f"depth values look like metres, not millimetres: median valid depth {med:.3g} "
+            f"(< {METRES_BELOW_MM:g} mm, nearer than any depth camera sees); multiply by 1000")
+    if med > MM_AS_METRES_ABOVE_MM:
+        raise DepthDecodeError(
+            "depth_units", f"depth values look like millimetres scaled as metres: median valid depth "
+            f"{med / 1000:.4g} m (> {MM_AS_METRES_ABOVE_MM / 1000:g} m); a 32FC1 image must hold metres")
 
 
 def decode_compressed_depth(fmt: str, data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -> np.ndarray:

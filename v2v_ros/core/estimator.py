@@ -21,6 +21,7 @@ import torch
 from v2v_ros.core.arrays import cupy_available, to_numpy, to_torch
 from v2v_ros.core.camera import Intrinsics, cube_footprint
 from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
+from v2v_ros.core.depth_decode import check_depth_units
 from v2v_ros.core.detector import Detector
 from v2v_ros.core.inference import (
     BACKENDS,
@@ -339,6 +340,7 @@ class PoseEstimator:
         """The validated depth image (see :func:`check_depth`), timed as 'input'."""
         t = time.perf_counter()
         depth = check_depth(depth_mm)
+        check_depth_units(depth, depth_mm.dtype)  # metres, mm-as-metres or 8-bit data: a reasoned error
         if not isinstance(intrinsics, Intrinsics):
             raise ValueError(f"intrinsics must be an Intrinsics, got {type(intrinsics).__name__}")
         _lap(timings, "input", t)

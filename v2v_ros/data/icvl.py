@@ -21,13 +21,21 @@ TEST_FILES = ("test_seq_1.txt", "test_seq_2.txt")
 
 
 def read_png16(path: str | Path) -> np.ndarray:
-    """A single-channel 16-bit PNG (depth in mm) -> (H, W) float32 mm; shared by the PNG datasets."""
+    """A single-channel 16-bit PNG (depth in mm) -> (H, W) float32 mm; shared by the PNG datasets.
+
+    ValueError for colour or 8-bit PNGs (naming the mode), which are never depth in mm.
+    """
     from PIL import Image
 
     with Image.open(path) as img:
+        mode = img.mode
         arr = np.asarray(img)
     if arr.ndim != 2:
         raise ValueError(f"{path}: expected a single-channel depth PNG, got shape {arr.shape}")
+    if arr.dtype.itemsize < 2:
+        # 0-255 read as millimetres would put every hand within 25 cm of the camera: refuse, don't guess.
+        raise ValueError(f"{path}: {arr.dtype.itemsize * 8}-bit PNG (mode {mode!r}): depth PNGs hold 16-bit "
+                         "millimetres; this is probably a visualisation or a colour/IR image, not depth")
     return arr.astype(np.float32)
 
 

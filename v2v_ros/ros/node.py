@@ -430,8 +430,10 @@ class PoseNode(LifecycleNode):
                     return
                 try:
                     result = est.estimate(depth, intr, stamp_ns=stamp_to_ns(header.stamp.sec, header.stamp.nanosec))
-                except ValueError as exc:
-                    self._reject("estimator", f"estimator rejected the frame: {exc}")
+                except ValueError as exc:  # DepthDecodeError: depth in the wrong units or 8-bit (core check)
+                    reason = exc.reason if isinstance(exc, DepthDecodeError) else "estimator"
+                    enc = "" if frame.compressed else f" (encoding {frame.msg.encoding!r})"
+                    self._reject(reason, f"estimator rejected the frame{enc}: {exc}")
                     return
         self._publish(header, result, pair.received, cfg)
 
