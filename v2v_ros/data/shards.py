@@ -3,7 +3,8 @@
 Layout of a dataset folder::
 
     meta.json            {"format": "v2v-shards", "version": 1, "skeleton": ..., "joint_names": [...],
-                          "count": N, "shards": [{"file": "shard-00000.npz", "count": k}, ...], ...extra}
+                          "count": N, "fingerprint": "sha256:...",
+                          "shards": [{"file": "shard-00000.npz", "count": k, "sha256": ...}, ...], ...extra}
     shard-00000.npz      up to ``shard_size`` frames, compressed
 
 Arrays of a shard with n frames: ``depth`` uint16 (sum of crop areas,) all crops
@@ -18,16 +19,22 @@ Frames are stored as uint16 millimetre crops around the hand because that is all
 the network looks at: a 320 mm cube at 500 mm is ~400x400 px instead of 640x480,
 and zlib packs the zero background to almost nothing. Shards keep files few and
 large (fast sequential reads) while still allowing random access.
+
+``fingerprint`` identifies the content (see :func:`arrays_digest`): training
+checkpoints and evaluation reports record it, so a number can always be traced to
+the exact frames it was measured on, and two machines can tell whether they
+generated the same data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -91,6 +98,28 @@ def _frame_from_arrays(arrs: dict[str, np.ndarray], i: int) -> Frame:
     width, height = (int(x) for x in arrs["image_size"][i])
     info = json.loads(str(arrs["info"][i])) if "info" in arrs else {}
     return Frame(depth, (u0, v0), Intrinsics(fx, fy, cx, cy), (width, height), arrs["joints"][i].copy(), info)
+
+
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over a shard's arrays (names, dtypes, shapes and bytes, in name order).
+
+    Hashes the content, not the ``.npz`` file: zip members carry a timestamp, so two
+    runs that write identical frames produce different files but the same digest.
+    """
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def combine_digests(digests: Iterable[str]) -> str:
+    """Dataset fingerprint: sha256 of the shards' digests in shard order (``sha256:`` prefixed)."""
+    h = hashlib.sha256()
+    for d in digests:
+        h.update(d.encode())
+    return "sha256:" + h.hexdigest()
 
 
 def _to_uint16(depth: np.ndarray) -> np.ndarray:
@@ -166,8 +195,13 @@ class ShardWriter:
         tmp = self.root / (name + ".tmp.npz")
         np.savez_compressed(tmp, **arrays)
         os.replace(tmp, self.root / name)
-        self.shards.append({"file": name, "count": len(frames)})
+        self.shards.append({"file": name, "count": len(frames), "sha256": arrays_digest(arrays)})
         self.count += len(frames)
+
+    @property
+    def fingerprint(self) -> str:
+        """Content fingerprint of the shards written so far (the dataset's, once closed)."""
+        return combine_digests(s["sha256"] for s in self.shards)
 
     def close(self) -> None:
         """Flush the last partial shard and write ``meta.json`` (atomically)."""
@@ -180,7 +214,9 @@ class ShardWriter:
             "skeleton": self.skeleton,
             "joint_names": self.joint_names,
             "count": self.count,
-            **{k: v for k, v in self.meta_extra.items() if k not in ("shards", "count", "format", "version")},
+            **{k: v for k, v in self.meta_extra.items()
+               if k not in ("shards", "count", "format", "version", "fingerprint")},
+            "fingerprint": self.fingerprint,
             "shards": self.shards,
         }
         tmp = self.root / "meta.json.tmp"
@@ -213,6 +249,16 @@ class ShardDataset:
     @property
     def num_shards(self) -> int:
         return len(self._files)
+
+    @property
+    def fingerprint(self) -> str:
+        """Content fingerprint recorded when the dataset was written (computed now for older datasets)."""
+        recorded = self.meta.get("fingerprint")
+        return str(recorded) if recorded else self.compute_fingerprint()
+
+    def compute_fingerprint(self) -> str:
+        """Fingerprint recomputed from the shard files: equals :attr:`fingerprint` unless a shard changed."""
+        return combine_digests(arrays_digest(self._load_uncached(k)) for k in range(self.num_shards))
 
     def __len__(self) -> int:
         return int(self._ends[-1]) if len(self._ends) else 0

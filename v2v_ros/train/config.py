@@ -51,6 +51,11 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads per process, 0 = torch default
     device: str = "auto"
     amp: bool = True  # mixed precision on CUDA only
+    # CPU: "auto" trains under bf16 autocast where the CPU has bf16 arithmetic (AVX512-BF16/AMX),
+    # fp32 elsewhere; "fp32" / "bf16" force it. onednn: 3-D convolutions through oneDNN in the
+    # channels-last layout (train.cpu_speed); both measured by `v2v bench --train`.
+    cpu_precision: str = "auto"
+    onednn: bool = True
     steps_per_epoch: int = 0  # 0 = one pass over the training frames
     val_frames: int = 200
     save_every_minutes: float = 10.0  # mid-epoch resume point
@@ -82,6 +87,8 @@ class TrainConfig:
         if any(m < 1 for m in self.lr_milestones) or not 0 < self.lr_gamma <= 1:
             raise ValueError(f"{source}: lr_milestones must be epochs >= 1 and 0 < lr_gamma <= 1, got "
                              f"{self.lr_milestones}, {self.lr_gamma}")
+        if self.cpu_precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"{source}: cpu_precision must be auto, fp32 or bf16, got {self.cpu_precision!r}")
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
             raise ValueError(f"{source}: scale_range must satisfy 0 < lo <= hi, got {self.scale_range}")

@@ -9,6 +9,7 @@ loss and validation error.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
@@ -16,7 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from v2v_ros.core.model import V2VPoseNet
 from v2v_ros.core.skeletons import get_skeleton
 from v2v_ros.core.voxel import VoxelGrid
 from v2v_ros.train.config import TrainConfig
+from v2v_ros.train.cpu_speed import cpu_precision_mode, resolve_cpu_precision, use_onednn_training_convs
 from v2v_ros.train.samples import NO_AUGMENTATION, Augmentation, make_sample
 from v2v_ros.train.stream import ShardStream, data_roots
 
@@ -67,6 +69,39 @@ def _git_commit() -> str:
         return ""
 
 
+def _git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a run's numbers (data generation, training, evaluation)."""
+    from importlib import metadata  # noqa: PLC0415
+
+    out = {}
+    for name in ("torch", "numpy", "scipy", "safetensors", "v2v_ros"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    import platform  # noqa: PLC0415
+
+    out["python"] = platform.python_version()
+    return out
+
+
+def data_fingerprints(roots: str | list[str]) -> list[str]:
+    """Content fingerprints of shard folders (what a checkpoint was trained or validated on)."""
+    from v2v_ros.data.shards import ShardDataset  # noqa: PLC0415
+
+    return [ShardDataset(r).fingerprint for r in data_roots(roots)]
+
+
 def validation_error(model: torch.nn.Module, cfg: TrainConfig, grid: VoxelGrid, device: torch.device) -> float:
     """Mean 3D joint error (mm) on held-out frames, cube centred on the true joint mean."""
     if not cfg.val_data:
@@ -75,20 +110,32 @@ def validation_error(model: torch.nn.Module, cfg: TrainConfig, grid: VoxelGrid, 
 
     ds = ShardDataset(cfg.val_data)
     n = min(len(ds), cfg.val_frames)
+    return frames_error(model, (ds[i] for i in range(n)), grid, device)
+
+
+def frames_error(model: torch.nn.Module, frames: Iterable[Any], grid: VoxelGrid, device: torch.device,
+                 batch: int = 16) -> float:
+    """Mean 3D joint error (mm) of ``model`` on ``frames`` with the cube on the true joint mean.
+
+    The network alone, without localisation, in fp32: the number every checkpoint records
+    (``val_mean_error_mm``), and the one ``test_reproduce`` recomputes from freshly rendered
+    frames to prove that the shipped weights and the committed generator still agree.
+    """
     rng = np.random.default_rng(0)
     errors = []
+    was_training = model.training
     model.eval()
+    it = iter(frames)
     with torch.inference_mode():
-        for start in range(0, n, 16):
-            frames = [ds[i] for i in range(start, min(n, start + 16))]
+        while chunk := list(itertools.islice(it, batch)):
             vox = np.stack([make_sample(f.depth, f.offset, f.intrinsics, f.joints, grid, rng, NO_AUGMENTATION)[0]
-                            for f in frames])
+                            for f in chunk])
             heat = model(torch.from_numpy(vox).to(device)).float().cpu().numpy()
-            centers = np.stack([f.joints.mean(axis=0) for f in frames])
+            centers = np.stack([f.joints.mean(axis=0) for f in chunk])
             pred, _ = grid.decode(heat, centers)
-            errors.append(np.linalg.norm(pred - np.stack([f.joints for f in frames]), axis=-1).mean(axis=1))
-    model.train()
-    return float(np.concatenate(errors).mean())
+            errors.append(np.linalg.norm(pred - np.stack([f.joints for f in chunk]), axis=-1).mean(axis=1))
+    model.train(was_training)
+    return float(np.concatenate(errors).mean()) if errors else float("nan")
 
 
 def _initialise(model: torch.nn.Module, opt: torch.optim.Optimizer, source: str, num_joints: int,
@@ -147,6 +194,9 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
         _initialise(model, opt, cfg.init_from, skeleton.num_joints, device)
         if info.is_main:
             print(f"initialised from {cfg.init_from}", flush=True)
+    amp_cpu = resolve_cpu_precision(cfg.cpu_precision) if device.type == "cpu" else None
+    if device.type == "cpu" and cfg.onednn and torch.backends.mkldnn.is_available():
+        use_onednn_training_convs(model)
     net: torch.nn.Module = model
     if info.world_size > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -159,6 +209,7 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
         if ds.skeleton != cfg.skeleton:
             raise ValueError(f"train_data: {root} holds {ds.skeleton} frames, this run trains {cfg.skeleton}")
         n_train += len(ds)
+    train_prints = data_fingerprints(cfg.train_data) if info.is_main else []
     # The run folder is made once the data and init_from are known to be usable: a wrong
     # path or skeleton leaves nothing behind.
     if info.is_main:
@@ -196,8 +247,13 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
         for vox, hm in loader:
             vox = vox.to(device, non_blocking=True)
             hm = hm.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = torch.nn.functional.mse_loss(net(vox).float(), hm)  # eq. 2, averaged
+            if amp_cpu is not None:
+                with torch.autocast("cpu", dtype=amp_cpu):
+                    out_hm = net(vox)
+            else:
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    out_hm = net(vox)
+            loss = torch.nn.functional.mse_loss(out_hm.float(), hm)  # eq. 2, averaged
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -229,7 +285,15 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
         if info.is_main:
             val = validation_error(model, cfg, grid, device)
             meta.provenance = {"epoch": epoch, "config": cfg.to_dict(), "git": _git_commit(),
-                               "val_mean_error_mm": val, "train_frames": n_train}
+                               "git_dirty": _git_dirty(), "val_mean_error_mm": val, "train_frames": n_train,
+                               "train_data_fingerprints": train_prints,
+                               "val_data_fingerprint": data_fingerprints(cfg.val_data)[0] if cfg.val_data else None,
+                               "val_frames": cfg.val_frames, "packages": package_versions(),
+                               "precision": {"device": device.type,
+                                             "autocast": str(amp_cpu) if amp_cpu is not None else
+                                             ("float16" if use_amp else "none"),
+                                             "onednn_convs": bool(device.type == "cpu" and cfg.onednn),
+                                             **cpu_precision_mode()}}
             save_checkpoint(out / f"epoch_{epoch:02d}.safetensors", model.state_dict(), meta)
             save_resume(epoch, 0)
             _log(log_path, epoch, steps_per_epoch, float("nan"), val, time.time() - started)

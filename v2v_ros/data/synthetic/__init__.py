@@ -33,11 +33,13 @@ from v2v_ros.data.synthetic.hand import (
     sample_pose,
     sample_shape,
 )
+from v2v_ros.data.synthetic.primitives import RoundCone
 from v2v_ros.data.synthetic.render import IDEAL_SENSOR, SensorModel, apply_sensor, render_zbuffer
 from v2v_ros.data.synthetic.scene import place_hand, sample_clutter
 
 __all__ = [
     "CAMERA_PRESETS",
+    "GENERATOR_VERSION",
     "IDEAL_SENSOR",
     "JOINT_LIMITS",
     "POSE_PRESETS",
@@ -52,6 +54,13 @@ __all__ = [
     "sample_pose",
     "sample_shape",
 ]
+
+
+# Bumped whenever the same (seed, index, config) renders different pixels or joints; recorded
+# in every dataset's meta.json. test/test_synthetic_golden.py holds checksums of a few frames,
+# so a change to the generator's output cannot go unnoticed: update the goldens and this
+# number together, then re-measure (or retrain) whatever was measured on the old output.
+GENERATOR_VERSION = 1
 
 
 def _camera(spec: DatasetSpec) -> tuple[int, int, float, float, float, float]:
@@ -90,6 +99,12 @@ class SynthConfig:
     sequence_length: int = 0
     sequence_motion_mm: float = 60.0  # std of the keyframes' displacement per axis
     sequence_rotation_deg: float = 45.0  # largest rotation between the keyframes
+    # Domain randomisation (training data that varies what real sensors vary). All off by
+    # default, so the default output (and the held-out splits) stay as they are. Drawn per
+    # frame, or per clip for sequences, from a generator of their own.
+    cameras: tuple[str, ...] = ()  # camera presets to draw from (intrinsics and resolution); () = this config's
+    sensor_jitter: float = 0.0  # 0..1: per-frame spread of noise level, edge dropouts and flying pixels
+    sleeve_probability: float = 0.0  # chance of a loose sleeve over the forearm, ending 2-12 cm before the wrist
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "SynthConfig":
@@ -112,6 +127,7 @@ class SynthConfig:
         d = asdict(self)
         d["depth_range"] = list(self.depth_range)
         d["scale_range"] = list(self.scale_range)
+        d["cameras"] = list(self.cameras)
         return d
 
 
@@ -119,6 +135,9 @@ def render_frame(seed: int, index: int, config: SynthConfig | None = None) -> Fr
     """Sample ``index`` of dataset ``seed``: the full depth image and the 21 MSRA joints (mm, camera frame)."""
     cfg = config or SynthConfig()
     rng = np.random.default_rng([int(seed), int(index)])
+    domain_key = int(index) // cfg.sequence_length if cfg.sequence_length > 0 else int(index)
+    dom = _domain(int(seed), domain_key, cfg)
+    cfg = dom.config
     intr, size = cfg.intrinsics, cfg.size
     if cfg.sequence_length > 0:
         # The clip's hand, motion and scene come from the clip's generator; only the
@@ -135,6 +154,12 @@ def render_frame(seed: int, index: int, config: SynthConfig | None = None) -> Fr
         clutter_rng, anchor = rng, None
     joints = joints_hand @ rot.T + trans
     prims = model.primitives(pose, rot, trans)
+    if dom.sleeve is not None:
+        start, radius = dom.sleeve
+        fdir = rot @ model.forearm_direction(pose)  # unit, camera frame (mirroring already applied)
+        sc = shape.scale
+        prims.append(RoundCone(trans + fdir * start * sc, trans + fdir * shape.forearm_length,
+                               radius * 24.0 * sc, radius * 36.0 * sc))
     clutter: list[str] = []
     if cfg.clutter:
         extra, clutter = sample_clutter(clutter_rng, joints if anchor is None else anchor, intr, size)
@@ -152,9 +177,51 @@ def render_frame(seed: int, index: int, config: SynthConfig | None = None) -> Fr
         "clutter": clutter,
         "skeleton": HAND_MSRA21.name,
     }
+    if dom.camera is not None:
+        info["camera"] = dom.camera
+    if dom.sleeve is not None:
+        info["sleeve"] = True
     if cfg.sequence_length > 0:
         info["clip"] = int(index) // cfg.sequence_length
     return Frame(depth, (0, 0), intr, size, joints.astype(np.float32), info)
+
+
+@dataclass(frozen=True)
+class _Domain:
+    """What domain randomisation drew for one frame (or clip)."""
+
+    config: SynthConfig  # with the drawn camera and sensor
+    camera: str | None  # preset name when drawn
+    sleeve: tuple[float, float] | None  # (start behind the wrist in mm at scale 1, radius factor)
+
+
+def _domain(seed: int, key: int, cfg: SynthConfig) -> _Domain:
+    """Camera, sensor and sleeve of frame/clip ``key``, from their own generator (so turning
+    randomisation on does not change any other draw of the frame)."""
+    if not cfg.cameras and cfg.sensor_jitter <= 0 and cfg.sleeve_probability <= 0:
+        return _Domain(cfg, None, None)
+    rng = np.random.default_rng([seed, key, 7919])
+    camera = None
+    if cfg.cameras:
+        camera = str(cfg.cameras[int(rng.integers(len(cfg.cameras)))])
+        w, h, fx, fy, cx, cy = CAMERA_PRESETS[camera]
+        cfg = replace(cfg, width=w, height=h, fx=fx, fy=fy, cx=cx, cy=cy)
+    if cfg.sensor_jitter > 0:
+        j = float(cfg.sensor_jitter)
+        s = cfg.sensor
+        noise = float(np.exp(rng.uniform(-1.0, 1.0) * j * np.log(4.0)))  # up to 4x less or more noise at j = 1
+        cfg = replace(cfg, sensor=replace(
+            s,
+            noise_base=s.noise_base * noise,
+            noise_quadratic=s.noise_quadratic * noise,
+            edge_drop=float(np.clip(s.edge_drop * rng.uniform(1.0 - j, 1.0 + j), 0.0, 1.0)),
+            flying=float(np.clip(s.flying * rng.uniform(1.0 - j, 1.0 + 1.5 * j), 0.0, 1.0)),
+            grazing_cos=float(np.clip(s.grazing_cos * rng.uniform(1.0 - 0.5 * j, 1.0 + 0.5 * j), 0.1, 0.6)),
+        ))
+    sleeve = None
+    if cfg.sleeve_probability > 0 and rng.random() < cfg.sleeve_probability:
+        sleeve = (float(rng.uniform(20.0, 120.0)), float(rng.uniform(1.15, 1.5)))
+    return _Domain(cfg, camera, sleeve)
 
 
 def _axis_angle(axis: np.ndarray, deg: float) -> np.ndarray:
