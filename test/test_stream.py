@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from v2v_ros.core.stream import LatencyStats, LatestSlot, RateMeter, StampPairer, Throttle
 
@@ -79,3 +81,96 @@ def test_rate_latency_throttle() -> None:
     assert 45 < p50 < 56 and 90 < p95 < 100
     th = Throttle(5.0)
     assert th.ready("a", 0.0) and not th.ready("a", 1.0) and th.ready("b", 1.0) and th.ready("a", 6.0)
+
+
+# -- pairing across processes: topics out of step, lost or constant camera_info, accounting --------
+
+def test_camera_info_lagging_behind_depth_still_pairs() -> None:
+    """Another process's camera_info can arrive several frames after its image (or before)."""
+    p = StampPairer(capacity=10)
+    out = []
+    for s in range(20):
+        out += p.add_depth(s, "f", s)[0]
+        if s >= 4:
+            out += p.add_info(s - 4, "f", f"i{s - 4}")[0]  # camera_info 4 frames late
+    for s in range(16, 20):
+        out += p.add_info(s, "f", f"i{s}")[0]
+    assert [x.stamp_ns for x in out] == list(range(20)) and all(x.info == f"i{x.stamp_ns}" for x in out)
+    assert len(p) == 0 and p.info_unused == 0
+
+
+def test_lost_camera_info_rejected_at_once_without_stable_calibration() -> None:
+    p = StampPairer(capacity=10)
+    p.add_depth(1, "f", "d1")
+    pairs, rej = p.add_info(2, "f", "i2", info_key=("K", 2))  # camera_info of stamp 1 never comes
+    assert not pairs and [(r.reason, r.stamp_ns) for r in rej] == [("no_camera_info", 1)]
+    assert p.pending_depth == 0
+    pairs, rej = p.add_depth(0, "f", "d0")  # older than the newest camera_info: also an orphan
+    assert not pairs and rej[0].reason == "no_camera_info"
+
+
+def test_lost_camera_info_falls_back_to_constant_calibration() -> None:
+    """Once two camera_infos carried the same calibration, a frame whose own is lost uses the latest."""
+    p = StampPairer(capacity=10)
+    key = ("640x480", (1.0, 0.0, 2.0))
+    for s in (1, 2):
+        p.add_depth(s, "f", f"d{s}")
+        p.add_info(s, "f", f"i{s}", info_key=key)
+    assert p.stable
+    p.add_depth(3, "f", "d3")  # its camera_info is lost
+    pairs, rej = p.add_info(4, "f", "i4", info_key=key)
+    assert [(x.stamp_ns, x.info) for x in pairs] == [(3, "i4")] and not rej and p.fallback_pairs == 1
+    pairs, _ = p.add_depth(4, "f", "d4")  # its own camera_info waited: exact pair, no fallback
+    assert pairs[0].info == "i4" and p.fallback_pairs == 1
+    # a changed calibration is not stable: the next orphan is rejected, not paired with wrong intrinsics
+    p.add_depth(5, "f", "d5")
+    _, rej = p.add_info(6, "f", "i6", info_key=("1280x720",))
+    assert [r.reason for r in rej] == ["no_camera_info"] and not p.stable
+
+
+def test_full_buffer_evicts_oldest_stamp_and_counts_unused_info() -> None:
+    p = StampPairer(capacity=3)
+    for s in (30, 10, 20, 40):  # inserted out of stamp order: the oldest stamp goes
+        p.add_info(s, "f", s)
+    assert p.info_unused == 1 and p.add_depth(10, "f", "d")[0] == []
+    assert p.add_depth(20, "f", "d")[0][0].info == 20
+    rej = []
+    for s in (101, 103, 102, 104):
+        rej += p.add_depth(s, "f", s)[1]
+    assert [(r.reason, r.stamp_ns) for r in rej] == [("no_camera_info", 101)]
+
+
+def test_duplicate_stamp_is_counted() -> None:
+    p = StampPairer()
+    p.add_depth(7, "f", "first")
+    pairs, rej = p.add_depth(7, "f", "second")
+    assert not pairs and [r.reason for r in rej] == ["duplicate_stamp"]
+    assert p.add_info(7, "f", "i")[0][0].depth == "second"
+
+
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.integers(0, 3)), min_size=1, max_size=60),
+       st.integers(1, 6), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_every_frame_has_exactly_one_outcome(events: list[tuple[bool, bool, int]], capacity: int,
+                                             constant: bool) -> None:
+    """Whatever the interleaving and losses: frames in = paired + rejected + still waiting."""
+    p = StampPairer(capacity=capacity)
+    depth_in, outcomes = 0, []
+    pending_infos: list[int] = []
+    for stamp, (lose_info, depth_first, lag) in enumerate(events, start=1):
+        key = "K" if constant else stamp
+        if not lose_info:
+            pending_infos.append(stamp)
+        res = p.add_depth(stamp, "f", stamp) if depth_first else ([], [])
+        outcomes += [x.stamp_ns for x in res[0]] + [r.stamp_ns for r in res[1]]
+        while len(pending_infos) > lag:  # camera_info up to `lag` frames late, in order
+            s = pending_infos.pop(0)
+            pairs, rej = p.add_info(s, "f", s, info_key=key)
+            outcomes += [x.stamp_ns for x in pairs] + [r.stamp_ns for r in rej]
+        if not depth_first:
+            pairs, rej = p.add_depth(stamp, "f", stamp)
+            outcomes += [x.stamp_ns for x in pairs] + [r.stamp_ns for r in rej]
+        depth_in += 1
+    assert len(outcomes) == len(set(outcomes))  # no frame leaves twice
+    assert depth_in == len(outcomes) + p.pending_depth
+    assert p.pending_depth <= capacity

@@ -1,7 +1,8 @@
 """Message-independent streaming logic shared by the ROS node and the bag evaluator.
 
 * :class:`StampPairer` pairs depth frames with camera_info by stamp in bounded buffers
-  (what message_filters' exact-time synchroniser does, which is not installable here).
+  (what message_filters' exact/approximate-time synchronisers do, which are not installable
+  here), falling back to the latest camera_info when the calibration is known not to change.
 * :class:`LatestSlot` is a one-element hand-over from the receive thread to the worker:
   the newest frame wins, the one it replaces is dropped and counted, so no queue can
   grow when inference is slower than the camera.
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Hashable, TypeVar
 
 import numpy as np
 
@@ -46,18 +47,29 @@ class Rejected:
 class StampPairer:
     """Pairs depth frames and camera_info messages that carry the same stamp.
 
-    Both sides are held in bounded, insertion-ordered buffers (``capacity`` each);
-    when a buffer overflows the oldest entry is evicted, and an evicted depth frame
-    is reported as rejected (``no_camera_info``), so a missing camera_info topic is
-    visible in diagnostics instead of silently starving the pipeline. A pair whose
-    frame ids differ is rejected (``frame_mismatch``): intrinsics of another camera
-    would give confidently wrong 3D points.
+    Works for the three ways drivers publish camera_info:
 
-    With ``static_info`` the latest camera_info is reused for every depth frame
-    regardless of stamp (cameras whose camera_info is latched or published rarely).
-    ``tolerance_ns`` allows near-equal stamps (drivers that stamp the two topics a few
-    microseconds apart). Not thread-safe by itself; the caller serialises access.
+    * **exact stamps** (one camera_info per image, same stamp; most drivers): a frame and
+      its camera_info pair whichever arrives first, also when the two topics arrive out of
+      step (another process, a loaded executor);
+    * **near stamps** (``tolerance_ns``): the closest camera_info within the tolerance;
+    * **camera_info that never changes**: once two consecutive camera_infos carried the same
+      calibration (``info_key``), a frame whose own camera_info is missing (lost in transport,
+      never published, evicted) is paired with the latest one instead of being rejected; the
+      calibration it would have carried is the same by construction. ``static_info`` forces
+      this for every frame (cameras that publish camera_info once or rarely).
+
+    Both sides wait in bounded buffers (``capacity`` each), evicted by stamp, oldest first.
+    A frame leaves exactly one way: paired (``Paired``) or rejected with a reason
+    (``Rejected``: ``no_camera_info`` - evicted, or overtaken by a newer camera_info with no
+    stable calibration to fall back on; ``frame_mismatch`` - the frame ids differ, intrinsics
+    of another camera would give confidently wrong 3D points; ``duplicate_stamp`` - a second
+    frame with a stamp already waiting replaced it). camera_infos that leave unused are
+    counted in ``info_unused`` (normal with ``static_info`` or a fallback), never silently.
+    Not thread-safe by itself; the caller serialises access.
     """
+
+    STABLE_AFTER = 2  # consecutive identical camera_infos before the calibration counts as stable
 
     def __init__(self, capacity: int = 10, tolerance_ns: int = 0, static_info: bool = False) -> None:
         if capacity < 1:
@@ -65,9 +77,13 @@ class StampPairer:
         self.capacity = int(capacity)
         self.tolerance_ns = int(tolerance_ns)
         self.static_info = bool(static_info)
-        self._depth: OrderedDict[int, tuple[str, Any, float]] = OrderedDict()
-        self._info: OrderedDict[int, tuple[str, Any]] = OrderedDict()
-        self._latest_info: tuple[str, Any] | None = None
+        self._depth: dict[int, tuple[str, Any, float]] = {}
+        self._info: dict[int, tuple[str, Any]] = {}
+        self._latest_info: tuple[int, str, Any] | None = None  # (stamp, frame_id, info)
+        self._latest_key: Hashable | None = None
+        self._same_key_run = 0
+        self.info_unused = 0  # camera_infos evicted or replaced without pairing
+        self.fallback_pairs = 0  # frames paired with the latest stable camera_info, not their own
 
     def __len__(self) -> int:
         return len(self._depth) + len(self._info)
@@ -76,59 +92,112 @@ class StampPairer:
     def pending_depth(self) -> int:
         return len(self._depth)
 
-    def add_info(self, stamp_ns: int, frame_id: str, info: Any) -> tuple[list[Paired], list[Rejected]]:
-        """Store a camera_info; returns depth frames it completes and frames it rejected."""
-        self._latest_info = (frame_id, info)
+    @property
+    def stable(self) -> bool:
+        """True when the latest camera_infos carried one calibration (fallback allowed)."""
+        return self._same_key_run >= self.STABLE_AFTER
+
+    def add_info(self, stamp_ns: int, frame_id: str, info: Any,
+                 info_key: Hashable | None = None) -> tuple[list[Paired], list[Rejected]]:
+        """Store a camera_info; returns the frames it completes and frames it rejected.
+
+        ``info_key`` identifies the calibration (e.g. size, K, D, P and frame id): equal keys
+        mean the camera_info did not change. None never counts as unchanged.
+        """
+        if info_key is not None and info_key == self._latest_key:
+            self._same_key_run += 1
+        else:
+            self._same_key_run = 1 if info_key is not None else 0
+        self._latest_key = info_key
+        self._latest_info = (stamp_ns, frame_id, info)
         paired: list[Paired] = []
         rejected: list[Rejected] = []
         if self.static_info:
-            # Depth frames that waited for the first camera_info can go now.
-            for s in list(self._depth):
+            # Frames that waited for the first camera_info can go now; this one serves all later ones.
+            for s in sorted(self._depth):
                 d_frame, depth, received = self._depth.pop(s)
                 self._emit(s, d_frame, depth, received, frame_id, info, paired, rejected)
+            self.info_unused += len(self._info)
+            self._info.clear()
             return paired, rejected
         match = self._find(self._depth, stamp_ns)
-        if match is not None:
+        used = match is not None
+        if used:
             d_frame, depth, received = self._depth.pop(match)
             self._emit(match, d_frame, depth, received, frame_id, info, paired, rejected)
-            return paired, rejected
-        self._info[stamp_ns] = (frame_id, info)
+        else:
+            self._info[stamp_ns] = (frame_id, info)
+        # camera_infos arrive in stamp order: frames older than this one (beyond the tolerance)
+        # that are still waiting will never see their own.
+        for s in sorted(x for x in self._depth if x < stamp_ns - self.tolerance_ns):
+            self._resolve_orphan(s, paired, rejected)
         while len(self._info) > self.capacity:
-            self._info.popitem(last=False)
+            del self._info[min(self._info)]
+            self.info_unused += 1
         return paired, rejected
 
     def add_depth(
         self, stamp_ns: int, frame_id: str, depth: Any, received: float | None = None
     ) -> tuple[list[Paired], list[Rejected]]:
-        """Store a depth frame; returns the pair it completes (if any) and evicted frames."""
+        """Store a depth frame; returns the pair it completes (if any) and rejected frames."""
         received = time.monotonic() if received is None else received
         paired: list[Paired] = []
         rejected: list[Rejected] = []
-        if self.static_info and self._latest_info is not None:
-            i_frame, info = self._latest_info
-            self._emit(stamp_ns, frame_id, depth, received, i_frame, info, paired, rejected)
-            return paired, rejected
-        match = None if self.static_info else self._find(self._info, stamp_ns)
-        if match is not None:
-            i_frame, info = self._info.pop(match)
-            # camera_info older than the match can never pair again (stamps increase).
-            for s in [s for s in self._info if s < match]:
-                del self._info[s]
-            self._emit(stamp_ns, frame_id, depth, received, i_frame, info, paired, rejected)
-            return paired, rejected
+        if self.static_info:
+            if self._latest_info is not None:
+                _, i_frame, info = self._latest_info
+                self._emit(stamp_ns, frame_id, depth, received, i_frame, info, paired, rejected)
+                return paired, rejected
+        else:
+            match = self._find(self._info, stamp_ns)
+            if match is not None:
+                i_frame, info = self._info.pop(match)
+                # camera_info older than the match can never pair again (stamps increase).
+                for s in [s for s in self._info if s < match]:
+                    del self._info[s]
+                    self.info_unused += 1
+                self._emit(stamp_ns, frame_id, depth, received, i_frame, info, paired, rejected)
+                return paired, rejected
+            latest = self._latest_info
+            if latest is not None and latest[0] > stamp_ns + self.tolerance_ns:
+                # A newer camera_info already came: this frame's own was lost or never sent.
+                self._depth[stamp_ns] = (frame_id, depth, received)
+                self._resolve_orphan(stamp_ns, paired, rejected)
+                return paired, rejected
+        if stamp_ns in self._depth:
+            rejected.append(Rejected("duplicate_stamp", f"a newer depth frame with the same stamp {_fmt(stamp_ns)} "
+                                     "replaced this one (two images with one stamp)", stamp_ns))
         self._depth[stamp_ns] = (frame_id, depth, received)
         while len(self._depth) > self.capacity:
-            s, _ = self._depth.popitem(last=False)
-            rejected.append(Rejected("no_camera_info", f"no camera_info with stamp {_fmt(s)} arrived in time", s))
+            self._resolve_orphan(min(self._depth), paired, rejected, evicted=True)
         return paired, rejected
 
-    def clear(self) -> None:
+    def clear(self) -> int:
+        """Forget everything (deactivation); returns how many depth frames were still waiting."""
+        n = len(self._depth)
+        self.info_unused += len(self._info)
         self._depth.clear()
         self._info.clear()
         self._latest_info = None
+        self._latest_key = None
+        self._same_key_run = 0
+        return n
 
     # -- helpers ------------------------------------------------------------------------
-    def _find(self, buf: OrderedDict[int, Any], stamp_ns: int) -> int | None:
+    def _resolve_orphan(self, stamp_ns: int, paired: list[Paired], rejected: list[Rejected],
+                        evicted: bool = False) -> None:
+        """A waiting frame whose own camera_info will not come: fall back or reject it."""
+        d_frame, depth, received = self._depth.pop(stamp_ns)
+        if self.stable and self._latest_info is not None:
+            _, i_frame, info = self._latest_info
+            self.fallback_pairs += 1
+            self._emit(stamp_ns, d_frame, depth, received, i_frame, info, paired, rejected)
+            return
+        why = ("the pair buffer was full" if evicted
+               else "a newer camera_info arrived first and the camera_info is not yet known to be constant")
+        rejected.append(Rejected("no_camera_info", f"no camera_info with stamp {_fmt(stamp_ns)} ({why})", stamp_ns))
+
+    def _find(self, buf: dict[int, Any], stamp_ns: int) -> int | None:
         if stamp_ns in buf:
             return stamp_ns
         if self.tolerance_ns <= 0 or not buf:
