@@ -80,13 +80,18 @@ def test_bench_contended_starts_and_stops_its_competitor(capsys: pytest.CaptureF
         return proc
 
     monkeypatch.setattr(bench, "start_busy", spy)
-    assert main(["bench", "--json", "--skip-base", "--contended", "--settle", "0.2", "--repeats", "2",
-                 "--random-weights", "--model", str(tmp_path / "missing")]) == 0
+    assert main(["bench", "--json", "--skip-base", "--contended", "--settle", "0.2", "--repeats", "3",
+                 "--compare-threads", "1", "--random-weights", "--model", str(tmp_path / "missing")]) == 0
     c = json.loads(capsys.readouterr().out)["contended"]
     assert len(started) == 1 and started[0][1].poll() is not None  # stopped, not left spinning
     assert started[0][0] == c["busy_cpu"] and c["busy_cpu"] in os.sched_getaffinity(0)
-    for key in ("idle", "contended"):
-        m = c[key]
-        assert 0 < m["min_ms"] <= m["median_ms"] <= m["max_ms"] and m["threads"] and m["settle_forwards"] >= 1
-    assert c["ratio"] == pytest.approx(c["contended"]["median_ms"] / c["idle"]["median_ms"])
-    assert c["contended"]["policy"].startswith("adaptive")  # --threads 0: the default policy
+    assert c["rounds"] == 3 and c["repeats"] == 3
+    for row in (c, *c["compare"]):
+        for key in ("idle", "contended"):
+            m = row[key]
+            assert 0 < m["min_ms"] <= m["median_ms"] <= m["max_ms"] and m["threads"] and m["settle_forwards"] >= 3
+        assert row["ratio"] == pytest.approx(row["contended"]["median_ms"] / row["idle"]["median_ms"])
+    assert c["threads_setting"] == 0 and c["contended"]["policy"].startswith("adaptive")  # the default
+    assert [r["threads_setting"] for r in c["compare"]] == [1]
+    assert c["compare"][0]["idle"]["threads"] == [1] and c["compare"][0]["contended"]["policy"] == "fixed 1"
+    assert main(["bench", "--skip-base", "--contended", "--compare-threads", "-1", "--random-weights"]) == 2

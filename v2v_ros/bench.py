@@ -350,43 +350,64 @@ def stop_busy(proc: Any) -> None:
     proc.wait(timeout=10)
 
 
-def _timed_forwards(est: Any, vox: np.ndarray, repeats: int, settle_s: float) -> dict[str, Any]:
-    """Forwards for ``settle_s`` (the thread policy sees the load and reacts), then ``repeats`` timed ones.
+class _Block:
+    """Forward timings of one (phase, thread policy) pair, accumulated over alternating rounds."""
 
-    Records the CPU that other processes used meanwhile (cores' worth), so a result says
-    whether "idle" was idle, and the thread counts the policy used.
-    """
-    from v2v_ros.core.threads import default_policy, read_cpu_busy  # noqa: PLC0415
+    def __init__(self) -> None:
+        self.walls: list[float] = []
+        self.settle: list[float] = []
+        self.threads: set[int] = set()
+        self.others_s = 0.0  # CPU seconds other processes used while the timed forwards ran
+        self.wall_s = 0.0
+        self.measured = True
+        self.policy = ""
 
-    pol = default_policy()
-    cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
-    t0 = time.perf_counter()
-    settle: list[float] = []
-    while time.perf_counter() - t0 < settle_s:
-        t = time.perf_counter()
-        est.forward(vox)
-        settle.append((time.perf_counter() - t) * 1e3)
-    busy0, own0, w0 = read_cpu_busy(cpus), time.process_time(), time.perf_counter()
-    walls, threads = [], set()
-    for _ in range(max(1, repeats)):
-        t = time.perf_counter()
-        est.forward(vox)
-        walls.append((time.perf_counter() - t) * 1e3)
-        threads.add(torch.get_num_threads())
-    busy1, own1, w1 = read_cpu_busy(cpus), time.process_time(), time.perf_counter()
-    others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0 - (own1 - own0)) / (w1 - w0))
-    q = statistics.quantiles(walls, n=10) if len(walls) > 1 else walls * 9
-    return {"median_ms": statistics.median(walls), "min_ms": min(walls), "p90_ms": q[-1], "max_ms": max(walls),
-            "threads": sorted(threads), "others_cores": others, "settle_forwards": len(settle),
-            "settle_max_ms": max(settle) if settle else None, "policy": pol.describe()}
+    def run(self, est: Any, vox: np.ndarray, repeats: int, settle_s: float) -> None:
+        """Forwards for ``settle_s`` (the thread policy sees the load and reacts), then ``repeats`` timed ones,
+        with the CPU that other processes used meanwhile (so a result says whether "idle" was idle)."""
+        from v2v_ros.core.threads import default_policy, read_cpu_busy  # noqa: PLC0415
+
+        cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < settle_s:
+            t = time.perf_counter()
+            est.forward(vox)
+            self.settle.append((time.perf_counter() - t) * 1e3)
+        busy0, own0, w0 = read_cpu_busy(cpus), time.process_time(), time.perf_counter()
+        for _ in range(max(1, repeats)):
+            t = time.perf_counter()
+            est.forward(vox)
+            self.walls.append((time.perf_counter() - t) * 1e3)
+            self.threads.add(torch.get_num_threads())
+        busy1, own1, w1 = read_cpu_busy(cpus), time.process_time(), time.perf_counter()
+        if busy0 is None or busy1 is None:
+            self.measured = False
+        else:
+            self.others_s += busy1 - busy0 - (own1 - own0)
+            self.wall_s += w1 - w0
+        self.policy = default_policy().describe()
+
+    def summary(self) -> dict[str, Any]:
+        w = self.walls
+        q = statistics.quantiles(w, n=10) if len(w) > 1 else w * 9
+        others = max(0.0, self.others_s / self.wall_s) if self.measured and self.wall_s > 0 else None
+        return {"median_ms": statistics.median(w), "min_ms": min(w), "p90_ms": q[-1], "max_ms": max(w),
+                "threads": sorted(self.threads), "others_cores": others, "settle_forwards": len(self.settle),
+                "settle_max_ms": max(self.settle) if self.settle else None, "policy": self.policy}
 
 
-def run_contended(est: Any, repeats: int, settle_s: float = 1.0, cpu: int | None = None) -> dict[str, Any]:
+def run_contended(est: Any, repeats: int, settle_s: float = 1.0, cpu: int | None = None,
+                  threads: Sequence[int] = (0,), rounds: int = 1) -> dict[str, Any]:
     """The model-grid forward idle, then with a busy process pinned to one core (stopped afterwards).
 
-    The settle period after the competitor starts is where an adaptive policy pays for
-    noticing it (``settle_max_ms``: its slowest forward); the timed forwards follow.
+    ``threads`` lists thread settings (0 = adaptive, N = fixed N) measured in the same run,
+    alternating in ``rounds`` blocks per phase, so that the machine's other load (which
+    drifts over seconds) weighs on each alike; the first one's figures are the top-level
+    keys, the others go to ``compare``. The settle period before each block's timed
+    forwards is where an adaptive policy pays for noticing the load (``settle_max_ms``).
     """
+    from v2v_ros.core.threads import configure_threads  # noqa: PLC0415
+
     n = est.grid.size
     frame = _frame()
     c = frame.joints.mean(axis=0).astype(np.float64)
@@ -396,27 +417,41 @@ def run_contended(est: Any, repeats: int, settle_s: float = 1.0, cpu: int | None
         est.forward(vox)  # engine build, oneDNN primitive caches
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     cpu = cpus[-1] if cpu is None else cpu
-    idle = _timed_forwards(est, vox, repeats, settle_s)
-    proc = start_busy(cpu)
-    try:
-        contended = _timed_forwards(est, vox, repeats, settle_s)
-    finally:
-        stop_busy(proc)
+    blocks = {(t, phase): _Block() for t in threads for phase in ("idle", "contended")}
+    per_block = max(1, repeats // max(1, rounds))
+    for phase in ("idle", "contended"):
+        proc = start_busy(cpu) if phase == "contended" else None
+        try:
+            for _ in range(max(1, rounds)):
+                for t in threads:
+                    configure_threads(t)
+                    blocks[(t, phase)].run(est, vox, per_block, settle_s)
+        finally:
+            if proc is not None:
+                stop_busy(proc)
+    configure_threads(threads[0])
+    rows = []
+    for t in threads:
+        idle, contended = blocks[(t, "idle")].summary(), blocks[(t, "contended")].summary()
+        rows.append({"threads_setting": t, "idle": idle, "contended": contended,
+                     "ratio": contended["median_ms"] / idle["median_ms"]})
     return {"precision": est.precision, "grid": n, "busy_cpu": cpu, "cores": len(cpus), "settle_s": settle_s,
-            "repeats": repeats, "idle": idle, "contended": contended,
-            "ratio": contended["median_ms"] / idle["median_ms"]}
+            "repeats": per_block * max(1, rounds), "rounds": max(1, rounds), **rows[0], "compare": rows[1:]}
 
 
 def format_contended(c: dict[str, Any]) -> str:
     rows = []
-    for key in ("idle", "contended"):
-        m = c[key]
-        others = "n/a" if m["others_cores"] is None else f"{m['others_cores']:.2f}"
-        rows.append(f"forward {c['grid']}³ {c['precision']} {key:<9}  median {m['median_ms']:.1f} ms, min "
-                    f"{m['min_ms']:.1f}, p90 {m['p90_ms']:.1f}, max {m['max_ms']:.1f}; threads {m['threads']}; "
-                    f"other processes {others} cores; slowest while settling {m['settle_max_ms'] or 0:.1f} ms")
-    rows.append(f"contended / idle: {c['ratio']:.2f}  (busy process on CPU {c['busy_cpu']} of {c['cores']}; "
-                f"policy: {c['contended']['policy']})")
+    for r in (c, *c.get("compare", [])):
+        setting = "adaptive" if r["threads_setting"] == 0 else f"fixed {r['threads_setting']}"
+        for key in ("idle", "contended"):
+            m = r[key]
+            others = "n/a" if m["others_cores"] is None else f"{m['others_cores']:.2f}"
+            rows.append(f"forward {c['grid']}³ {c['precision']} threads {setting:<8} {key:<9}  median "
+                        f"{m['median_ms']:.1f} ms, min {m['min_ms']:.1f}, p90 {m['p90_ms']:.1f}, max {m['max_ms']:.1f}; "
+                        f"threads used {m['threads']}; other processes {others} cores; slowest while settling "
+                        f"{m['settle_max_ms'] or 0:.1f} ms")
+        rows.append(f"threads {setting}: contended / idle {r['ratio']:.2f}")
+    rows.append(f"(busy process on CPU {c['busy_cpu']} of {c['cores']}; {c['rounds']} alternating round(s) per phase)")
     return "\n".join(rows)
 
 
@@ -671,6 +706,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also time the forward while a busy process (started and stopped here) holds one core")
     p.add_argument("--settle", type=float, default=1.0,
                    help="with --contended: seconds of untimed forwards after the load changes (default 1)")
+    p.add_argument("--compare-threads", type=int, default=None, metavar="N",
+                   help="with --contended: also measure a fixed N threads in the same run, alternating with "
+                        "--threads in 3 rounds per phase (e.g. 2 on 2 cores: the old one-per-core default)")
     p.add_argument("--grids", default="", help="trade-off table for these grids, e.g. 32,48,64,88")
     p.add_argument("--precisions", default="", help="precisions of the trade-off table "
                                                     "(default fp32,bf16,int8 on CPU, fp32,fp16,bf16 on CUDA)")
@@ -698,8 +736,9 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     from v2v_ros.core.threads import configure_threads  # noqa: PLC0415
 
-    if args.threads < 0:
-        print(f"v2v bench: --threads must be >= 0, got {args.threads}", file=sys.stderr)
+    if args.threads < 0 or (args.compare_threads is not None and args.compare_threads < 0):
+        print(f"v2v bench: --threads and --compare-threads must be >= 0, got {args.threads}, {args.compare_threads}",
+              file=sys.stderr)
         return 2
     configure_threads(args.threads)
     from v2v_ros.core.estimator import resolve_device  # noqa: PLC0415
@@ -722,7 +761,9 @@ def _main(args: argparse.Namespace) -> int:
                                         args.eval_reference)
     if args.contended:
         est, _, _ = _load(args.model, dev, precision, args.backend, [])
-        full["contended"] = run_contended(est, args.repeats, args.settle)
+        settings = [args.threads] + ([args.compare_threads] if args.compare_threads is not None else [])
+        full["contended"] = run_contended(est, args.repeats, args.settle, threads=settings,
+                                          rounds=3 if len(settings) > 1 else 1)
     if args.scaling:
         full["scaling"] = run_scaling(args.model, args.device, precision, args.backend, max(2, args.repeats // 3),
                                       [int(g) for g in args.scaling_grids.split(",") if g.strip()])

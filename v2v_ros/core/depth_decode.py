@@ -116,7 +116,7 @@ def decode_depth(
 # labelled as metres), which would otherwise voxelise into an empty or absurd cube.
 METRES_BELOW_MM = 20.0
 MM_AS_METRES_ABOVE_MM = 100_000.0
-UNITS_SAMPLE = 2048  # pixels the median is taken over (a strided sample: ~20 µs, not a full-image sort)
+UNITS_SAMPLE = 2048  # pixels the median is taken over: a strided sample (tens of µs), not a full-image sort
 
 
 def check_depth_units(depth_mm: np.ndarray, source_dtype: np.dtype | None = None) -> None:

@@ -51,7 +51,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 BACKENDS = ("torch", "onnxruntime")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # fp16 gains nothing on a CPU: this network's fp16 convolutions have no fast CPU kernels in PyTorch
-# (slower than fp32 wherever measured, docs/performance.md), and bf16 is the CPUs' half precision.
+# (slower than fp32 on the CPU it was tried on), and bf16 is the CPUs' half precision.
 FP16_ON_CPU = ("precision fp16 is for CUDA devices: on a CPU PyTorch has no fast fp16 kernels for this network "
                "(slower than fp32); use auto, bf16 (native on CPUs with AVX512-BF16/AMX), int8 or fp32")
 

@@ -4,9 +4,9 @@ Why this exists: PyTorch's CPU build parallelises every layer with OpenMP, one t
 per core, and OpenMP threads meet at a barrier after each parallel region. When another
 process runs on one of those cores (a camera driver, a planner, another engineer's
 training job), the thread that lives there gets only part of the core and every
-barrier waits for it; the other threads meanwhile spin. On 2 cores with one competing
-busy process the 32³ forward went from ~15 ms to 130-900 ms with 2 threads, against
-~25 ms with 1 thread (docs/performance.md, "A shared CPU").
+barrier waits for it, while the other threads spin. With one busy process on one of 2
+cores the 32³ forward became several times slower with 2 threads than with 1
+(measured with ``v2v bench --contended``, docs/performance.md, "A shared CPU").
 
 :class:`ThreadPolicy` therefore chooses the intra-op thread count from what the cores
 are doing *now*: before a forward (at most every ``window_s``) it reads how much CPU
@@ -15,10 +15,10 @@ time the cores this process may run on (``os.sched_getaffinity``) spent busy
 (at least 1). The load average would be the obvious signal but it is a minute-long
 average of *runnable* tasks: it reacts in tens of seconds and counts our own threads.
 
-A count fixed by the user is respected: ``OMP_NUM_THREADS`` in the environment, or a
-``torch.set_num_threads`` call that the policy did not make, turns adaptation off (for
-the rest of the process), so ``threads: 1`` on the node or ``v2v bench --threads 1``
-mean what they say.
+A count fixed by the user is respected: ``OMP_NUM_THREADS`` in the environment, an
+explicit count (the node's ``threads: N``, ``v2v bench --threads N``) or a
+``torch.set_num_threads`` call that the policy did not make turns adaptation off; a
+count lowered before the policy starts is its ceiling.
 """
 
 from __future__ import annotations
@@ -128,6 +128,8 @@ class ThreadPolicy:
             torch.set_num_threads(ceiling)
         self._set = torch.get_num_threads()
         self.ceiling = self._set
+        if not self.fixed:  # first sample now: the first forward (after model loading) can already decide
+            self._sample(time.monotonic())
 
     @property
     def cores(self) -> int:
@@ -155,16 +157,21 @@ class ThreadPolicy:
             if torch.get_num_threads() != self._set:
                 self.fixed = True  # someone called torch.set_num_threads: their choice wins from now on
                 return self.threads
-            busy = read_cpu_busy(self._cpus)
-            if busy is None:
-                self.fixed = True  # no /proc/stat (not Linux): keep torch's count
+            sample = self._sample(now)
+            if sample is None:
                 return self.threads
-            sample = CpuSample(now, busy, time.process_time())
-            self._last = sample
             if last is None or sample.t <= last.t:
                 return self._set
             self.observe(((sample.busy_s - last.busy_s) - (sample.own_s - last.own_s)) / (sample.t - last.t))
             return self._set
+
+    def _sample(self, now: float) -> CpuSample | None:
+        busy = read_cpu_busy(self._cpus)
+        if busy is None:
+            self.fixed = True  # no /proc/stat (not Linux): keep torch's count
+            return None
+        self._last = CpuSample(now, busy, time.process_time())
+        return self._last
 
     def observe(self, others: float) -> int:
         """Use the count for ``others`` cores' worth of competing CPU (the measurement step, split out for tests)."""
