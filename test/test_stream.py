@@ -110,22 +110,27 @@ def test_lost_camera_info_rejected_at_once_without_stable_calibration() -> None:
 
 
 def test_lost_camera_info_falls_back_to_constant_calibration() -> None:
-    """Once two camera_infos carried the same calibration, a frame whose own is lost uses the latest."""
+    """Once two camera_infos carried the same calibration, a frame without its own uses the latest."""
     p = StampPairer(capacity=10)
     key = ("640x480", (1.0, 0.0, 2.0))
-    for s in (1, 2):
-        p.add_depth(s, "f", f"d{s}")
-        p.add_info(s, "f", f"i{s}", info_key=key)
-    assert p.stable
-    p.add_depth(3, "f", "d3")  # its camera_info is lost
-    pairs, rej = p.add_info(4, "f", "i4", info_key=key)
-    assert [(x.stamp_ns, x.info) for x in pairs] == [(3, "i4")] and not rej and p.fallback_pairs == 1
-    pairs, _ = p.add_depth(4, "f", "d4")  # its own camera_info waited: exact pair, no fallback
-    assert pairs[0].info == "i4" and p.fallback_pairs == 1
-    # a changed calibration is not stable: the next orphan is rejected, not paired with wrong intrinsics
-    p.add_depth(5, "f", "d5")
-    _, rej = p.add_info(6, "f", "i6", info_key=("1280x720",))
-    assert [r.reason for r in rej] == ["no_camera_info"] and not p.stable
+    p.add_depth(1, "f", "d1")
+    p.add_info(1, "f", "i1", info_key=key)
+    assert not p.stable and p.add_depth(2, "f", "d2") == ([], [])  # not known constant yet: waits
+    p.add_info(2, "f", "i2", info_key=key)
+    assert p.stable and p.fallback_pairs == 0
+    pairs, rej = p.add_depth(3, "f", "d3")  # its camera_info is late or lost: no waiting
+    assert [(x.stamp_ns, x.info) for x in pairs] == [(3, "i2")] and not rej and p.fallback_pairs == 1
+    p.add_info(3, "f", "i3", info_key=key)
+    p.add_info(4, "f", "i4", info_key=key)
+    assert p.add_depth(4, "f", "d4")[0][0].info == "i4" and p.fallback_pairs == 1  # its own was there
+    # A changed calibration is not constant: frames wait for their own, and orphans are rejected
+    # rather than paired with intrinsics of the other calibration.
+    p.add_info(5, "f", "i5", info_key=("1280x720",))
+    assert not p.stable and p.add_depth(6, "f", "d6") == ([], [])
+    _, rej = p.add_info(7, "f", "i7", info_key=("1280x720", "zoomed"))
+    assert [(r.reason, r.stamp_ns) for r in rej] == [("no_camera_info", 6)]
+    p.add_info(8, "f", "i8", info_key=("1280x720", "zoomed"))
+    assert p.add_depth(9, "f", "d9")[0][0].info == "i8"  # constant again after two
 
 
 def test_full_buffer_evicts_oldest_stamp_and_counts_unused_info() -> None:

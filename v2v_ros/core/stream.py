@@ -54,10 +54,11 @@ class StampPairer:
       step (another process, a loaded executor);
     * **near stamps** (``tolerance_ns``): the closest camera_info within the tolerance;
     * **camera_info that never changes**: once two consecutive camera_infos carried the same
-      calibration (``info_key``), a frame whose own camera_info is missing (lost in transport,
-      never published, evicted) is paired with the latest one instead of being rejected; the
-      calibration it would have carried is the same by construction. ``static_info`` forces
-      this for every frame (cameras that publish camera_info once or rarely).
+      calibration (``info_key``), a frame whose own camera_info has not arrived (published
+      after the image, rarely, or lost in transport) is paired at once with the latest one
+      (``fallback_pairs``); the calibration it would have carried is the same by construction.
+      A camera_info with another calibration ends this until it repeats. ``static_info``
+      forces it for every frame from the first camera_info on (cameras that latch camera_info).
 
     Both sides wait in bounded buffers (``capacity`` each), evicted by stamp, oldest first.
     A frame leaves exactly one way: paired (``Paired``) or rejected with a reason
@@ -83,7 +84,7 @@ class StampPairer:
         self._latest_key: Hashable | None = None
         self._same_key_run = 0
         self.info_unused = 0  # camera_infos evicted or replaced without pairing
-        self.fallback_pairs = 0  # frames paired with the latest stable camera_info, not their own
+        self.fallback_pairs = 0  # frames paired with the latest constant camera_info, not their own
 
     def __len__(self) -> int:
         return len(self._depth) + len(self._info)
@@ -159,8 +160,10 @@ class StampPairer:
                 self._emit(stamp_ns, frame_id, depth, received, i_frame, info, paired, rejected)
                 return paired, rejected
             latest = self._latest_info
-            if latest is not None and latest[0] > stamp_ns + self.tolerance_ns:
-                # A newer camera_info already came: this frame's own was lost or never sent.
+            if latest is not None and (self.stable or latest[0] > stamp_ns + self.tolerance_ns):
+                # Constant calibration: no need to wait for this frame's own copy of it (drivers that
+                # publish camera_info rarely, or after the image). Or a newer camera_info already
+                # came, so this frame's own was lost or never sent.
                 self._depth[stamp_ns] = (frame_id, depth, received)
                 self._resolve_orphan(stamp_ns, paired, rejected)
                 return paired, rejected
@@ -234,6 +237,7 @@ class LatestSlot(Generic[T]):
         self._item: T | None = None
         self._has = False
         self._closed = False
+        self._taken = 0  # items handed to the consumer and not yet reported done
         self.dropped = 0
 
     def put(self, item: T) -> T | None:
@@ -254,7 +258,19 @@ class LatestSlot(Generic[T]):
             if not self._has:
                 return None
             item, self._item, self._has = self._item, None, False
+            self._taken += 1
             return item
+
+    def task_done(self) -> None:
+        """The consumer finished the item it took (so :attr:`pending` can count it until then)."""
+        with self._cond:
+            self._taken = max(0, self._taken - 1)
+
+    @property
+    def pending(self) -> int:
+        """Items waiting in the slot or taken and still being worked on."""
+        with self._cond:
+            return int(self._has) + self._taken
 
     def clear(self) -> int:
         """Drop the pending item (counted); returns how many were dropped (0 or 1)."""

@@ -59,7 +59,7 @@ def build_status(s: PipelineSnapshot) -> DiagnosticStatus:
         "rejected": str(sum(v for k, v in s.counters.items() if k.startswith("rejected."))),
     }
     for key in sorted(s.counters):
-        if key.startswith(("rejected.", "dropped.", "warn.", "reference.", "no_hand.")):
+        if key.startswith(("rejected.", "dropped.", "warn.", "reference.", "no_hand.", "camera_info.", "frames.", "lost.")):
             values[key] = str(s.counters[key])
     for key, v in s.queue.items():
         values[f"queue.{key}"] = str(v)

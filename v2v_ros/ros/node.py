@@ -25,6 +25,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -233,14 +234,17 @@ class PoseNode(LifecycleNode):
                          history=qos_profile_sensor_data.history, durability=qos_profile_sensor_data.durability)
         overrides = QoSOverridingOptions.with_default_policies()
         self._subs = [
-            self.create_subscription(Image, "depth/image", self._on_image, qos, qos_overriding_options=overrides),
+            self.create_subscription(Image, "depth/image", self._on_image, qos, qos_overriding_options=overrides,
+                                     event_callbacks=self._lost_events("lost.depth_image", "depth/image")),
             self.create_subscription(CameraInfo, "depth/camera_info", self._on_info, qos,
-                                     qos_overriding_options=overrides),
+                                     qos_overriding_options=overrides,
+                                     event_callbacks=self._lost_events("camera_info.lost", "depth/camera_info")),
         ]
         if self._cfg["use_compressed"]:
             self._subs.append(self.create_subscription(
                 CompressedImage, "depth/image/compressedDepth", self._on_compressed, qos,
-                qos_overriding_options=overrides))
+                qos_overriding_options=overrides,
+                event_callbacks=self._lost_events("lost.depth_compressed", "depth/image/compressedDepth")))
         self.slot.reopen()
         with self._est_lock:
             if self._estimator is not None:
@@ -251,6 +255,20 @@ class PoseNode(LifecycleNode):
         self._state = "active"
         self.get_logger().info(f"active: listening on {self.resolve_topic_name('depth/image')}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _lost_events(self, key: str, topic: str) -> SubscriptionEventCallbacks:
+        """Count messages DDS reports lost before they reached us (gaps in the publisher's sequence).
+
+        They never enter ``frames_in``; with a best-effort camera in another process this is where
+        frames lost in transport show up (docs/node.md, "Transport").
+        """
+        def on_lost(info: Any) -> None:
+            self.counters.inc(key, int(info.total_count_change))
+            if self._throttle.ready(key):
+                self.get_logger().warning(
+                    f"DDS lost {self.counters.get(key)} messages so far on {self.resolve_topic_name(topic)} "
+                    "before delivery (large images from another process: see docs/node.md, Transport)")
+        return SubscriptionEventCallbacks(message_lost=on_lost, use_default_callbacks=False)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
@@ -336,10 +354,14 @@ class PoseNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=10.0)
             self._worker = None
-        self.slot.clear()
+        # Frames still waiting for a camera_info or for the worker never come out: count them.
+        waiting = self.slot.clear()
         with self._pair_lock:
-            self.pairer.clear()
+            waiting += self.pairer.clear()
             self._last_dispatched = None
+        if waiting:
+            self.counters.inc("dropped", waiting)
+            self.counters.inc("dropped.shutdown", waiting)
 
     # -- callbacks (executor thread: cheap only) ------------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -358,9 +380,10 @@ class PoseNode(LifecycleNode):
         self._dispatch(pairs, rejected)
 
     def _on_info(self, msg: CameraInfo) -> None:
-        self.counters.inc("camera_info_in")
+        self.counters.inc("camera_info.in")
         with self._pair_lock:
-            pairs, rejected = self.pairer.add_info(header_stamp_ns(msg.header), msg.header.frame_id, msg)
+            pairs, rejected = self.pairer.add_info(header_stamp_ns(msg.header), msg.header.frame_id, msg,
+                                                   info_key=calibration_key(msg))
         self._dispatch(pairs, rejected)
 
     def _dispatch(self, pairs: list[Paired], rejected: list[Any]) -> None:
@@ -377,8 +400,9 @@ class PoseNode(LifecycleNode):
                     continue
                 self._last_dispatched = p.received
                 displaced = self.slot.put(p)
-            if displaced is not None:
+            if displaced is not None:  # newest frame wins: the worker was busy
                 self.counters.inc("dropped")
+                self.counters.inc("dropped.newer_frame")
 
     # -- worker ------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -390,6 +414,8 @@ class PoseNode(LifecycleNode):
                 self._process(pair)
             except Exception as exc:  # never let one frame kill the worker
                 self._reject("internal", f"unexpected error: {type(exc).__name__}: {exc}")
+            finally:
+                self.slot.task_done()
 
     def _process(self, pair: Paired) -> None:
         cfg = self._cfg
@@ -426,7 +452,9 @@ class PoseNode(LifecycleNode):
         else:
             with self._est_lock:
                 est = self._estimator
-                if est is None:
+                if est is None:  # released by a concurrent cleanup
+                    self.counters.inc("dropped")
+                    self.counters.inc("dropped.shutdown")
                     return
                 try:
                     result = est.estimate(depth, intr, stamp_ns=stamp_to_ns(header.stamp.sec, header.stamp.nanosec))
@@ -505,12 +533,38 @@ class PoseNode(LifecycleNode):
         with self._pair_lock:
             queue = {"pending_depth": self.pairer.pending_depth, "pending_total": len(self.pairer),
                      "slot": len(self.slot)}
+            counters["camera_info.unused"] = self.pairer.info_unused
+            counters["camera_info.fallback"] = self.pairer.fallback_pairs
+        counters.setdefault("camera_info.in", 0)
+        counters.update(frame_accounting(counters, queue["pending_depth"] + self.slot.pending))
         return PipelineSnapshot(self.get_name(), self._state, self._device, self._model_name or "none",
                                 self.rate_in.rate(), self.rate_out.rate(), p50, p95, counters, queue, recent)
 
     def publish_diagnostics(self) -> None:
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diag_pub.publish(build_array(header, self.snapshot()))
+
+
+def calibration_key(msg: CameraInfo) -> tuple[Any, ...]:
+    """What makes two camera_infos the same calibration (the pairer's fallback compares these)."""
+    return (msg.header.frame_id, msg.width, msg.height, msg.distortion_model, tuple(msg.k), tuple(msg.d),
+            tuple(msg.p), msg.binning_x, msg.binning_y, msg.roi.x_offset, msg.roi.y_offset, msg.roi.width,
+            msg.roi.height)
+
+
+def frame_accounting(counters: dict[str, int], pending: int) -> dict[str, int]:
+    """``frames.pending`` and ``frames.unaccounted`` for diagnostics.
+
+    Every depth frame that enters ends exactly one way: published (``frames_out``), dropped
+    (``dropped``, by reason in ``dropped.*``), rejected without an answer (``rejected.*``
+    except ``all_invalid``, which still publishes an empty array), or it is still waiting
+    (pair buffer, hand-over slot, worker). ``frames.unaccounted`` is what is left over: 0 when
+    the node is idle (a frame moving between two stages can show for one report).
+    """
+    rejected = sum(v for k, v in counters.items() if k.startswith("rejected.") and k != "rejected.all_invalid")
+    left = (counters.get("frames_in", 0) - counters.get("frames_out", 0) - counters.get("dropped", 0)
+            - rejected - pending)
+    return {"frames.pending": pending, "frames.unaccounted": left}
 
 
 def main(args: list[str] | None = None) -> int:

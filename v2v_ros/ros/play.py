@@ -19,6 +19,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from v2v_ros.bag.io import open_reader
+from v2v_ros.ros.transport import profile_env
 
 
 def msg_class(msgtype: str) -> Any:
@@ -40,6 +41,10 @@ def play(bag: str | os.PathLike[str], rate: float = 1.0, loop: bool = False, top
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    # Depth images to a node in another process go through this process's shared-memory segment:
+    # with Fast DDS's default 512 KiB, a best-effort subscriber loses most full-size frames
+    # (v2v_ros.ros.transport). Takes effect if no ROS context of this process exists yet.
+    profile_env()
     remap = remap or {}
     own = context is None
     ctx = context or Context()
@@ -59,11 +64,12 @@ def play(bag: str | os.PathLike[str], rate: float = 1.0, loop: bool = False, top
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         pubs = {c.id: node.create_publisher(msg_class(c.msgtype), remap.get(c.topic, c.topic), qos) for c in conns}
         if wait_subscribers > 0:
-            first = next(iter(pubs.values()))
+            # Every topic's subscriber, not only the first: a node that sees images without their
+            # camera_info at the start rejects those frames.
             end = time.monotonic() + wait_subscribers
-            while first.get_subscription_count() == 0 and time.monotonic() < end:
+            while any(p.get_subscription_count() == 0 for p in pubs.values()) and time.monotonic() < end:
                 time.sleep(0.05)
-            time.sleep(0.3)  # let the remaining topics match too
+            time.sleep(0.5)  # the subscribers' side of discovery completes shortly after ours
         while True:
             t0_bag: int | None = None
             t0 = time.monotonic()

@@ -25,6 +25,7 @@ from visualization_msgs.msg import MarkerArray
 
 from v2v_ros.core.camera import Intrinsics
 from v2v_ros.msg import Skeleton3DArray
+from v2v_ros.ros.transport import profile_env
 
 INTR = Intrinsics(fx=120.0, fy=120.0, cx=79.5, cy=59.5)  # a 160x120 camera
 FRAME = "camera_depth_optical_frame"
@@ -139,3 +140,121 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10.0, period: float = 0.
             return True
         time.sleep(period)
     return bool(cond())
+
+
+# -- a camera in another process ---------------------------------------------------------------------
+# The node's normal case is a camera driver in a separate process (shared-memory or UDP transport,
+# DDS discovery between processes, the driver's own QoS), which an in-process harness never
+# exercises. `python -m v2v_ros.ros.testing camera ...` is such a driver for tests and benchmarks.
+
+def vga_intrinsics(width: int, height: int) -> Intrinsics:
+    """A depth camera of the given size with a ~67 degree horizontal field of view (like a RealSense)."""
+    f = 0.75 * width
+    return Intrinsics(fx=f, fy=f, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0)
+
+
+def camera_info_msg(intr: Intrinsics, width: int, height: int) -> CameraInfo:
+    """CameraInfo with K and P of ``intr`` (plumb_bob, no distortion), header left empty."""
+    info = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
+    info.k = [intr.fx, 0.0, intr.cx, 0.0, intr.fy, intr.cy, 0.0, 0.0, 1.0]
+    info.p = [intr.fx, 0.0, intr.cx, 0.0, 0.0, intr.fy, intr.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.d = [0.0] * 5
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    return info
+
+
+def run_camera(args: Any) -> dict[str, Any]:
+    """Publish a 16UC1 depth stream + camera_info like a camera driver; returns what was sent.
+
+    Frames are paced on a monotonic schedule (no drift); stamps are the ROS clock at publish
+    time (like a driver stamping at capture). camera_info is published before its image with the
+    same stamp (``--info-offset-ms`` shifts it, for drivers that stamp the two topics apart), or
+    only once per ``--info-every`` frames. Waits for a subscriber on both topics first.
+    """
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy  # noqa: PLC0415
+
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    if args.profile:
+        profile_env()  # large images through shared memory: the publisher's segment (v2v_ros.ros.transport)
+    rclpy.init()
+    node = Node("v2v_test_camera")
+    reliability = (ReliabilityPolicy.RELIABLE if args.reliability == "reliable"
+                   else ReliabilityPolicy.BEST_EFFORT)
+    qos = QoSProfile(depth=args.qos_depth, reliability=reliability, history=HistoryPolicy.KEEP_LAST,
+                     durability=DurabilityPolicy.VOLATILE)
+    pub_image = node.create_publisher(Image, args.image_topic, qos)
+    pub_info = node.create_publisher(CameraInfo, args.info_topic, qos)
+    intr = vga_intrinsics(args.width, args.height)
+    depth = blob_depth(args.height, args.width, intr, center_mm=(0.0, 0.0, 500.0), radius_mm=60.0,
+                       background_mm=900.0)
+    data = np.round(depth).astype("<u2").tobytes()
+    info = camera_info_msg(intr, args.width, args.height)
+    sent: dict[str, Any] = {"images": 0, "infos": 0, "image_bytes": len(data), "first_stamp_ns": None,
+                            "last_stamp_ns": None, "matched": False}
+    try:
+        sent["matched"] = wait_for(lambda: pub_image.get_subscription_count() > 0
+                                   and pub_info.get_subscription_count() > 0, args.wait_s)
+        time.sleep(args.settle_s)  # the subscriber's side of discovery completes shortly after ours
+        n = args.frames if args.frames > 0 else int(round(args.seconds * args.hz))
+        t0 = time.monotonic()
+        for i in range(n):
+            stamp = node.get_clock().now()
+            ns = stamp.nanoseconds
+            image = Image(height=args.height, width=args.width, encoding="16UC1", is_bigendian=0,
+                          step=args.width * 2, data=data)
+            image.header.stamp = stamp.to_msg()
+            image.header.frame_id = args.frame_id
+            if args.info_every > 0 and i % args.info_every == 0:
+                info.header.frame_id = args.frame_id
+                info_ns = ns + int(args.info_offset_ms * 1e6)
+                info.header.stamp.sec, info.header.stamp.nanosec = divmod(info_ns, 1_000_000_000)
+                pub_info.publish(info)
+                sent["infos"] += 1
+            pub_image.publish(image)
+            sent["images"] += 1
+            sent["first_stamp_ns"] = sent["first_stamp_ns"] or ns
+            sent["last_stamp_ns"] = ns
+            delay = t0 + (i + 1) / args.hz - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        sent["seconds"] = time.monotonic() - t0
+        time.sleep(args.linger_s)  # best effort: nothing to resend, but let the last samples leave
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return sent
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m v2v_ros.ros.testing camera [...]``: prints one JSON line of what was published."""
+    import argparse  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    ap = argparse.ArgumentParser(prog="python -m v2v_ros.ros.testing")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    cam = sub.add_parser("camera", help="publish a synthetic 16UC1 depth stream + camera_info")
+    cam.add_argument("--hz", type=float, default=30.0)
+    cam.add_argument("--seconds", type=float, default=10.0)
+    cam.add_argument("--frames", type=int, default=0, help="frames to send (overrides --seconds)")
+    cam.add_argument("--width", type=int, default=640)
+    cam.add_argument("--height", type=int, default=480)
+    cam.add_argument("--reliability", choices=["best_effort", "reliable"], default="best_effort")
+    cam.add_argument("--qos-depth", type=int, default=5)
+    cam.add_argument("--image-topic", default="/camera/depth/image_rect_raw")
+    cam.add_argument("--info-topic", default="/camera/depth/camera_info")
+    cam.add_argument("--frame-id", default=FRAME)
+    cam.add_argument("--info-offset-ms", type=float, default=0.0)
+    cam.add_argument("--info-every", type=int, default=1, help="camera_info every N frames (0: never)")
+    cam.add_argument("--wait-s", type=float, default=30.0)
+    cam.add_argument("--settle-s", type=float, default=1.0)
+    cam.add_argument("--linger-s", type=float, default=1.0)
+    cam.add_argument("--no-profile", dest="profile", action="store_false",
+                     help="publish without the package's Fast DDS profile (a camera driver with its defaults)")
+    args = ap.parse_args(argv)
+    sent = run_camera(args)
+    print(json.dumps(sent), flush=True)
+    return 0 if sent["matched"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
