@@ -216,7 +216,11 @@ def test_shipped_model_finds_no_hand_in_the_shapes_that_used_to_pass(shipped: Po
     wall = np.full((480, 640), 800.0, np.float32)
     noise = np.random.default_rng(0).integers(0, 255, (480, 640)).astype(np.uint8)  # an 8-bit image read as mm
     for name, depth in (("disc", disc), ("wall", wall), ("uint8", noise)):
-        r = shipped.estimate(depth, CAM)
+        try:
+            r = shipped.estimate(depth, CAM)
+        except ValueError:  # the input check may refuse 8-bit data outright: no skeleton either
+            assert name == "uint8"
+            continue
         assert not r.valid and r.reason == NO_HAND, (name, r.valid, r.reason, r.presence)
 
 
@@ -275,3 +279,35 @@ def test_no_hand_cause_names_why_nothing_was_published() -> None:
                             counters={"no_hand": 3, "no_hand.absent": 2, "no_hand.low_confidence": 1})
     values = status_values(build_status(snap))
     assert (values["no_hand"], values["no_hand.absent"], values["no_hand.low_confidence"]) == ("3", "2", "1")
+
+
+# -- v2v synth --no-hand-fraction ----------------------------------------------------------------------------
+@pytest.mark.parametrize("extra, message", [
+    (["--no-hand-fraction", "0.5"], "needs --full-frame"),
+    (["--full-frame", "--no-hand-fraction", "1.5"], "must be in [0, 1]"),
+    (["--full-frame", "--no-hand-fraction", "0.5", "--no-hand-kinds", "cup,mug"], "unknown kind(s) mug"),
+    (["--full-frame", "--no-hand-kinds", "cup"], "needs --no-hand-fraction > 0"),
+    (["--full-frame", "--no-hand-fraction", "0.5", "--sequence", "4"], "cannot be combined with --sequence"),
+])
+def test_synth_no_hand_options_are_checked_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          extra: list[str], message: str) -> None:
+    from v2v_ros.cli import main
+
+    out = tmp_path / "ds"
+    assert main(["synth", "--out", str(out), "--n", "2", *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_synth_writes_a_mixed_set_the_evaluator_can_split(tmp_path: Path) -> None:
+    from v2v_ros.cli import main
+    from v2v_ros.data.shards import ShardDataset
+
+    out = tmp_path / "mixed"
+    assert main(["synth", "--out", str(out), "--n", "12", "--seed", "6", "--full-frame", "--width", "160",
+                 "--height", "120", "--fx", "154", "--no-hand-fraction", "0.5", "--no-hand-kinds", "cup,arm"]) == 0
+    frames = list(ShardDataset(out))
+    hand_free = [f for f in frames if np.isnan(f.joints).all()]
+    assert [np.isnan(f.joints).all() for f in frames] == [is_negative(6, i, 0.5) for i in range(12)]
+    assert 0 < len(hand_free) < 12 and {f.info["scene"] for f in hand_free} <= {"cup", "arm"}
+    assert sum(np.isfinite(f.joints).all() for f in frames) == 12 - len(hand_free)  # the rest are labelled hands

@@ -2,8 +2,10 @@
 evaluator, the benchmarks and the evaluation CLI all call, so they cannot disagree.
 
 Stages (timed per call): input check -> hand localisation (depth band + CoM, then the
-optional refinement CNN) -> crop to the cube's image footprint -> back-projection ->
-voxelisation -> V2V-PoseNet -> heatmap decoding. Units: mm and pixels throughout.
+optional refinement CNN) -> hand-presence check (optional classifier, core.presence: a cube
+without a hand ends here as an invalid result, reason "no_hand") -> crop to the cube's image
+footprint -> back-projection -> voxelisation -> V2V-PoseNet -> heatmap decoding. Units: mm and
+pixels throughout.
 """
 
 from __future__ import annotations

@@ -37,6 +37,12 @@ class PresenceConfig(YamlConfig):
     val_frames: int = 1000
     train_seed: int = 21
     val_seed: int = 23
+    # More hand-free frames of the kinds that look most like a hand (rendered into hard_data when missing;
+    # 0 = none): the validation split showed cups, then boxes and discs, passing most often.
+    hard_data: str = "data/presence_train_hard.npz"
+    hard_frames: int = 0
+    hard_kinds: tuple[str, ...] = ("cup", "box", "disc")
+    hard_seed: int = 25
     hypotheses: int = 8  # detector peaks per frame (the estimator's default)
     jitter_mm: float = 15.0  # std of the positives' offset from the true hand centre (per axis)
     positive_within_mm: float = 40.0  # a candidate this close to the hand centre is a positive
@@ -80,14 +86,14 @@ def candidate_centres(depth: np.ndarray, intr: Any, hypotheses: int) -> list[np.
     return [np.asarray(ref(depth, intr, c), np.float64) for c in found]
 
 
-def _crops(job: tuple[int, int, bool, float, float, float]) -> dict[str, Any]:
+def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
     """Crops of one frame: (input crops int8, labels, source) and the frame's kind."""
     from v2v_ros.data.synthetic import render_frame  # noqa: PLC0415
-    from v2v_ros.data.synthetic.negatives import render_negative  # noqa: PLC0415
+    from v2v_ros.data.synthetic.negatives import NEGATIVE_KINDS, render_negative  # noqa: PLC0415
 
-    seed, index, negative, jitter, pos_mm, neg_mm = job
+    seed, index, negative, jitter, pos_mm, neg_mm, kinds = job
     meta = _STATE["meta"]
-    frame = render_negative(seed, index) if negative else render_frame(seed, index)
+    frame = render_negative(seed, index, kinds=kinds or NEGATIVE_KINDS) if negative else render_frame(seed, index)
     depth, intr = frame.depth, frame.intrinsics
     rng = np.random.default_rng([seed, index, int(negative), 99])
     centres, labels, source = [], [], []
@@ -115,11 +121,14 @@ def _crops(job: tuple[int, int, bool, float, float, float]) -> dict[str, Any]:
             "kind": str(frame.info.get("scene", "hand"))}
 
 
-def make_presence_data(path: str | Path, cfg: PresenceConfig, seed: int, n: int) -> Path:
-    """Render ``n`` hand frames and ``n`` hand-free frames of ``seed`` and store their crops in one .npz."""
+def make_presence_data(path: str | Path, cfg: PresenceConfig, seed: int, n: int,
+                       hard_kinds: tuple[str, ...] | None = None) -> Path:
+    """Render ``n`` hand frames and ``n`` hand-free frames of ``seed`` and store their crops in one .npz
+    (with ``hard_kinds``: ``n`` hand-free frames of those kinds only)."""
     meta = _meta(cfg)
-    jobs = [(seed, i, neg, cfg.jitter_mm, cfg.positive_within_mm, cfg.negative_beyond_mm)
-            for i in range(n) for neg in (False, True)]
+    sides = (True,) if hard_kinds else (False, True)
+    jobs = [(seed, i, neg, cfg.jitter_mm, cfg.positive_within_mm, cfg.negative_beyond_mm, hard_kinds)
+            for i in range(n) for neg in sides]
     init = (cfg.candidates_model, {k: v for k, v in asdict(meta).items() if k != "provenance"}, cfg.hypotheses)
     with mp.get_context("spawn").Pool(max(1, cfg.workers), initializer=_init_worker, initargs=init) as pool:
         res = pool.map(_crops, jobs, chunksize=16)
@@ -205,6 +214,14 @@ def train_presence(cfg: PresenceConfig) -> Path:
             print(f"rendering {n} hand + {n} hand-free frames (seed {seed}) into {path}", flush=True)
             make_presence_data(path, cfg, seed, n)
     train = dict(np.load(cfg.train_data))
+    if cfg.hard_frames > 0:
+        if not Path(cfg.hard_data).exists():
+            print(f"rendering {cfg.hard_frames} hand-free frames of {', '.join(cfg.hard_kinds)} (seed {cfg.hard_seed}) "
+                  f"into {cfg.hard_data}", flush=True)
+            make_presence_data(cfg.hard_data, cfg, cfg.hard_seed, cfg.hard_frames, tuple(cfg.hard_kinds))
+        hard = np.load(cfg.hard_data)
+        for k in ("x", "y", "source"):
+            train[k] = np.concatenate([train[k], hard[k]])
     val = dict(np.load(cfg.val_data))
     started = time.time()
     torch.manual_seed(cfg.seed)
