@@ -110,27 +110,41 @@ def test_lost_camera_info_rejected_at_once_without_stable_calibration() -> None:
 
 
 def test_lost_camera_info_falls_back_to_constant_calibration() -> None:
-    """Once two camera_infos carried the same calibration, a frame without its own uses the latest."""
+    """Once two camera_infos carried the same calibration, a frame whose own is lost uses the latest."""
     p = StampPairer(capacity=10)
     key = ("640x480", (1.0, 0.0, 2.0))
-    p.add_depth(1, "f", "d1")
-    p.add_info(1, "f", "i1", info_key=key)
-    assert not p.stable and p.add_depth(2, "f", "d2") == ([], [])  # not known constant yet: waits
-    p.add_info(2, "f", "i2", info_key=key)
-    assert p.stable and p.fallback_pairs == 0
-    pairs, rej = p.add_depth(3, "f", "d3")  # its camera_info is late or lost: no waiting
-    assert [(x.stamp_ns, x.info) for x in pairs] == [(3, "i2")] and not rej and p.fallback_pairs == 1
-    p.add_info(3, "f", "i3", info_key=key)
-    p.add_info(4, "f", "i4", info_key=key)
-    assert p.add_depth(4, "f", "d4")[0][0].info == "i4" and p.fallback_pairs == 1  # its own was there
-    # A changed calibration is not constant: frames wait for their own, and orphans are rejected
-    # rather than paired with intrinsics of the other calibration.
-    p.add_info(5, "f", "i5", info_key=("1280x720",))
-    assert not p.stable and p.add_depth(6, "f", "d6") == ([], [])
-    _, rej = p.add_info(7, "f", "i7", info_key=("1280x720", "zoomed"))
-    assert [(r.reason, r.stamp_ns) for r in rej] == [("no_camera_info", 6)]
-    p.add_info(8, "f", "i8", info_key=("1280x720", "zoomed"))
-    assert p.add_depth(9, "f", "d9")[0][0].info == "i8"  # constant again after two
+    for s in (1, 2):
+        p.add_depth(s, "f", f"d{s}")
+        p.add_info(s, "f", f"i{s}", info_key=key)
+    assert p.stable
+    assert p.add_depth(3, "f", "d3") == ([], [])  # frames have had their own: wait for it
+    pairs, rej = p.add_info(4, "f", "i4", info_key=key)  # the one of stamp 3 was lost
+    assert [(x.stamp_ns, x.info) for x in pairs] == [(3, "i4")] and not rej and p.fallback_pairs == 1
+    assert p.add_depth(4, "f", "d4")[0][0].info == "i4" and p.fallback_pairs == 1  # its own waited
+
+
+def test_rare_camera_info_pairs_at_once_and_changes_are_seen() -> None:
+    """A driver publishing camera_info once in a while: frames in between pair at once with it."""
+    p = StampPairer(capacity=3)
+    key = ("640x480",)
+    out = []
+    for s in range(1, 40):
+        if s % 10 == 1:
+            out += p.add_info(s, "f", f"i{s}", info_key=key)[0]
+        out += p.add_depth(s, "f", f"d{s}")[0]
+    assert len(out) >= 39 - 11 and p.pending_depth == 0  # only frames before it was constant waited
+    assert out[-1].stamp_ns == 39 and out[-1].info == "i31"
+    # camera_info with every frame again: a changed one at a frame's stamp is used for it.
+    for s in (40, 41):
+        p.add_info(s, "f", f"i{s}", info_key=key)
+        assert p.add_depth(s, "f", f"d{s}")[0][0].info == f"i{s}"
+    assert p.add_depth(42, "f", "d42") == ([], [])
+    pairs, _ = p.add_info(42, "f", "zoomed", info_key=("640x480", "zoomed"))
+    assert pairs[0].info == "zoomed" and not p.stable
+    # An orphan under a calibration seen only once is rejected, not paired with it.
+    p.add_depth(43, "f", "d43")
+    _, rej = p.add_info(44, "f", "other", info_key=("1280x720",))
+    assert [(r.reason, r.stamp_ns) for r in rej] == [("no_camera_info", 43)]
 
 
 def test_full_buffer_evicts_oldest_stamp_and_counts_unused_info() -> None:

@@ -54,11 +54,14 @@ class StampPairer:
       step (another process, a loaded executor);
     * **near stamps** (``tolerance_ns``): the closest camera_info within the tolerance;
     * **camera_info that never changes**: once two consecutive camera_infos carried the same
-      calibration (``info_key``), a frame whose own camera_info has not arrived (published
-      after the image, rarely, or lost in transport) is paired at once with the latest one
-      (``fallback_pairs``); the calibration it would have carried is the same by construction.
-      A camera_info with another calibration ends this until it repeats. ``static_info``
-      forces it for every frame from the first camera_info on (cameras that latch camera_info).
+      calibration (``info_key``), a frame whose own camera_info will not come (lost in
+      transport: a newer one arrived first) is paired with the latest one (``fallback_pairs``);
+      the calibration it would have carried is the same by construction. When camera_info
+      comes only every few frames (a driver that publishes it rarely), frames pair with it at
+      once; when it comes with every frame, each frame waits for its own (so a changed
+      camera_info with the same stamp as its image is used for it). A camera_info with another calibration ends
+      the fallback until it repeats. ``static_info`` reuses the latest camera_info for every
+      frame from the first one on (cameras that latch camera_info).
 
     Both sides wait in bounded buffers (``capacity`` each), evicted by stamp, oldest first.
     A frame leaves exactly one way: paired (``Paired``) or rejected with a reason
@@ -83,6 +86,8 @@ class StampPairer:
         self._latest_info: tuple[int, str, Any] | None = None  # (stamp, frame_id, info)
         self._latest_key: Hashable | None = None
         self._same_key_run = 0
+        self._own_infos = True  # camera_info comes with (nearly) every frame: wait for a frame's own
+        self._depths_since_info = 0
         self.info_unused = 0  # camera_infos evicted or replaced without pairing
         self.fallback_pairs = 0  # frames paired with the latest constant camera_info, not their own
 
@@ -111,6 +116,8 @@ class StampPairer:
             self._same_key_run = 1 if info_key is not None else 0
         self._latest_key = info_key
         self._latest_info = (stamp_ns, frame_id, info)
+        self._own_infos = self._depths_since_info <= 2  # (2: the two topics may arrive a frame out of step)
+        self._depths_since_info = 0
         paired: list[Paired] = []
         rejected: list[Rejected] = []
         if self.static_info:
@@ -144,6 +151,7 @@ class StampPairer:
         received = time.monotonic() if received is None else received
         paired: list[Paired] = []
         rejected: list[Rejected] = []
+        self._depths_since_info += 1
         if self.static_info:
             if self._latest_info is not None:
                 _, i_frame, info = self._latest_info
@@ -160,10 +168,10 @@ class StampPairer:
                 self._emit(stamp_ns, frame_id, depth, received, i_frame, info, paired, rejected)
                 return paired, rejected
             latest = self._latest_info
-            if latest is not None and (self.stable or latest[0] > stamp_ns + self.tolerance_ns):
-                # Constant calibration: no need to wait for this frame's own copy of it (drivers that
-                # publish camera_info rarely, or after the image). Or a newer camera_info already
-                # came, so this frame's own was lost or never sent.
+            if latest is not None and ((self.stable and not self._own_infos) or latest[0] > stamp_ns + self.tolerance_ns):
+                # Constant calibration and frames have been going without their own camera_info
+                # (published rarely): no need to wait for a copy of it. Or a newer camera_info
+                # already came, so this frame's own was lost or never sent.
                 self._depth[stamp_ns] = (frame_id, depth, received)
                 self._resolve_orphan(stamp_ns, paired, rejected)
                 return paired, rejected
@@ -184,6 +192,8 @@ class StampPairer:
         self._latest_info = None
         self._latest_key = None
         self._same_key_run = 0
+        self._own_infos = True
+        self._depths_since_info = 0
         return n
 
     # -- helpers ------------------------------------------------------------------------
