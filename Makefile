@@ -61,8 +61,12 @@ else
   ENV_LD     := $(PREFIX)/lib
 endif
 
+# Publishers of full-size depth images to another process need a larger Fast DDS shared-memory
+# segment than the default (docs/node.md, "Transport"); a profile the user chose is kept.
+FASTDDS_PROFILE := $(or $(FASTDDS_DEFAULT_PROFILES_FILE),$(ROOT)/config/fastdds_large_data.xml)
 RUN_ENV := PATH="$(VENV)/bin:$$PATH" PYTHONPATH="$(ENV_PYPATH)" AMENT_PREFIX_PATH="$(ENV_AMENT)" \
-           LD_LIBRARY_PATH="$(ENV_LD)" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+           LD_LIBRARY_PATH="$(ENV_LD)" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST \
+           FASTDDS_DEFAULT_PROFILES_FILE="$(FASTDDS_PROFILE)"
 
 .PHONY: help setup test demo demo-body env lint bench clean distclean
 
@@ -145,6 +149,7 @@ env:
 	@echo 'export AMENT_PREFIX_PATH="$(ENV_AMENT)"'
 	@echo 'export LD_LIBRARY_PATH="$(ENV_LD)"'
 	@echo 'export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST'
+	@echo 'export FASTDDS_DEFAULT_PROFILES_FILE="$(FASTDDS_PROFILE)"'
 	@echo 'export ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$(ROS_DOMAIN_ID)}'
 
 clean:
