@@ -68,12 +68,13 @@ RUN_ENV := PATH="$(VENV)/bin:$$PATH" PYTHONPATH="$(ENV_PYPATH)" AMENT_PREFIX_PAT
            LD_LIBRARY_PATH="$(ENV_LD)" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST \
            FASTDDS_DEFAULT_PROFILES_FILE="$(FASTDDS_PROFILE)"
 
-.PHONY: help setup test demo demo-body env lint bench clean distclean
+.PHONY: help setup test demo demo-body env lint bench reproduce-hand clean distclean
 
 help:
 	@echo "make demo   - set up and run the end-to-end demo (node + bag replay + evaluation)"
 	@echo "make test   - set up and run the tests"
 	@echo "make demo-body - the same demo with the body preset (needs models/body_default)"
+	@echo "make reproduce-hand - regenerate held-out data, evaluate the shipped hand model, print its card's tables"
 	@echo "make setup  - only create .venv, install dependencies and build the messages"
 	@echo "eval \"\$$(make -s env)\" - export PATH/PYTHONPATH/... for v2v and the node"
 
@@ -138,6 +139,11 @@ demo-body: setup
 
 bench: setup
 	@$(RUN_ENV) $(PY) -m v2v_ros.cli bench $(BENCH_ARGS)
+
+# Regenerate the held-out data with the committed generator, evaluate the shipped hand model
+# and print its model card's tables (models/hand_default.md). FRAMES=N for a quick look.
+reproduce-hand: setup
+	@$(RUN_ENV) tools/reproduce_hand.sh
 
 lint: setup
 	@$(VENV)/bin/ruff check .

@@ -726,10 +726,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-base", action="store_true", help="only the trade-off/scaling parts")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--markdown", type=Path, default=None, help="also append the table to this file")
+    p.add_argument("--train", action="store_true",
+                   help="training throughput instead: the project's CPU trainer vs a plain fp32 PyTorch loop "
+                        "(v2v_ros.bench_train)")
+    p.add_argument("--train-grids", default="32,48,88", help="grids of --train")
+    p.add_argument("--train-batch", type=int, default=8, help="batch size of --train")
+    p.add_argument("--train-steps", type=int, default=4, help="timed steps per grid and loop (after 2 warm-up)")
+    p.add_argument("--train-curve", type=int, default=0, metavar="N",
+                   help="with --train: also train both loops N steps on --eval-root shards and compare losses")
+    p.add_argument("--train-curve-grid", type=int, default=32, help="grid of --train-curve")
+    p.add_argument("--train-curve-cube", type=float, default=250.0, help="cube (mm) of --train-curve")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.train:
+        from v2v_ros.bench_train import run as run_train  # noqa: PLC0415
+        from v2v_ros.core.threads import configure_threads  # noqa: PLC0415
+
+        configure_threads(args.threads)
+        return run_train(args)
     problem = _check_model(args)
     if problem:
         print(f"v2v bench: {problem}", file=sys.stderr)

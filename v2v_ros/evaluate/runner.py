@@ -223,6 +223,12 @@ def evaluate_estimator(estimator: Any, frames: Iterable[Any], *, spec: Any = Non
                         visibility_tolerance_mm=VISIBILITY_TOLERANCE_MM.get(kind))
     report = evaluate_arrays(run.pred, run.gt, joint_names=joint_names, kind=kind)
     report["dataset"] = spec.name if spec is not None else None
+    fingerprint = getattr(frames, "fingerprint", None)  # shard folders: the content's sha256 (data.shards)
+    if fingerprint is not None:
+        # what was evaluated, so a number can be traced to its frames (first ``limit`` of them)
+        report["data"] = {"fingerprint": fingerprint, "frames": int(len(run.gt)), "limit": limit,
+                          "generator_version": frames.meta.get("generator", {}).get("version")
+                          if hasattr(frames, "meta") else None}
     report["timings_ms"] = {k: round(v, 3) for k, v in run.timings_ms.items()}
     report["wall_ms_per_frame"] = round(run.wall_ms, 3)
     report["invalid_reasons"] = run.invalid_reasons

@@ -53,6 +53,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bag", action="store_true", help="also write a rosbag2 of full frames + ground truth to OUT/bag")
     p.add_argument("--bag-format", choices=["sqlite3", "mcap"], default="sqlite3", help="rosbag2 storage plugin")
     p.add_argument("--workers", type=int, default=1, help="generator processes")
+    p.add_argument("--scale-min", type=float, default=0.8,
+                   help="smallest hand (x an adult hand of 185 mm wrist to middle fingertip; ~0.65 = a child's)")
+    p.add_argument("--scale-max", type=float, default=1.2, help="largest hand (same unit)")
+    p.add_argument("--cameras", default=None, metavar="P,P",
+                   help="draw each frame's (clip's) camera from these presets (intrinsics and resolution), e.g. "
+                        "realsense,nyu,icvl,msra; default: the --preset camera for every frame")
+    p.add_argument("--sensor-jitter", type=float, default=0.0, metavar="J",
+                   help="0..1: vary noise level (up to 4x either way at 1), edge dropouts, flying pixels and "
+                        "grazing-angle losses per frame")
+    p.add_argument("--sleeve", type=float, default=0.0, metavar="P",
+                   help="probability of a loose sleeve over the forearm (ends 2-12 cm before the wrist)")
     p.add_argument("--no-hand-fraction", type=float, default=0.0, metavar="F",
                    help="make each frame a hand-free scene with probability F (table, wall, cup, box, a forearm or "
                         "person with the hand out of view, ...; v2v_ros.data.synthetic.negatives): joints are NaN, "
@@ -78,8 +89,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
         overrides["fy"] = overrides["fx"]
     if args.sequence < 0:
         raise SystemExit(f"synth: --sequence must be >= 0, got {args.sequence}")
+    cameras = tuple(c.strip() for c in args.cameras.split(",") if c.strip()) if args.cameras else ()
     return replace(cfg, **overrides, clutter=not args.no_clutter, depth_range=(args.depth_min, args.depth_max),
-                   sequence_length=args.sequence)
+                   sequence_length=args.sequence, scale_range=(args.scale_min, args.scale_max), cameras=cameras,
+                   sensor_jitter=args.sensor_jitter, sleeve_probability=args.sleeve)
 
 
 def body_config_from_args(args: argparse.Namespace) -> Any:
@@ -120,6 +133,19 @@ def check_args(args: argparse.Namespace) -> str | None:
         if value is not None and (value == 0 or value != value):
             return f"--{name} must be non-zero, got {value}"
     if not getattr(args, "body", False):
+        if not 0 < args.scale_min <= args.scale_max:
+            return f"--scale-min/--scale-max must satisfy 0 < min <= max, got {args.scale_min}, {args.scale_max}"
+        if args.cameras is not None:
+            from v2v_ros.data.synthetic import CAMERA_PRESETS
+
+            names = [c.strip() for c in args.cameras.split(",") if c.strip()]
+            unknown = [c for c in names if c not in CAMERA_PRESETS]
+            if not names or unknown:
+                return f"--cameras {args.cameras!r}: known presets are {','.join(sorted(CAMERA_PRESETS))}"
+        if not 0.0 <= args.sensor_jitter <= 1.0:
+            return f"--sensor-jitter must be in [0, 1], got {args.sensor_jitter}"
+        if not 0.0 <= args.sleeve <= 1.0:
+            return f"--sleeve must be in [0, 1], got {args.sleeve}"
         if not 0 < args.depth_min <= args.depth_max:
             return f"--depth-min/--depth-max must satisfy 0 < min <= max (mm), got {args.depth_min}, {args.depth_max}"
     if args.view is not None and not getattr(args, "body", False):
@@ -183,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from v2v_ros.data.shards import ShardWriter, crop_to_cube
+    from v2v_ros.data.synthetic import GENERATOR_VERSION
 
     problem = check_args(args)
     if problem:
@@ -210,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
     cube = None if args.full_frame else float(crop)
     meta = {
         "seed": args.seed,
-        "generator": {"name": "v2v_ros.data.synthetic" + (".body" if body else ""), "config": cfg.to_dict(),
+        "generator": {"name": "v2v_ros.data.synthetic" + (".body" if body else ""), "version": GENERATOR_VERSION,
+                      "config": cfg.to_dict(),
                       "full_frame": bool(args.full_frame), "crop_cube_mm": cube},
     }
     if _no_hand(args)[0] > 0:
@@ -241,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"synth: {args.n} frames in {len(writer.shards)} shard(s) -> {args.out}"
           + (f", bag -> {bag_path} ({args.bag_format})" if args.bag else "")
           + f" [{dt:.1f} s, {args.n / max(dt, 1e-9):.1f} frames/s]")
+    print(f"synth: fingerprint {writer.fingerprint} (generator version {GENERATOR_VERSION})")
     return 0
 
 
