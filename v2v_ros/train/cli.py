@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("train-presence", help="train the hand-presence classifier (no skeleton on hand-free frames)")
     q.add_argument("--config", required=True, help="YAML file, e.g. config/train/presence_synthetic.yaml")
     q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    q.add_argument("--recalibrate", default=None, metavar="WEIGHTS",
+                   help="do not train: set the threshold of this x.presence.safetensors from val_data and "
+                        "target_false_positive (rewrites its .json)")
     q.set_defaults(func=_train_presence)
 
 
@@ -92,11 +95,11 @@ def _train_detector(args: argparse.Namespace) -> int:
 
 
 def _train_presence(args: argparse.Namespace) -> int:
-    from v2v_ros.train.presence import PresenceConfig, train_presence  # noqa: PLC0415
+    from v2v_ros.train.presence import PresenceConfig, recalibrate_presence, train_presence  # noqa: PLC0415
 
     try:
         cfg = PresenceConfig.from_yaml(args.config, _overrides(args.set))
-        out = train_presence(cfg)
+        out = recalibrate_presence(args.recalibrate, cfg) if args.recalibrate else train_presence(cfg)
     except USER_ERRORS as exc:
         return _fail("train-presence", exc)
     print(f"presence classifier written to {out}")

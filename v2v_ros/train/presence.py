@@ -192,6 +192,34 @@ def predict(net: torch.nn.Module, x: np.ndarray, batch: int = 512) -> np.ndarray
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def recalibrate_presence(weights: str | Path, cfg: PresenceConfig) -> Path:
+    """Set the threshold of a trained classifier from ``cfg.val_data`` and ``cfg.target_false_positive``.
+
+    Why: the rate of hand-free frames that may publish a skeleton is a choice of the
+    application (and a real camera's hand-free frames may need another threshold than the
+    synthetic ones); the weights need not change for it. The validation crops are rendered
+    when ``val_data`` is missing, as in training.
+    """
+    if not Path(cfg.val_data).exists():
+        print(f"rendering {cfg.val_frames} hand + {cfg.val_frames} hand-free frames (seed {cfg.val_seed}) into "
+              f"{cfg.val_data}", flush=True)
+        make_presence_data(cfg.val_data, cfg, cfg.val_seed, cfg.val_frames)
+    pres = Presence.load(weights)
+    val = dict(np.load(cfg.val_data))
+    prob = predict(pres.net, val["x"])
+    scores = frame_scores(prob, val)
+    negative = val["frame_negative"].astype(bool)
+    threshold = calibrate(scores, negative, cfg.target_false_positive)
+    metrics = detection_rates(scores, negative, val["frame_kind"], threshold)
+    metrics["threshold"] = threshold
+    metrics["crop_accuracy"] = float(((prob >= threshold) == (val["y"] == 1)).mean())
+    print(json.dumps(metrics), flush=True)
+    pres.meta.threshold = threshold
+    pres.meta.provenance = {**pres.meta.provenance, "val": metrics,
+                            "recalibrated": {"val_data": cfg.val_data, "target_false_positive": cfg.target_false_positive}}
+    return pres.save(weights)
+
+
 # -- training ---------------------------------------------------------------------------------------------
 def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One of the 8 flips/quarter turns per crop: a hand is a hand at any roll and from either side."""
