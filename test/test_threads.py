@@ -87,8 +87,10 @@ def test_configure_threads_switches_the_process_policy() -> None:
         pol = th.configure_threads(0)
         assert not pol.fixed and th.default_policy() is pol
         assert pol.ceiling == len(os.sched_getaffinity(0))
-        with pytest.raises(ValueError, match="threads"):
-            ThreadPolicy(-1)
+        assert th.configure_threads(0) is pol  # already adaptive: kept
+        for bad in (lambda: ThreadPolicy(-1), lambda: th.configure_threads(-1)):
+            with pytest.raises(ValueError, match="threads"):
+                bad()
     finally:
         th.configure_threads(0)
 

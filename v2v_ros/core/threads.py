@@ -207,11 +207,19 @@ def default_policy() -> ThreadPolicy:
 def configure_threads(threads: int) -> ThreadPolicy:
     """Set the process-wide policy: ``threads > 0`` a fixed count, ``0`` adaptive (the default).
 
-    What the node's ``threads`` parameter and ``v2v bench --threads`` call.
+    What the node's ``threads`` parameter and ``v2v bench --threads`` call. Adaptive after
+    a fixed count (or after a ``torch.set_num_threads`` of the caller's) starts again from
+    every core; the first adaptive policy of a process keeps torch's count as its ceiling,
+    so a process that lowered it before (a test runner, an embedding application) keeps that.
     """
     global _DEFAULT
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0 = adapt to the free cores), got {threads}")
     with _DEFAULT_LOCK:
-        if threads == 0 and _DEFAULT is not None and not _DEFAULT.fixed:
-            return _DEFAULT
-        _DEFAULT = ThreadPolicy(threads, ceiling=len(_affinity()) if threads == 0 else None)
+        if threads > 0:
+            _DEFAULT = ThreadPolicy(threads)
+        elif _DEFAULT is None:
+            _DEFAULT = ThreadPolicy(0)
+        elif _DEFAULT.fixed:
+            _DEFAULT = ThreadPolicy(0, ceiling=len(_affinity()))
         return _DEFAULT
