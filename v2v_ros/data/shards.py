@@ -15,6 +15,12 @@ crop in its full image; ``joints`` float32 (n, J, 3) mm camera frame;
 (W, H); ``handedness`` int8 (n,) (0 right, 1 left, -1 unknown); ``info`` unicode
 (n,) one JSON object per frame.
 
+Optional, only in shards of datasets with several targets per frame (``v2v synth --hands``;
+``meta.json`` then records ``max_targets``): ``targets`` float32 (n, K, J, 3), every
+target's joints (mm), NaN-padded to the shard's largest count K, and ``target_count``
+int8 (n,). ``joints`` still holds one target per frame, so readers and trainers that know
+nothing about targets keep working on such data, and older shards read as before.
+
 Frames are stored as uint16 millimetre crops around the hand because that is all
 the network looks at: a 320 mm cube at 500 mm is ~400x400 px instead of 640x480,
 and zlib packs the zero background to almost nothing. Shards keep files few and
@@ -60,6 +66,8 @@ class Frame:
     image_size: tuple[int, int]
     joints: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    # (K, J, 3) mm: every target of a multi-target frame (K may be 0); None for single-target data
+    targets: np.ndarray | None = None
 
     def full_depth(self) -> np.ndarray:
         """The (H, W) float32 image with the crop pasted at its offset and zeros elsewhere."""
@@ -97,7 +105,11 @@ def _frame_from_arrays(arrs: dict[str, np.ndarray], i: int) -> Frame:
     fx, fy, cx, cy = (float(x) for x in arrs["intrinsics"][i])
     width, height = (int(x) for x in arrs["image_size"][i])
     info = json.loads(str(arrs["info"][i])) if "info" in arrs else {}
-    return Frame(depth, (u0, v0), Intrinsics(fx, fy, cx, cy), (width, height), arrs["joints"][i].copy(), info)
+    targets = None
+    if "targets" in arrs:
+        targets = arrs["targets"][i, : int(arrs["target_count"][i])].copy()
+    return Frame(depth, (u0, v0), Intrinsics(fx, fy, cx, cy), (width, height), arrs["joints"][i].copy(), info,
+                 targets)
 
 
 def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
@@ -125,6 +137,26 @@ def combine_digests(digests: Iterable[str]) -> str:
 def _to_uint16(depth: np.ndarray) -> np.ndarray:
     d = np.nan_to_num(np.asarray(depth, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     return np.clip(np.rint(d), 0, 65535).astype(np.uint16)
+
+
+def _target_arrays(frames: Sequence[Frame], num_joints: int) -> dict[str, np.ndarray]:
+    """``targets`` (n, K, J, 3) NaN-padded and ``target_count`` (n,) of one shard's frames.
+
+    A frame without ``targets`` counts its ``joints`` as its one target (none when they are NaN).
+    """
+    per = []
+    for f in frames:
+        if f.targets is not None:
+            t = np.asarray(f.targets, dtype=np.float32).reshape(-1, num_joints, 3)
+        else:
+            j = np.asarray(f.joints, dtype=np.float32)[None]
+            t = j if np.isfinite(j).all() else j[:0]
+        per.append(t)
+    k = max(1, max(len(t) for t in per))
+    out = np.full((len(frames), k, num_joints, 3), np.nan, np.float32)
+    for i, t in enumerate(per):
+        out[i, : len(t)] = t
+    return {"targets": out, "target_count": np.array([len(t) for t in per], np.int8)}
 
 
 class ShardWriter:
@@ -156,6 +188,7 @@ class ShardWriter:
         self.count = 0
         self._buf: list[Frame] = []
         self._closed = False
+        self.max_targets = 0  # largest target count of a frame written (0: single-target data)
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -191,6 +224,9 @@ class ShardWriter:
             "handedness": np.array([_HANDEDNESS.get(str(f.info.get("handedness")), -1) for f in frames], np.int8),
             "info": np.array([json.dumps(f.info, sort_keys=True) for f in frames], dtype=np.str_),
         }
+        if any(f.targets is not None for f in frames):
+            arrays.update(_target_arrays(frames, len(self.joint_names)))
+            self.max_targets = max(self.max_targets, int(arrays["target_count"].max(initial=0)))
         name = f"shard-{len(self.shards):05d}.npz"
         tmp = self.root / (name + ".tmp.npz")
         np.savez_compressed(tmp, **arrays)
@@ -214,6 +250,7 @@ class ShardWriter:
             "skeleton": self.skeleton,
             "joint_names": self.joint_names,
             "count": self.count,
+            **({"max_targets": self.max_targets} if self.max_targets else {}),
             **{k: v for k, v in self.meta_extra.items()
                if k not in ("shards", "count", "format", "version", "fingerprint")},
             "fingerprint": self.fingerprint,

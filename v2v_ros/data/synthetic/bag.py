@@ -91,17 +91,27 @@ class FrameBagWriter:
             roi=t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
         )
         point = t["geometry_msgs/msg/Point"]
-        joints_m = np.asarray(frame.joints, dtype=np.float64) / 1000.0
-        ref = joints_m.mean(axis=0)
-        names = self.joint_names or [f"joint_{i}" for i in range(len(joints_m))]
-        skel = t["v2v_ros/msg/Skeleton3D"](
-            id=0, skeleton_type=self.skeleton_type, joint_names=list(names),
-            keypoints=[t["v2v_ros/msg/Keypoint3D"](position=point(x=float(p[0]), y=float(p[1]), z=float(p[2])),
-                                                   confidence=1.0) for p in joints_m],
-            reference_point=point(x=float(ref[0]), y=float(ref[1]), z=float(ref[2])),
-            cube_size=self.cube_size_m, score=1.0, valid=True,
-        )
-        gt = t["v2v_ros/msg/Skeleton3DArray"](header=header, skeletons=[skel])
+        names = self.joint_names or [f"joint_{i}" for i in range(len(frame.joints))]
+        # Multi-target frames (v2v synth --hands): one skeleton per target, id = the target's id in the
+        # clip (ground truth for identity metrics); a frame without a target has none.
+        if frame.targets is not None:
+            ids = [int(d.get("id", k)) for k, d in enumerate(frame.info.get("targets") or [])]
+            targets = list(frame.targets)
+            ids = ids if len(ids) == len(targets) else list(range(len(targets)))
+        else:
+            targets, ids = [frame.joints], [0]
+        skeletons = []
+        for tid, joints in zip(ids, targets, strict=True):
+            joints_m = np.asarray(joints, dtype=np.float64) / 1000.0
+            ref = joints_m.mean(axis=0)
+            skeletons.append(t["v2v_ros/msg/Skeleton3D"](
+                id=tid, skeleton_type=self.skeleton_type, joint_names=list(names),
+                keypoints=[t["v2v_ros/msg/Keypoint3D"](position=point(x=float(p[0]), y=float(p[1]), z=float(p[2])),
+                                                       confidence=1.0) for p in joints_m],
+                reference_point=point(x=float(ref[0]), y=float(ref[1]), z=float(ref[2])),
+                cube_size=self.cube_size_m, score=1.0, valid=True,
+            ))
+        gt = t["v2v_ros/msg/Skeleton3DArray"](header=header, skeletons=skeletons)
         for topic, msg in ((DEPTH_TOPIC, image), (INFO_TOPIC, info), (GT_TOPIC, gt)):
             self._writer.write(self._conns[topic], ns, self.ts.serialize_cdr(msg, msg.__msgtype__))
         self.count += 1

@@ -71,6 +71,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-hand-kinds", default=None, metavar="K,K",
                    help="hand-free scene kinds to draw from (comma-separated; default all: "
                         "empty,wall,table,cup,box,disc,arm,body,clutter,speckle)")
+    p.add_argument("--hands", default=None, metavar="N|MIN-MAX",
+                   help="several hands per frame, each a target with its own labels (v2v_ros.data.synthetic.multi): "
+                        "'2' = two hands (a left and a right: apart, touching, one occluding the other; in clips also "
+                        "crossing), '0-2' = zero, one or two; shards gain per-target arrays, bags one ground-truth "
+                        "skeleton per hand. Needs --full-frame; default: the single-hand generator")
     p.set_defaults(func=run)
 
 
@@ -152,7 +157,28 @@ def check_args(args: argparse.Namespace) -> str | None:
         return f"--view {args.view} applies to people only: add --body (hands have no camera view preset)"
     if args.crop_cube_mm is not None and not args.crop_cube_mm > 0:
         return f"--crop-cube-mm must be > 0, got {args.crop_cube_mm}"
-    return _no_hand_problem(args)
+    return _no_hand_problem(args) or _hands_problem(args)
+
+
+def _hands_problem(args: argparse.Namespace) -> str | None:
+    """--hands checks: a crop around one hand would cut the others away."""
+    text = getattr(args, "hands", None)
+    if text is None:
+        return None
+    from v2v_ros.data.synthetic.multi import HandsSpec
+
+    try:
+        HandsSpec.parse(text)
+    except ValueError as exc:
+        return f"--hands: {exc}"
+    if not args.full_frame:
+        return "--hands needs --full-frame (a crop around one hand would cut the others away)"
+    for flag, on in (("--body", getattr(args, "body", False)), ("--no-hand-fraction", args.no_hand_fraction > 0),
+                     ("--sleeve", args.sleeve > 0), ("--cameras", args.cameras is not None),
+                     ("--sensor-jitter", args.sensor_jitter > 0)):
+        if on:
+            return f"--hands cannot be combined with {flag}"
+    return None
 
 
 def _no_hand_problem(args: argparse.Namespace) -> str | None:
@@ -187,6 +213,11 @@ def _work(job: tuple[Any, ...]) -> Any:
 
     seed, index, cfg, cube = job[:4]
     no_hand, kinds = job[4] if len(job) > 4 else (0.0, None)  # --no-hand-fraction, --no-hand-kinds
+    hands = job[5] if len(job) > 5 else None  # --hands: a multi.HandsSpec
+    if hands is not None:
+        from v2v_ros.data.synthetic.multi import render_multi_frame
+
+        return render_multi_frame(seed, index, cfg, hands)
     if no_hand > 0 and is_negative(seed, index, no_hand):
         return render_negative(seed, index, cfg, kinds or NEGATIVE_KINDS)
     frame = render_body_frame(seed, index, cfg) if isinstance(cfg, BodyConfig) else render_frame(seed, index, cfg)
@@ -194,10 +225,11 @@ def _work(job: tuple[Any, ...]) -> Any:
 
 
 def generate(seed: int, n: int, cfg: Any, cube: float | None, workers: int,
-             no_hand: tuple[float, tuple[str, ...] | None] = (0.0, None)) -> Iterator[Any]:
+             no_hand: tuple[float, tuple[str, ...] | None] = (0.0, None), hands: Any = None) -> Iterator[Any]:
     """Frames 0..n-1 in order (crops when ``cube`` is given), from ``workers`` processes; ``no_hand``:
-    (fraction of hand-free frames, their kinds or None for all)."""
-    jobs = ((seed, i, cfg, cube, no_hand) for i in range(n))
+    (fraction of hand-free frames, their kinds or None for all); ``hands``: a ``multi.HandsSpec`` for
+    scenes with several hands (None: the single-hand generator)."""
+    jobs = ((seed, i, cfg, cube, no_hand, hands) for i in range(n))
     if workers <= 1:
         yield from map(_work, jobs)
         return
@@ -243,6 +275,13 @@ def run(args: argparse.Namespace) -> int:
     }
     if _no_hand(args)[0] > 0:
         meta["generator"]["no_hand"] = {"fraction": _no_hand(args)[0], "kinds": list(_no_hand(args)[1] or ())}
+    hands = None
+    if getattr(args, "hands", None) is not None:
+        from v2v_ros.data.synthetic.multi import HandsSpec
+
+        hands = HandsSpec.parse(args.hands)
+        meta["generator"]["name"] = "v2v_ros.data.synthetic.multi"
+        meta["generator"]["hands"] = hands.to_dict()
     worker_cube = None if args.bag else cube  # the bag needs full images: crop here instead
     t0 = time.perf_counter()
     bag_cm: Any = None
@@ -255,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
             bag_cm = FrameBagWriter(bag_path, storage=args.bag_format, skeleton_type=skeleton.name,
                                     joint_names=list(skeleton.joint_names), **extra_bag).__enter__()
         try:
-            for frame in tqdm(generate(args.seed, args.n, cfg, worker_cube, args.workers, _no_hand(args)), total=args.n,
+            for frame in tqdm(generate(args.seed, args.n, cfg, worker_cube, args.workers, _no_hand(args), hands), total=args.n,
                               unit="frame", desc="synth", dynamic_ncols=True):
                 if bag_cm is not None:
                     bag_cm.add(frame)

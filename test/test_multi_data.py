@@ -1,0 +1,135 @@
+"""Scenes with several hands (v2v_ros.data.synthetic.multi), their per-target shard arrays and bag ground truth."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from v2v_ros.cli import main
+from v2v_ros.core.skeletons import HAND_MSRA21
+from v2v_ros.data.shards import Frame, ShardDataset, ShardWriter
+from v2v_ros.data.synthetic import SynthConfig, render_frame
+from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
+
+NAMES = list(HAND_MSRA21.joint_names)
+
+
+def test_two_hand_frames_label_a_left_and_a_right_hand_in_view() -> None:
+    cfg = SynthConfig()
+    sides, arrangements = [], set()
+    for i in range(12):
+        f = render_multi_frame(4, i, cfg, HandsSpec(2, 2))
+        assert f.targets is not None and f.targets.shape == (2, 21, 3)
+        assert np.isfinite(f.targets).all()
+        for t in f.targets:  # every joint projects into the image, in front of the camera
+            uvd = cfg.intrinsics.to_uvd(t.astype(np.float64))
+            assert (uvd[:, 2] > 100).all()
+            assert (uvd[:, 0] >= 0).all() and (uvd[:, 0] <= cfg.width - 1).all()
+        info = f.info["targets"]
+        assert [d["id"] for d in info] == [0, 1]
+        assert all(0.0 <= d["visible"] <= 1.0 for d in info)
+        sides.append(tuple(sorted(d["handedness"] for d in info)))
+        arrangements.add(f.info["arrangement"])
+        # the single-target joints are the most visible hand's
+        best = int(np.argmax([d["visible"] for d in info]))
+        np.testing.assert_array_equal(f.joints, f.targets[best])
+    assert sides.count(("left", "right")) >= 9  # a left and a right hand, apart from the odd two-people frame
+    assert len(arrangements) >= 2
+
+
+def test_occluding_hand_hides_part_of_the_far_one() -> None:
+    seen = []
+    for i in range(40):
+        f = render_multi_frame(6, i, SynthConfig(), HandsSpec(2, 2))
+        if f.info["arrangement"] == "occluding":
+            seen.append(min(d["visible"] for d in f.info["targets"]))
+    assert seen and min(seen) < 0.8  # at least one far hand is partly hidden
+
+
+def test_frames_are_reproducible_and_counts_follow_the_spec() -> None:
+    a = render_multi_frame(1, 5, hands=HandsSpec(0, 2))
+    b = render_multi_frame(1, 5, hands=HandsSpec(0, 2))
+    np.testing.assert_array_equal(a.depth, b.depth)
+    np.testing.assert_array_equal(a.targets, b.targets)
+    counts = {render_multi_frame(1, i, hands=HandsSpec(0, 2)).info["hands"] for i in range(15)}
+    assert counts == {0, 1, 2}
+    empty = next(render_multi_frame(1, i, hands=HandsSpec(0, 2)) for i in range(15)
+                 if render_multi_frame(1, i, hands=HandsSpec(0, 2)).info["hands"] == 0)
+    assert np.isnan(empty.joints).all() and empty.targets is not None and empty.targets.shape[0] == 0
+
+
+def test_the_single_hand_generator_is_untouched_by_the_multi_module() -> None:
+    before = render_frame(3, 2)
+    render_multi_frame(3, 2, hands=HandsSpec(2, 2))
+    after = render_frame(3, 2)
+    np.testing.assert_array_equal(before.depth, after.depth)
+    assert before.targets is None
+
+
+def test_clips_keep_each_hand_on_its_id_and_move_it_smoothly() -> None:
+    cfg = replace(SynthConfig(), sequence_length=10)
+    frames = [render_multi_frame(2, i, cfg, HandsSpec(2, 2)) for i in range(10)]
+    sides = {tuple(d["handedness"] for d in f.info["targets"]) for f in frames}
+    assert len(sides) == 1  # the same hand keeps its id for the whole clip
+    centres = np.stack([f.targets.mean(axis=1) for f in frames])  # (10, 2, 3)
+    step = np.linalg.norm(np.diff(centres, axis=0), axis=-1)
+    assert step.max() < 80.0  # no jumps between consecutive frames
+    assert {f.info["clip"] for f in frames} == {0}
+
+
+@pytest.mark.parametrize("hands", ["2", "0-2"])
+def test_hands_spec_parses(hands: str) -> None:
+    spec = HandsSpec.parse(hands)
+    assert spec.max_hands == 2
+
+
+@pytest.mark.parametrize("bad", ["3", "2-1", "x", "-1"])
+def test_hands_spec_rejects_bad_values(bad: str) -> None:
+    with pytest.raises(ValueError):
+        HandsSpec.parse(bad)
+
+
+def test_shards_store_every_target_and_old_readers_keep_working(tmp_path: Path) -> None:
+    frames = [render_multi_frame(8, i, hands=HandsSpec(0, 2)) for i in range(5)]
+    with ShardWriter(tmp_path / "m", NAMES, "hand_msra21", shard_size=2) as w:
+        for f in frames:
+            w.add(f)
+    ds = ShardDataset(tmp_path / "m")
+    assert ds.meta["max_targets"] == max(f.info["hands"] for f in frames)
+    for f, g in zip(frames, ds, strict=True):
+        assert g.targets is not None and g.targets.shape == f.targets.shape
+        np.testing.assert_array_equal(g.targets, f.targets)
+        assert g.info["targets"] == f.info["targets"]
+    # single-target data: no target arrays, no meta key, frames read with targets None
+    single = Frame(np.ones((4, 4), np.float32), (0, 0), frames[0].intrinsics, (640, 480),
+                   np.zeros((21, 3), np.float32), {})
+    with ShardWriter(tmp_path / "s", NAMES, "hand_msra21") as w:
+        w.add(single)
+    ds = ShardDataset(tmp_path / "s")
+    assert "max_targets" not in ds.meta and "targets" not in ds.shard_arrays(0)
+    assert ds[0].targets is None
+
+
+def test_synth_cli_hands_writes_targets_and_a_bag_with_one_skeleton_per_hand(tmp_path: Path) -> None:
+    from v2v_ros.bag.io import iter_messages
+    from v2v_ros.data.synthetic.bag import GT_TOPIC
+
+    out = tmp_path / "two"
+    assert main(["synth", "--out", str(out), "--n", "3", "--seed", "3", "--hands", "2", "--full-frame", "--bag"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["max_targets"] == 2 and meta["generator"]["hands"]["min"] == 2
+    counts = [len(msg.skeletons) for _, _, msg in iter_messages(out / "bag", [GT_TOPIC])]
+    assert counts == [2, 2, 2]
+    ids = [[s.id for s in msg.skeletons] for _, _, msg in iter_messages(out / "bag", [GT_TOPIC])]
+    assert ids == [[0, 1]] * 3
+
+
+@pytest.mark.parametrize("extra", [[], ["--full-frame", "--body"], ["--full-frame", "--hands", "3"]])
+def test_synth_cli_rejects_hands_without_full_frames_or_with_bodies(tmp_path: Path, extra: list[str]) -> None:
+    args = ["synth", "--out", str(tmp_path / "x"), "--n", "1"] + (["--hands", "2"] if "--hands" not in extra else [])
+    assert main(args + extra) == 2
+    assert not (tmp_path / "x" / "meta.json").exists()
