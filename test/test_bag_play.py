@@ -75,3 +75,31 @@ def test_play_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "/nope" in capsys.readouterr().err
     assert v2v(["play", str(tmp_path / "d" / "bag"), "--remap", "/a=/b"]) == 2
     assert "FROM:=TO" in capsys.readouterr().err
+
+
+def test_play_is_complete_into_a_best_effort_subscriber_in_another_process(tmp_path: Path) -> None:
+    """`v2v play` of 640x480 frames to another process with a best-effort subscription (what the
+    node uses): every image and camera_info arrives. Fast DDS's default shared-memory segment
+    (512 KiB) loses most such frames; play gives its process the package's profile."""
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    assert v2v(["synth", "--out", str(tmp_path / "d"), "--n", "30", "--seed", "5", "--bag"]) == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("FASTDDS_DEFAULT_PROFILES_FILE",
+                                                           "FASTRTPS_DEFAULT_PROFILES_FILE")}
+    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(DOMAIN + 3))
+    counter = subprocess.Popen([sys.executable, "-m", "v2v_ros.ros.testing", "count", "--image-topic",
+                                synth_bag.DEPTH_TOPIC, "--info-topic", synth_bag.INFO_TOPIC, "--seconds", "90",
+                                "--idle-s", "3"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        played = subprocess.run([sys.executable, "-m", "v2v_ros.cli", "play", str(tmp_path / "d" / "bag"),
+                                 "--topics", synth_bag.DEPTH_TOPIC, synth_bag.INFO_TOPIC, "--wait-subscribers", "30",
+                                 "--domain-id", str(DOMAIN + 3)], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert played.returncode == 0, played.stderr
+        out, _ = counter.communicate(timeout=120)
+    finally:
+        if counter.poll() is None:
+            counter.kill()
+    assert json.loads(out.strip().splitlines()[-1]) == {"images": 30, "infos": 30}

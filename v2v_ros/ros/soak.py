@@ -79,6 +79,12 @@ def soak(frames: int, hz: float, params_file: str, domain_id: int, extra: list[s
     rss: list[tuple[float, float]] = []
     cam_out = ""
     try:
+        # "start" is the configured node (model loaded, warmed up), not the interpreter starting.
+        end = time.monotonic() + 180.0
+        while time.monotonic() < end and diag.get("state") != "active" and node.poll() is None:
+            time.sleep(0.2)
+        if diag.get("state") != "active":
+            raise RuntimeError("the node did not become active (see its log)")
         cam = subprocess.Popen([sys.executable, "-m", "v2v_ros.ros.testing", "camera", "--frames", str(frames),
                                 "--hz", str(hz), "--wait-s", "120"], env=env, stdout=subprocess.PIPE, text=True)
         t0 = time.monotonic()
@@ -95,14 +101,15 @@ def soak(frames: int, hz: float, params_file: str, domain_id: int, extra: list[s
         obs.destroy_node()
         rclpy.try_shutdown(context=ctx)
     sent = json.loads(cam_out.strip().splitlines()[-1])
-    streaming = [r for r in rss]
-    third = len(streaming) // 2
+    streaming = rss
+    middle = len(streaming) // 2
     arr = np.asarray(lat)
     return {
         "frames_sent": sent["images"], "hz": hz, "seconds": round(sent.get("seconds", 0.0), 1),
         "diagnostics": diag,
-        "rss_mib": {"start": round(streaming[0][1], 1), "middle": round(streaming[third][1], 1),
-                    "end": round(streaming[-1][1], 1), "max": round(max(r for _, r in streaming), 1)},
+        "rss_mib": {"start": round(streaming[0][1], 1), "middle": round(streaming[middle][1], 1),
+                    "end": round(streaming[-1][1], 1), "max": round(max(r for _, r in streaming), 1),
+                    "samples": len(streaming)},
         "latency_ms": {"n": int(arr.size), "p50": round(float(np.percentile(arr, 50)), 1),
                        "p95": round(float(np.percentile(arr, 95)), 1),
                        "max": round(float(arr.max()), 1)} if arr.size else {},

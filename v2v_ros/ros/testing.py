@@ -225,8 +225,41 @@ def run_camera(args: Any) -> dict[str, Any]:
     return sent
 
 
+def run_count(args: Any) -> dict[str, Any]:
+    """Count what arrives on the camera topics with a best-effort (or reliable) subscription.
+
+    Stops ``--idle-s`` seconds after the last message (or after ``--seconds``): the other half of
+    a transport measurement with ``camera``, without the node in the way.
+    """
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    rclpy.init()
+    node = Node("v2v_test_counter")
+    reliability = (ReliabilityPolicy.RELIABLE if args.reliability == "reliable"
+                   else ReliabilityPolicy.BEST_EFFORT)
+    qos = QoSProfile(depth=5, reliability=reliability)
+    got = {"images": 0, "infos": 0}
+    last = [time.monotonic()]
+
+    def on(kind: str) -> Callable[[Any], None]:
+        def cb(_: Any) -> None:
+            got[kind] += 1
+            last[0] = time.monotonic()
+        return cb
+
+    node.create_subscription(Image, args.image_topic, on("images"), qos)
+    node.create_subscription(CameraInfo, args.info_topic, on("infos"), qos)
+    end = time.monotonic() + args.seconds
+    try:
+        while time.monotonic() < end and not (got["images"] + got["infos"] and time.monotonic() - last[0] > args.idle_s):
+            rclpy.spin_once(node, timeout_sec=0.1)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return got
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m v2v_ros.ros.testing camera [...]``: prints one JSON line of what was published."""
+    """``python -m v2v_ros.ros.testing camera|count [...]``: prints one JSON line (sent or received)."""
     import argparse  # noqa: PLC0415
     import json  # noqa: PLC0415
 
@@ -250,7 +283,16 @@ def main(argv: list[str] | None = None) -> int:
     cam.add_argument("--linger-s", type=float, default=1.0)
     cam.add_argument("--no-profile", dest="profile", action="store_false",
                      help="publish without the package's Fast DDS profile (a camera driver with its defaults)")
+    cnt = sub.add_parser("count", help="count images and camera_infos received (best effort by default)")
+    cnt.add_argument("--reliability", choices=["best_effort", "reliable"], default="best_effort")
+    cnt.add_argument("--image-topic", default="/camera/depth/image_rect_raw")
+    cnt.add_argument("--info-topic", default="/camera/depth/camera_info")
+    cnt.add_argument("--seconds", type=float, default=120.0)
+    cnt.add_argument("--idle-s", type=float, default=5.0)
     args = ap.parse_args(argv)
+    if args.cmd == "count":
+        print(json.dumps(run_count(args)), flush=True)
+        return 0
     sent = run_camera(args)
     print(json.dumps(sent), flush=True)
     return 0 if sent["matched"] else 1
