@@ -25,6 +25,8 @@ from v2v_ros.core.camera import Intrinsics, cube_footprint
 from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
 from v2v_ros.core.depth_decode import check_depth_units
 from v2v_ros.core.detector import Detector
+from v2v_ros.core.handedness import NUM_HAND_JOINTS
+from v2v_ros.core.handedness import handedness as pose_handedness
 from v2v_ros.core.inference import (
     BACKENDS,
     PRECISIONS,
@@ -47,6 +49,16 @@ DEFAULT_HYPOTHESES = 8  # held-out synthetic hands, independent frames: 1 -> 25.
 DEFAULT_VERIFY_BELOW = 0.7
 VERIFY_ROUND = 2  # rival candidates estimated per batched forward (PoseEstimator._estimate_verified)
 MAX_PIXELS = 4096 * 4096  # larger "images" are rejected rather than allocated
+# Several targets per frame (PoseEstimator.estimate_all); v2v_ros.ros.params repeats the default.
+DEFAULT_MAX_TARGETS = 2  # two hands (of one person); each target costs one cube in the batched forward
+DUPLICATE_MM = 60.0  # two cube centres (or joint means) closer than this are one target: less than a hand's width
+RECENTRE_MM = 10.0  # a detected target whose pose's joint mean is farther than this from its cube centre is redone there
+DUPLICATE_JOINTS_MM = 25.0
+NEAR_HAND_MM = 250.0  # a candidate the presence classifier doubts this close to a found hand is asked again
+SECOND_CHANCE_SCORE = 0.4  # only a pose at least this confident (the trackers' bar) hides its hand's pixels
+HAND_MASK_MM = 22.0  # pixels this close to a found hand's joints and bones are hidden from that second question
+SEARCH_PEAKS = 16  # detector peaks placed in 3D when looking for every target (cheap: no network)
+REFINE_TRUST_MM = 50.0  # a refinement moving a peak farther than this went to another hand: the peak stays  # two poses whose joints are this close on average are one target
 
 
 @dataclass
@@ -66,6 +78,10 @@ class PoseResult:
     tracked: bool = False  # cube centred on the previous frame's estimate (core.tracking), not a detection
     candidates: int = 1  # cube centres estimated for this frame (> 1: the first was doubted and verified)
     presence: float = float("nan")  # hand-presence probability of the cube (NaN: no presence classifier ran)
+    # "left" / "right" from the pose's chirality (core.handedness), "" for bodies and invalid results
+    handedness: str = ""
+    handedness_confidence: float = 0.0  # in [0.5, 1] when handedness is set
+    track_id: int = -1  # identity given by a multi-target tracker (core.tracking.MultiTracker); -1: none
 
     @property
     def score(self) -> float:
@@ -147,6 +163,9 @@ class PoseEstimator:
         # (reason NO_HAND) without reaching the pose network, whatever the pose's confidence would be.
         self.presence = presence
         self.min_points = min_points
+        # estimate_all: re-estimate each newly detected target in a cube centred on its first pose (one more
+        # batched forward on the frames that search for targets; tracked targets never need it)
+        self.recentre = True
         # int8 calibration volumes, or a source called with (grid, cube mm, skeleton) when int8 is built;
         # the caller's (e.g. v2v_ros.data.calibration.synthetic_calibration_source): the core renders nothing.
         self.calibration = calibration
@@ -338,6 +357,144 @@ class PoseEstimator:
                 return []
         return self._estimate_cubes(depth, intrinsics, centers, timings)
 
+    def estimate_all(self, depth_mm: np.ndarray, intrinsics: Intrinsics, max_targets: int = DEFAULT_MAX_TARGETS,
+                     priors: Sequence[Any] = (), search: bool = True) -> list[PoseResult]:
+        """Every target in view (at most ``max_targets``), each from its own cube, all in ONE batched forward.
+
+        Candidates: the ``priors`` first (cube centres a tracker followed from the previous frame,
+        used as they are), then, with ``search``, the detector's peaks (the body localiser's objects)
+        best first. A peak within :data:`DUPLICATE_MM` of a kept or rejected candidate is the same
+        object and is skipped before anything is spent on it; the others are refined and, with a
+        presence classifier, kept only when it sees a hand there (the classifier, not the pose
+        network's confidence, is what tells a second hand from a cup: the pose network finds a
+        pose in any cube). Refined centres that converge onto a kept one are dropped too. The
+        kept cubes go through the pose network together; poses whose joint means are closer than
+        DUPLICATE_MM, or whose joints overlap (mean distance < DUPLICATE_JOINTS_MM), are one
+        target and the more confident one stays. Returns the valid results, most confident first
+        (an empty list: nothing found); their ``timings`` (one dict) hold the frame's whole cost.
+
+        Why not ``estimate`` in a loop: each call would run the detector again and its own
+        forward; here the detector runs once, priors skip it entirely when ``search`` is off, and
+        the network sees all cubes in one batch (two cubes cost far less than twice one).
+        """
+        if not isinstance(max_targets, int) or not 1 <= max_targets <= 16:
+            raise ValueError(f"max_targets must be an integer in [1, 16], got {max_targets!r}")
+        timings: dict[str, float] = {}
+        depth = self._checked(depth_mm, intrinsics, timings)
+        kept = [_check_point(p, "prior") for p in priors][:max_targets]
+        probs = [float("nan")] * len(kept)
+        rejected: list[np.ndarray] = []  # turned down by the presence classifier (asked again below)
+        if kept and self.presence is not None:  # a followed cube that lost its hand is no target any more
+            t = time.perf_counter()
+            probs = [float(p) for p in self.presence(depth, intrinsics, kept)]
+            _lap(timings, "presence", t)
+            here = [i for i, p in enumerate(probs) if p >= self.presence.threshold]
+            rejected = [kept[i] for i in range(len(kept)) if i not in here]
+            kept, probs = [kept[i] for i in here], [probs[i] for i in here]
+        n_priors = len(kept)  # followed cubes: centred on last frame's joint mean already
+        if search and len(kept) < max_targets:
+            rejected += self._search(depth, intrinsics, max_targets, kept, probs, timings)
+        results = self._estimate_cubes(depth, intrinsics, kept, timings, check_presence=False) if kept else []
+        for p, r in zip(probs, results, strict=True):
+            r.presence = p
+        # Second batch, one forward: (a) newly detected targets re-estimated in a cube centred on their
+        # first pose (a detected centre is only roughly on its hand, more so with two hands close
+        # together); (b) candidates the presence classifier turned down next to a found hand, asked again
+        # with that hand's pixels removed: it learnt one hand per crop, and a second hand in front of or
+        # touching the first makes it doubt both.
+        again = [i for i, r in enumerate(results) if i >= n_priors and r.valid
+                 and np.linalg.norm(r.joints.mean(axis=0) - kept[i]) > RECENTRE_MM] if self.recentre else []
+        second = self._second_chance(depth, intrinsics, rejected, results, timings) if rejected else []
+        centres = [results[i].joints.mean(axis=0) for i in again] + [c for c, _ in second]
+        if centres:
+            redo = self._estimate_cubes(depth, intrinsics, centres, timings, check_presence=False)
+            for i, r in zip(again, redo, strict=False):
+                if r.valid and r.score >= results[i].score:
+                    r.presence = results[i].presence
+                    results[i] = r
+            for (_, p), r in zip(second, redo[len(again):], strict=True):
+                r.presence = p
+                results.append(r)
+        found = _distinct(sorted((r for r in results if r.valid), key=lambda r: -r.score))[:max_targets]
+        timings["total"] = sum(v for k, v in timings.items() if k != "total")
+        return found
+
+    def _search(self, depth: np.ndarray, intrinsics: Intrinsics, max_targets: int, kept: list[np.ndarray],
+                probs: list[float], timings: dict[str, float]) -> list[np.ndarray]:
+        """Add new target centres to ``kept`` (after the followed ones): at most ``2 * max_targets`` in all.
+
+        Why this many: a near hand lights up several detector peaks a hand width apart (over its
+        palm, fingers and forearm), so the best peaks can all lie on one hand and hide the second.
+        The peaks are placed in 3D and thinned to one per :data:`DUPLICATE_MM` ball, checked for a
+        hand by the presence classifier in one batch, and the best survivors (twice the number of
+        targets) go to the pose network, whose poses settle which are distinct hands. Returns the
+        candidates the presence classifier turned down.
+        """
+        t = time.perf_counter()
+        source = self._hypothesis_source
+        if isinstance(source, Detector):
+            peaks = source.peaks(depth, SEARCH_PEAKS)
+            raw = (source.center(depth, intrinsics, peaks, i) for i in range(len(peaks.cells)))
+        elif hasattr(source, "hypotheses"):
+            raw = source.hypotheses(depth, intrinsics, max(self.hypotheses, 2 * max_targets))
+        else:
+            raw = iter([source.locate(depth, intrinsics)])
+        found: list[np.ndarray] = []
+        for c in raw:
+            if c is None or not np.all(np.isfinite(c)) or c[2] <= 0:
+                continue
+            c = np.asarray(c, np.float64)
+            if all(np.linalg.norm(c - o) >= DUPLICATE_MM for o in [*kept, *found]):
+                found.append(c)
+        if not found and not kept and source is not self.localizer:  # nothing for the detector: the localiser
+            c = self.localizer.locate(depth, intrinsics)
+            found = [] if c is None else [np.asarray(c, np.float64)]
+        t = _lap(timings, "localize", t)
+        p_found = [float("nan")] * len(found)
+        rejected: list[np.ndarray] = []
+        if found and self.presence is not None:
+            p_found = [float(p) for p in self.presence(depth, intrinsics, found)]
+            _lap(timings, "presence", t)
+            here = [i for i, p in enumerate(p_found) if p >= self.presence.threshold]
+            rejected = [found[i] for i in range(len(found)) if i not in here]
+            found, p_found = [found[i] for i in here], [p_found[i] for i in here]
+        for c, p in zip(found[: max(0, 2 * max_targets - len(kept))], p_found, strict=False):
+            r = self._refined(depth, intrinsics, c, timings)
+            # The refiner was trained on one hand per crop: next to another hand it pulls the centre onto
+            # that hand, or between the two. The peak's own centre is then the better start for this one.
+            if (not (np.all(np.isfinite(r)) and r[2] > 0) or np.linalg.norm(r - c) > REFINE_TRUST_MM
+                    or any(np.linalg.norm(r - k) < DUPLICATE_MM for k in kept)):
+                r = c
+            kept.append(r)
+            probs.append(p)
+        return rejected
+
+    def _second_chance(self, depth: np.ndarray, intrinsics: Intrinsics, rejected: list[np.ndarray],
+                       results: list[PoseResult], timings: dict[str, float]) -> list[tuple[np.ndarray, float]]:
+        """(centre, presence) of the turned-down candidates that a found hand's pixels hid from the classifier.
+
+        Only candidates near a confident pose qualify (within :data:`NEAR_HAND_MM` of its joint mean but
+        not on it); the classifier then sees the depth with every found hand's pixels removed.
+        """
+        assert self.presence is not None
+        poses = [r.joints for r in results if r.valid and r.score >= SECOND_CHANCE_SCORE]
+        if not poses:
+            return []
+        means = [p.mean(axis=0) for p in poses]
+        near = []
+        for c in rejected:
+            dist = [float(np.linalg.norm(c - m)) for m in means]
+            if min(dist) >= DUPLICATE_MM and min(dist) < NEAR_HAND_MM and all(
+                    np.linalg.norm(c - o) >= DUPLICATE_MM for o in near):
+                near.append(c)
+        if not near:
+            return []
+        t = time.perf_counter()
+        masked = _without_hands(depth, intrinsics, poses)
+        p = self.presence(masked, intrinsics, near)
+        _lap(timings, "presence", t)
+        return [(c, float(q)) for c, q in zip(near, p, strict=True) if q >= self.presence.threshold]
+
     def _checked(self, depth_mm: Any, intrinsics: Any, timings: dict[str, float]) -> np.ndarray:
         """The validated depth image (see :func:`check_depth`), timed as 'input'."""
         t = time.perf_counter()
@@ -429,6 +586,8 @@ class PoseEstimator:
                     skeleton=self.meta.skeleton, cube_size=self.grid.cube_size, valid=True,
                     timings=timings, points_in_cube=counts[i],
                 )
+                if joints.shape[1] == NUM_HAND_JOINTS and not self.meta.skeleton.startswith("body"):
+                    results[i].handedness, results[i].handedness_confidence = pose_handedness(joints[k])
         for i, good in enumerate(ok):
             if not good:
                 results[i] = self._invalid(
@@ -533,6 +692,53 @@ def _companion(kind: Any, pose_path: str | Path, option: str | Path | bool, devi
     if option != "auto":
         raise CheckpointError(f"{kind.role} weights not found: {path}")
     return None
+
+
+def _without_hands(depth: np.ndarray, intrinsics: Intrinsics, poses: Sequence[np.ndarray],
+                   radius_mm: float = HAND_MASK_MM) -> np.ndarray:
+    """A copy of ``depth`` with the pixels of the given poses' hands set to 0 (no reading).
+
+    A pixel belongs to a hand when its 3D point lies within ``radius_mm`` of a joint or of a point
+    along one of the pose's bones (joint to next joint): a finger's radius plus the pose's error.
+    """
+    out = depth.copy()
+    h, w = depth.shape
+    for joints in poses:
+        j = np.asarray(joints, np.float64)
+        pts = [j]
+        if len(j) == NUM_HAND_JOINTS:  # MSRA chains: wrist -> each finger's 4 joints
+            for f in range(5):
+                chain = [0, *range(1 + 4 * f, 5 + 4 * f)]
+                a, b = j[chain[:-1]], j[chain[1:]]
+                pts += [a + (b - a) * s for s in (0.25, 0.5, 0.75)]
+        h_r = radius_mm
+        for q in np.concatenate(pts):  # a sphere per point, drawn in its own small window of the image
+            if q[2] <= h_r:
+                continue
+            r_px = abs(intrinsics.fx) * h_r / q[2]
+            uc, vc = intrinsics.fx * q[0] / q[2] + intrinsics.cx, intrinsics.fy * q[1] / q[2] + intrinsics.cy
+            u0, u1 = max(int(uc - r_px), 0), min(int(uc + r_px) + 2, w)
+            v0, v1 = max(int(vc - r_px), 0), min(int(vc + r_px) + 2, h)
+            if u0 >= u1 or v0 >= v1:
+                continue
+            win = out[v0:v1, u0:u1]
+            vv, uu = np.ogrid[v0:v1, u0:u1]
+            disk = (uu - uc) ** 2 + (vv - vc) ** 2 <= r_px**2
+            win[disk & (np.abs(win - q[2]) < h_r)] = 0.0
+    return out
+
+
+def _distinct(results: list[PoseResult]) -> list[PoseResult]:
+    """``results`` (most confident first) without the ones that repeat an earlier, more confident target."""
+    out: list[PoseResult] = []
+    for r in results:
+        centre = np.asarray(r.joints, np.float64).mean(axis=0)
+        if any(np.linalg.norm(centre - np.asarray(o.joints).mean(axis=0)) < DUPLICATE_MM
+               or np.linalg.norm(np.asarray(r.joints) - np.asarray(o.joints), axis=1).mean() < DUPLICATE_JOINTS_MM
+               for o in out):
+            continue
+        out.append(r)
+    return out
 
 
 def _check_point(p: Any, name: str = "reference_point") -> np.ndarray:

@@ -125,3 +125,175 @@ class TrackingEstimator:
 def _summed(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     """Per-stage timings of two passes over one frame (what the frame really cost)."""
     return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in {**a, **b}}
+
+
+@dataclass
+class _Track:
+    """One followed target: where it is, how it moves, and what its poses said about its side."""
+
+    id: int
+    centre: np.ndarray  # (3,) mm, joint mean of the last pose
+    velocity: np.ndarray  # (3,) mm/s
+    stamp_ns: int | None
+    missed: int = 0  # consecutive frames without a pose
+    side_evidence: float = 0.0  # summed log-odds of "right" over the track's poses (core.handedness)
+
+    def predicted(self, stamp_ns: int | None) -> np.ndarray:
+        if stamp_ns is None or self.stamp_ns is None:
+            return self.centre
+        return self.centre + self.velocity * (stamp_ns - self.stamp_ns) * 1e-9
+
+
+class MultiTracker:
+    """Every target of a stream, each with an ``id`` that stays with it from frame to frame.
+
+    Wraps a :class:`~v2v_ros.core.estimator.PoseEstimator`; :meth:`estimate_all` takes a frame and
+    its stamp and returns the targets found, each result's ``track_id`` set. Per frame:
+
+    * each live track's cube is centred where it is predicted to be now (last joint mean plus its
+      velocity times the time elapsed), so two hands crossing keep their cubes apart; all the
+      cubes and any new candidates go through one batched forward (``PoseEstimator.estimate_all``);
+    * the whole-image search for new targets (detector, refiner) runs only when there is no track,
+      every ``redetect_every`` frames, the frame after a track lost its target, and every
+      ``search_every`` frames while fewer than ``max_targets`` are followed; otherwise the frame
+      costs the followed cubes only;
+    * poses are assigned to tracks by minimum total distance between their joint mean and the
+      tracks' predicted centres (Hungarian, gated at ``gate_mm``); an unassigned confident pose
+      starts a new track (a new id); a track without a pose is kept ``hold_frames`` frames (a hand
+      briefly hidden by the other comes back under its own id, its cube tried where it should be);
+    * handedness is pooled over the track's poses (summed, clipped log-odds), because one pose of a
+      flat hand can be its own mirror image but a track sees many poses of the same hand.
+
+    Why assignment on predicted centres rather than "nearest": with two hands, greedy nearest
+    matching swaps ids as soon as one hand moves faster than half their distance per frame.
+    """
+
+    follows_stream = True
+
+    def __init__(self, estimator: Any, config: TrackingConfig | None = None, max_targets: int = 2,
+                 hold_frames: int = 10, search_every: int = 3, gate_mm: float = 120.0) -> None:
+        if not isinstance(max_targets, int) or not 1 <= max_targets <= 16:
+            raise ValueError(f"max_targets must be an integer in [1, 16], got {max_targets!r}")
+        if hold_frames < 0 or search_every < 1 or not gate_mm > 0:
+            raise ValueError("hold_frames must be >= 0, search_every >= 1 and gate_mm > 0")
+        self.estimator = estimator
+        self.config = config or TrackingConfig(enabled=True)
+        self.max_targets = max_targets
+        self.hold_frames = hold_frames
+        self.search_every = search_every
+        self.gate_mm = float(gate_mm)
+        self.stats = {"searched": 0, "followed": 0, "tracks_started": 0, "tracks_ended": 0}
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._stamp_ns: int | None = None
+        self._since_search = 0
+        self._search_next = True
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "estimator":
+            raise AttributeError(name)
+        return getattr(self.estimator, name)
+
+    @property
+    def tracks(self) -> list[tuple[int, np.ndarray, int]]:
+        """(id, centre mm, frames missed) of the live tracks."""
+        return [(t.id, t.centre.copy(), t.missed) for t in self._tracks]
+
+    def reset(self) -> None:
+        """Forget every track (ids keep counting up, so an old id never names a new target)."""
+        self.stats["tracks_ended"] += len(self._tracks)
+        self._tracks, self._stamp_ns, self._since_search, self._search_next = [], None, 0, True
+
+    def estimate_all(self, depth_mm: np.ndarray, intrinsics: Intrinsics, stamp_ns: int | None = None
+                     ) -> list[PoseResult]:
+        """The targets of one frame, each with its ``track_id``; ``stamp_ns`` (the image's) dates the motion."""
+        if self._stamp_ns is not None and stamp_ns is not None:
+            gap = (stamp_ns - self._stamp_ns) * 1e-9
+            if not 0 < gap <= self.config.max_gap_s:
+                self.reset()
+        cfg = self.config
+        search = (not self._tracks or self._search_next or not cfg.enabled
+                  or (cfg.redetect_every and self._since_search >= cfg.redetect_every)
+                  or (len(self._tracks) < self.max_targets and self._since_search >= self.search_every))
+        priors = [t.predicted(stamp_ns) for t in self._tracks] if cfg.enabled else []
+        priors = [p for p in priors if np.all(np.isfinite(p)) and p[2] > 0]
+        results = self.estimator.estimate_all(depth_mm, intrinsics, self.max_targets, priors=priors, search=search)
+        self.stats["searched" if search else "followed"] += 1
+        self._since_search = 0 if search else self._since_search + 1
+        good = [r for r in results if r.score >= cfg.min_score and np.all(np.isfinite(r.joints))]
+        assigned = self._assign(good, stamp_ns)
+        out = []
+        for r, track in zip(good, assigned, strict=True):
+            out.append(replace(r, track_id=track.id, tracked=not search, **self._side(track)))
+        lost = any(t.missed == 1 for t in self._tracks)
+        self._search_next = lost and not search  # re-acquire a lost target on the next frame
+        self._stamp_ns = stamp_ns
+        return sorted(out, key=lambda r: r.track_id)
+
+    def estimate(self, depth_mm: np.ndarray, intrinsics: Intrinsics, stamp_ns: int | None = None) -> PoseResult:
+        """The most confident target of the frame (the single-target interface), or an invalid result."""
+        found = self.estimate_all(depth_mm, intrinsics, stamp_ns)
+        return max(found, key=lambda r: r.score) if found else _nothing(self.estimator)
+
+    def _assign(self, results: list[PoseResult], stamp_ns: int | None) -> list[_Track]:
+        """Match poses to tracks (minimum total distance to the predicted centres), start and end tracks."""
+        from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
+
+        centres = [np.asarray(r.joints, np.float64).mean(axis=0) for r in results]
+        tracks = self._tracks
+        pairs: dict[int, int] = {}
+        if tracks and centres:
+            cost = np.array([[np.linalg.norm(c - t.predicted(stamp_ns)) for t in tracks] for c in centres])
+            rows, cols = linear_sum_assignment(np.minimum(cost, 1e6))
+            pairs = {int(r): int(c) for r, c in zip(rows, cols, strict=True) if cost[r, c] <= self.gate_mm}
+        out: list[_Track] = []
+        hit = set(pairs.values())
+        for i, (r, c) in enumerate(zip(results, centres, strict=True)):
+            if i in pairs:
+                t = tracks[pairs[i]]
+                if t.stamp_ns is not None and stamp_ns is not None and stamp_ns > t.stamp_ns:
+                    v = (c - t.centre) / ((stamp_ns - t.stamp_ns) * 1e-9)
+                    t.velocity = 0.5 * t.velocity + 0.5 * v  # smoothed: one noisy pose must not fling the cube
+                t.centre, t.stamp_ns, t.missed = c, stamp_ns, 0
+            else:
+                t = _Track(self._next_id, c, np.zeros(3), stamp_ns)
+                self._next_id += 1
+                self.stats["tracks_started"] += 1
+                tracks.append(t)
+            if r.handedness:
+                p = min(max(float(r.handedness_confidence), 0.5), 0.99)
+                logit = float(np.log(p / (1.0 - p)))
+                t.side_evidence = float(np.clip(t.side_evidence + (logit if r.handedness == "right" else -logit),
+                                                -SIDE_EVIDENCE_CAP, SIDE_EVIDENCE_CAP))
+            out.append(t)
+        started = {id(t) for t in out}
+        for k, t in enumerate(list(tracks)):
+            if k in hit or id(t) in started:
+                continue
+            t.missed += 1
+            t.velocity = np.zeros(3)  # a hidden hand is looked for where it was last seen
+        ended = [t for t in tracks if t.missed > self.hold_frames]
+        self.stats["tracks_ended"] += len(ended)
+        self._tracks = [t for t in tracks if t.missed <= self.hold_frames][: 2 * self.max_targets]
+        return out
+
+    @staticmethod
+    def _side(track: _Track) -> dict[str, Any]:
+        """Handedness of a track from its pooled evidence."""
+        if track.side_evidence == 0.0:
+            return {}
+        p_right = 1.0 / (1.0 + np.exp(-track.side_evidence))
+        return ({"handedness": "right", "handedness_confidence": float(p_right)} if p_right >= 0.5
+                else {"handedness": "left", "handedness_confidence": float(1.0 - p_right)})
+
+
+SIDE_EVIDENCE_CAP = 20.0  # log-odds: a long track stays revisable by a few dozen contrary poses
+
+
+def _nothing(estimator: Any) -> PoseResult:
+    """An invalid result meaning "no target in this frame"."""
+    meta = estimator.meta
+    j = meta.num_joints
+    return PoseResult(joints=np.full((j, 3), np.nan), confidence=np.zeros(j, np.float32),
+                      reference_point=np.full(3, np.nan), joint_names=tuple(meta.joint_names),
+                      skeleton=meta.skeleton, cube_size=float(meta.cube_size), valid=False, reason="no target found")

@@ -1,0 +1,230 @@
+"""Several targets per frame: handedness from the pose, estimate_all, the multi-target tracker and its scoring."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from v2v_ros.core.camera import Intrinsics
+from v2v_ros.core.estimator import PoseEstimator, PoseResult, _without_hands
+from v2v_ros.core.handedness import hand_frame_depths, handedness
+from v2v_ros.core.skeletons import HAND_MSRA21
+from v2v_ros.core.tracking import MultiTracker, TrackingConfig
+from v2v_ros.data.synthetic.hand import HandModel, HandShape, random_rotation, sample_pose
+from v2v_ros.evaluate.multi import FrameTargets, match_targets, score_multi
+
+NS = 1_000_000_000
+MIRROR = np.diag([-1.0, 1.0, 1.0])
+
+
+def _hand(seed: int, side: str = "right") -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return HandModel(HandShape.default(side)).joints(sample_pose(rng))
+
+
+# -- handedness ---------------------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), rot_seed=st.integers(0, 10_000),
+       shift=st.tuples(*[st.floats(-500, 500)] * 3))
+def test_handedness_ignores_pose_placement_and_flips_under_a_mirror(seed: int, rot_seed: int,
+                                                                    shift: tuple[float, float, float]) -> None:
+    j = _hand(seed)
+    rot = random_rotation(np.random.default_rng(rot_seed))
+    moved = j @ rot.T + np.asarray(shift)
+    side, conf = handedness(j)
+    side_moved, conf_moved = handedness(moved)
+    assert side_moved == side and conf_moved == pytest.approx(conf, abs=1e-9)  # rigid motion: same answer
+    mirrored, conf_m = handedness(moved @ MIRROR)  # a mirror image is the other hand, equally sure
+    if side:
+        assert mirrored == ("left" if side == "right" else "right") and conf_m == pytest.approx(conf, abs=1e-9)
+
+
+def test_handedness_is_mostly_right_on_model_hands_and_refuses_degenerate_joints() -> None:
+    right = sum(handedness(_hand(s, "right"))[0] == "right" for s in range(200))
+    left = sum(handedness(_hand(s, "left"))[0] == "left" for s in range(200))
+    assert right >= 190 and left >= 190
+    assert handedness(np.zeros((21, 3))) == ("", 0.0)
+    assert handedness(np.full((21, 3), np.nan)) == ("", 0.0)
+    assert hand_frame_depths(np.zeros((15, 3))) is None
+
+
+# -- matching and scoring -----------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(perm_seed=st.integers(0, 1000), n=st.integers(1, 4))
+def test_matching_recovers_any_permutation_of_well_separated_targets(perm_seed: int, n: int) -> None:
+    rng = np.random.default_rng(perm_seed)
+    gt = np.stack([_hand(k) + np.array([300.0 * k, 0.0, 600.0]) for k in range(n)])
+    perm = rng.permutation(n)
+    pred = gt[perm] + rng.normal(0.0, 3.0, gt.shape)
+    pairs = match_targets(pred, gt)
+    assert sorted((p, g) for p, g, _ in pairs) == sorted((int(i), int(perm[i])) for i in range(n))
+
+
+def test_matching_minimises_the_total_not_each_greedily() -> None:
+    a, b = np.zeros((21, 3)), np.full((21, 3), 40.0)
+    # p0 is nearest to both targets; greedy would give it a and leave p1 (far from a) on b at 60 mm
+    gt = np.stack([a, b])
+    pred = np.stack([a + 20.0 / np.sqrt(3), a - 10.0 / np.sqrt(3)])
+    pairs = match_targets(pred, gt, match_mm=1e9)
+    assert {(p, g) for p, g, _ in pairs} == {(0, 1), (1, 0)}
+
+
+def _ft(gt: np.ndarray, pred: np.ndarray, ids: Sequence[int], vis: Sequence[float] | None = None,
+        clip: int = 0) -> FrameTargets:
+    sides = ["right", "left"]
+    nearest = [int(np.argmin([np.abs(p - g).mean() for g in gt])) for p in pred]  # each prediction's true side
+    return FrameTargets(gt=gt, visible=np.asarray(vis if vis is not None else [1.0] * len(gt)), gt_ids=[0, 1][:len(gt)],
+                        gt_sides=sides[:len(gt)], pred=pred, pred_sides=[sides[k] for k in nearest],
+                        pred_ids=list(ids), clip=clip)
+
+
+def test_score_counts_false_targets_misses_and_identity_switches() -> None:
+    a, b = _hand(1), _hand(2) + 300.0
+    gt = np.stack([a, b])
+    frames = [
+        _ft(gt, np.stack([a, b]), [7, 8]),
+        _ft(gt, np.stack([b, a]), [8, 7]),  # same ids on the same hands, listed in another order: no switch
+        _ft(gt, np.stack([a, b]), [8, 7]),  # ids exchanged: two switches
+        _ft(gt, np.stack([a]), [8], vis=[1.0, 0.2]),  # b mostly hidden: not required
+        _ft(gt, np.stack([a, b, a + 1000.0]), [8, 7, 9]),  # a false target
+    ]
+    m = score_multi(frames)
+    assert m["id_switches"] == 2 and m["false_targets"] == 1 and m["missed"] == 0
+    assert m["recall"] == 1.0 and m["all_hands_found_rate"] == 1.0
+    assert m["false_target_frame_rate"] == pytest.approx(0.2)
+    assert m["handedness_accuracy"] == pytest.approx(1.0)
+    assert m["mean_error_mm"] == pytest.approx(0.0)
+
+
+# -- the multi-target tracker, on a scripted estimator ------------------------------------------------------
+class Scripted:
+    """estimate_all returning hands at scripted centres (what a perfect estimator would see)."""
+
+    def __init__(self) -> None:
+        self.centres: list[np.ndarray] = []
+        self.sides: list[str] = []
+        self.searches = 0
+        self.meta = type("M", (), {"num_joints": 21, "joint_names": HAND_MSRA21.joint_names,
+                                   "skeleton": HAND_MSRA21.name, "cube_size": 200.0})()
+
+    def estimate_all(self, depth: Any, intr: Any, max_targets: int = 2, priors: Sequence[Any] = (),
+                     search: bool = True) -> list[PoseResult]:
+        self.searches += int(search)
+        out = []
+        for c, side in zip(self.centres, self.sides, strict=True):
+            near_prior = any(np.linalg.norm(c - p) < 150.0 for p in priors)
+            if not (search or near_prior):
+                continue  # without a search only the followed cubes are looked at
+            joints = _hand(3) - _hand(3).mean(axis=0) + c
+            out.append(PoseResult(joints=joints, confidence=np.full(21, 0.8, np.float32), reference_point=c,
+                                  joint_names=HAND_MSRA21.joint_names, skeleton=HAND_MSRA21.name, cube_size=200.0,
+                                  valid=True, handedness=side, handedness_confidence=0.9))
+        return out[:max_targets]
+
+
+def test_ids_do_not_swap_when_two_hands_cross_at_different_depths() -> None:
+    est = Scripted()
+    tracker = MultiTracker(est, TrackingConfig(enabled=True))
+    ids_by_side: dict[str, set[int]] = {"left": set(), "right": set()}
+    for i in range(61):
+        s = i / 60.0
+        # the right hand moves left to right, the left hand right to left, 120 mm apart in depth
+        est.centres = [np.array([-200.0 + 400.0 * s, 0.0, 600.0]), np.array([200.0 - 400.0 * s, 20.0, 720.0])]
+        est.sides = ["right", "left"]
+        found = tracker.estimate_all(None, None, stamp_ns=i * NS // 30)
+        assert len(found) == 2
+        for r in found:
+            side = est.sides[int(np.argmin([np.linalg.norm(r.joints.mean(0) - c) for c in est.centres]))]
+            ids_by_side[side].add(r.track_id)
+    assert ids_by_side == {"right": {0}, "left": {1}}
+    assert est.searches < 61 // 2  # followed frames do not search the whole image
+
+
+def test_a_briefly_hidden_hand_comes_back_under_its_id_without_disturbing_the_other() -> None:
+    est = Scripted()
+    tracker = MultiTracker(est, TrackingConfig(enabled=True), hold_frames=10)
+    a, b = np.array([-150.0, 0.0, 600.0]), np.array([150.0, 0.0, 600.0])
+    est.sides = ["right", "left"]
+    ids = []
+    for i in range(30):
+        hidden = 10 <= i < 16
+        est.centres = [a] if hidden else [a, b]
+        est.sides = ["right"] if hidden else ["right", "left"]
+        found = tracker.estimate_all(None, None, stamp_ns=i * NS // 30)
+        ids.append(sorted(r.track_id for r in found))
+    assert ids[:10] == [[0, 1]] * 10 and ids[10:16] == [[0]] * 6 and ids[16:] == [[0, 1]] * 14
+    assert tracker.stats["tracks_started"] == 2
+
+
+def test_a_hand_hidden_longer_than_the_hold_gets_a_new_id_and_pooled_handedness() -> None:
+    est = Scripted()
+    tracker = MultiTracker(est, TrackingConfig(enabled=True), hold_frames=2)
+    est.centres, est.sides = [np.array([0.0, 0.0, 600.0])], ["left"]
+    first = tracker.estimate_all(None, None, stamp_ns=0)[0]
+    assert first.handedness == "left" and first.handedness_confidence == pytest.approx(0.9)
+    second = tracker.estimate_all(None, None, stamp_ns=NS // 30)[0]
+    assert second.handedness_confidence > 0.9  # two poses say "left": surer than one
+    est.centres, est.sides = [], []
+    for i in range(2, 6):
+        assert tracker.estimate_all(None, None, stamp_ns=i * NS // 30) == []
+    est.centres, est.sides = [np.array([0.0, 0.0, 600.0])], ["left"]
+    assert tracker.estimate_all(None, None, stamp_ns=6 * NS // 30)[0].track_id == 1
+    with pytest.raises(ValueError):
+        MultiTracker(est, max_targets=0)
+
+
+# -- estimate_all with the shipped hand model on two-hand scenes ----------------------------------------------
+@pytest.fixture(scope="module")
+def shipped() -> PoseEstimator:
+    from v2v_ros.resources import shipped_model
+
+    path = shipped_model("hand_default")
+    return PoseEstimator.load(path, device="cpu", precision="fp32")
+
+
+def test_estimate_all_finds_two_hands_apart_in_one_frame(shipped: PoseEstimator) -> None:
+    from v2v_ros.data.synthetic import SynthConfig
+    from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
+
+    found_both = 0
+    frames = [f for f in (render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in range(12))
+              if f.info["arrangement"] == "apart"][:4]
+    assert frames
+    for f in frames:
+        res = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)
+        assert len(res) <= 2 and all(r.valid for r in res)
+        assert res == sorted(res, key=lambda r: -r.score)
+        assert {r.handedness for r in res} <= {"left", "right"}
+        pairs = match_targets(np.stack([r.joints for r in res]) if res else np.zeros((0, 21, 3)), f.targets)
+        found_both += len(pairs) == 2
+    assert found_both >= len(frames) - 1
+    one = shipped.estimate_all(frames[0].depth, frames[0].intrinsics, max_targets=1)
+    assert len(one) == 1
+
+
+def test_estimate_all_finds_nothing_in_an_empty_scene_and_estimate_is_unchanged(shipped: PoseEstimator) -> None:
+    from v2v_ros.data.synthetic import render_frame
+
+    assert shipped.estimate_all(np.zeros((480, 640), np.float32), Intrinsics(615, 615, 319.5, 239.5)) == []
+    f = render_frame(2, 0)
+    single = shipped.estimate(f.depth, f.intrinsics)
+    again = shipped.estimate(f.depth, f.intrinsics)
+    np.testing.assert_array_equal(single.joints, again.joints)
+    assert single.track_id == -1 and single.handedness in ("left", "right")
+    with pytest.raises(ValueError):
+        shipped.estimate_all(f.depth, f.intrinsics, max_targets=0)
+
+
+def test_hiding_a_hand_removes_its_pixels_only() -> None:
+    cam = Intrinsics(615.0, 615.0, 319.5, 239.5)
+    depth = np.full((480, 640), 600.0, np.float32)
+    joints = _hand(5) - _hand(5).mean(axis=0) + np.array([0.0, 0.0, 600.0])
+    out = _without_hands(depth, cam, [joints])
+    uv = cam.to_uvd(joints)
+    for u, v, _ in uv.round().astype(int):
+        assert out[v, u] == 0.0  # the wall at the joints' depth is where the hand is
+    assert out[10, 10] == 600.0 and depth.min() == 600.0  # far from the hand and the input: untouched
