@@ -121,7 +121,9 @@ class SkeletonBagWriter:
             keypoints=[t["v2v_ros/msg/Keypoint3D"](position=point(x=float(p[0]), y=float(p[1]), z=float(p[2])),
                                                    confidence=float(c)) for p, c in zip(joints, r.confidence, strict=False)],
             reference_point=point(x=float(ref[0]), y=float(ref[1]), z=float(ref[2])),
-            cube_size=float(r.cube_size) / 1000.0, score=float(r.score), valid=bool(r.valid))
+            cube_size=float(r.cube_size) / 1000.0, score=float(r.score), valid=bool(r.valid),
+            handedness=str(getattr(r, "handedness", "") or ""),
+            handedness_confidence=float(getattr(r, "handedness_confidence", 0.0)))
 
     def close(self) -> None:
         self._writer.close()

@@ -50,6 +50,8 @@ def result_to_skeleton(result: PoseResult, joints_mm: np.ndarray | None = None, 
     sk.cube_size = float(result.cube_size) / MM_PER_M
     sk.score = float(result.score)
     sk.valid = bool(result.valid)
+    sk.handedness = str(getattr(result, "handedness", "") or "")
+    sk.handedness_confidence = float(getattr(result, "handedness_confidence", 0.0))
     return sk
 
 

@@ -28,6 +28,12 @@ GROUP_COLORS: dict[str, tuple[float, float, float]] = {
     "right_leg": (0.95, 0.6, 0.1), "left_leg": (0.2, 0.8, 0.3),
 }
 DEFAULT_COLOR = (0.8, 0.8, 0.8)
+# Joint colour per target id (max_targets > 1), so two hands can be told apart in RViz; the bones keep the
+# finger colours. Ids beyond the palette reuse it.
+ID_COLORS: tuple[tuple[float, float, float], ...] = (
+    (0.10, 0.85, 0.95), (0.95, 0.25, 0.85), (0.55, 0.95, 0.25), (0.98, 0.55, 0.15), (0.55, 0.45, 0.98),
+    (0.95, 0.95, 0.95),
+)
 JOINT_COLOR = (1.0, 1.0, 1.0)
 MIN_ALPHA = 0.2
 
@@ -51,9 +57,10 @@ def delete_all(header: Header) -> MarkerArray:
 def skeleton_markers(
     header: Header, joints_m: np.ndarray, confidence: np.ndarray, skeleton: str | Skeleton,
     options: MarkerOptions, skeleton_id: int = 0, reference_point_m: np.ndarray | None = None,
-    cube_size_m: float = 0.0,
+    cube_size_m: float = 0.0, joint_color: tuple[float, float, float] = JOINT_COLOR,
 ) -> MarkerArray:
-    """Markers of one skeleton given joints in metres (J, 3) and confidences (J,)."""
+    """Markers of one skeleton given joints in metres (J, 3) and confidences (J,); ``joint_color``: the
+    joints' colour (white, or the target's :func:`id_color` when several targets are shown)."""
     sk = SKELETONS.get(skeleton) if isinstance(skeleton, str) else skeleton
     lifetime = _duration(options.lifetime)
     base = 1000 * int(skeleton_id)
@@ -65,7 +72,7 @@ def skeleton_markers(
     joints.pose.orientation.w = 1.0
     joints.scale.x = joints.scale.y = joints.scale.z = float(options.joint_radius)
     joints.points = [_pt(p) for p in joints_m]
-    joints.colors = [_rgba(JOINT_COLOR, a) for a in alpha]
+    joints.colors = [_rgba(joint_color, a) for a in alpha]
     markers.append(joints)
 
     if sk is not None:
@@ -87,6 +94,11 @@ def skeleton_markers(
     if options.show_cube and reference_point_m is not None and cube_size_m > 0:
         markers.append(cube_marker(header, np.asarray(reference_point_m, float), cube_size_m, base + 999, lifetime))
     return MarkerArray(markers=markers)
+
+
+def id_color(target_id: int) -> tuple[float, float, float]:
+    """Joint colour of target ``target_id`` (a fixed palette, so an id keeps its colour)."""
+    return ID_COLORS[int(target_id) % len(ID_COLORS)]
 
 
 def cube_marker(header: Header, center_m: np.ndarray, size_m: float, marker_id: int, lifetime: Duration) -> Marker:

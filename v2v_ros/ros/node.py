@@ -50,7 +50,7 @@ from v2v_ros.core.stream import (
     stamp_to_ns,
 )
 from v2v_ros.core.threads import configure_threads
-from v2v_ros.core.tracking import TrackingConfig, TrackingEstimator
+from v2v_ros.core.tracking import MultiTracker, TrackingConfig, TrackingEstimator
 from v2v_ros.core.voxel import VoxelGrid
 from v2v_ros.data.calibration import synthetic_calibration_source
 from v2v_ros.msg import Skeleton3DArray
@@ -65,7 +65,7 @@ from v2v_ros.ros.convert import (
     skeleton_array,
 )
 from v2v_ros.ros.diagnostics import PipelineSnapshot, build_array, no_hand_cause
-from v2v_ros.ros.markers import MarkerOptions, delete_all, skeleton_markers
+from v2v_ros.ros.markers import MarkerOptions, delete_all, id_color, skeleton_markers
 
 NODE_NAME = "v2v_pose_node"
 INPUT_QUEUE_DEPTH = 10  # DDS reader queue of each input topic (see on_activate)
@@ -112,6 +112,8 @@ class PoseNode(LifecycleNode):
         # completed later whose depth frame arrived earlier (its camera_info came late) is superseded.
         self._last_dispatched: float | None = None
         self._filter = OneEuroFilter()
+        self._id_filters: dict[int, OneEuroFilter] = {}  # max_targets > 1: one filter per track id
+        self._marker_ids: set[int] = set()  # ids whose markers RViz shows now
         self._estimator: Any = None
         self._main_estimator: PoseEstimator | None = None
         self._model_name = ""
@@ -172,6 +174,12 @@ class PoseNode(LifecycleNode):
                      "localization.hypotheses", "localization.verify_below"}:
             with self._est_lock:
                 self._apply_geometry()
+        if "max_targets" in names:
+            with self._est_lock:
+                if self._main_estimator is not None:
+                    self._estimator = self._wrap(self._main_estimator, self._cfg)
+            with self._filter_lock:
+                self._id_filters.clear()
         if any(n.startswith("tracking.") for n in names):
             with self._est_lock:
                 if self._estimator is not None:
@@ -331,7 +339,15 @@ class PoseNode(LifecycleNode):
                                  precision=cfg["precision"], backend=cfg["backend"],
                                  calibration=synthetic_calibration_source)  # used only by precision int8
         # cube and localisation band are applied to `est` by _apply_geometry; frames go through the tracker
-        return est, TrackingEstimator(est, tracking_config(cfg))
+        return est, self._wrap(est, cfg)
+
+    @staticmethod
+    def _wrap(est: PoseEstimator, cfg: dict[str, Any]) -> TrackingEstimator | MultiTracker:
+        """What frames go through: the single-target tracker, or with max_targets > 1 the multi-target one
+        (every target, each with a stable id; core.tracking.MultiTracker)."""
+        if int(cfg["max_targets"]) > 1:
+            return MultiTracker(est, tracking_config(cfg), max_targets=int(cfg["max_targets"]))
+        return TrackingEstimator(est, tracking_config(cfg))
 
     def _release(self) -> None:
         with self._est_lock:
@@ -450,7 +466,7 @@ class PoseNode(LifecycleNode):
         if not header.frame_id:
             self._warn("empty_frame_id", "depth image header.frame_id is '' (outputs keep it: TF/RViz cannot place "
                                          "them; set the camera driver's frame)")
-        result: PoseResult | None = None
+        result: PoseResult | list[PoseResult] | None = None
         if not np.any(depth > 0):
             self._reject("all_invalid", "depth image has no valid pixel (all zero, NaN or inf)")
         else:
@@ -461,7 +477,11 @@ class PoseNode(LifecycleNode):
                     self.counters.inc("dropped.shutdown")
                     return
                 try:
-                    result = est.estimate(depth, intr, stamp_ns=stamp_to_ns(header.stamp.sec, header.stamp.nanosec))
+                    stamp = stamp_to_ns(header.stamp.sec, header.stamp.nanosec)
+                    if isinstance(est, MultiTracker):
+                        result = est.estimate_all(depth, intr, stamp_ns=stamp)
+                    else:
+                        result = est.estimate(depth, intr, stamp_ns=stamp)
                 except ValueError as exc:  # DepthDecodeError: depth in the wrong units or 8-bit (core check)
                     reason = exc.reason if isinstance(exc, DepthDecodeError) else "estimator"
                     enc = "" if frame.compressed else f" (encoding {frame.msg.encoding!r})"
@@ -469,7 +489,11 @@ class PoseNode(LifecycleNode):
                     return
         self._publish(header, result, pair.received, cfg)
 
-    def _publish(self, header: Header, result: PoseResult | None, received: float, cfg: dict[str, Any]) -> None:
+    def _publish(self, header: Header, result: PoseResult | list[PoseResult] | None, received: float,
+                 cfg: dict[str, Any]) -> None:
+        if isinstance(result, list):
+            self._publish_all(header, result, received, cfg)
+            return
         pub_skel, pub_markers = self._pub_skel, self._pub_markers
         if pub_skel is None:
             return
@@ -503,10 +527,58 @@ class PoseNode(LifecycleNode):
             elif self._had_hand:
                 pub_markers.publish(delete_all(header))
         self._had_hand = found
+        self._frame_out(received)
+
+    def _frame_out(self, received: float) -> None:
         now = time.monotonic()
         self.latency.add(now - received)
         self.rate_out.tick(now)
         self.counters.inc("frames_out")
+
+    def _publish_all(self, header: Header, results: list[PoseResult], received: float, cfg: dict[str, Any]) -> None:
+        """Every target of a frame (max_targets > 1): one Skeleton3D per target, its id the tracker's."""
+        pub_skel, pub_markers = self._pub_skel, self._pub_markers
+        if pub_skel is None:
+            return
+        shown = [r for r in results if r.valid and r.score >= cfg["min_confidence"]]
+        skeletons = []
+        t = header.stamp.sec + header.stamp.nanosec * 1e-9
+        with self._filter_lock:
+            for r in shown:
+                joints = r.joints
+                if cfg["smoothing.enabled"]:
+                    f = self._id_filters.get(r.track_id)
+                    if f is None:
+                        f = self._id_filters[r.track_id] = OneEuroFilter()
+                        f.configure(cfg["smoothing.min_cutoff"], cfg["smoothing.beta"], cfg["smoothing.d_cutoff"])
+                    joints = f(joints, t)
+                skeletons.append(result_to_skeleton(r, joints, max(r.track_id, 0)))
+            live = {r.track_id for r in shown}
+            for k in [k for k in self._id_filters if k not in live]:
+                del self._id_filters[k]  # a target that comes back starts its smoothing afresh
+        if not shown:
+            self.counters.inc("no_hand")
+            self.counters.inc("no_hand.no_target")
+        pub_skel.publish(skeleton_array(header, skeletons))
+        if cfg["markers.enabled"] and pub_markers is not None:
+            ids = {int(sk.id) for sk in skeletons}
+            markers = delete_all(header) if ids != self._marker_ids and self._marker_ids else None
+            opts = MarkerOptions(cfg["markers.joint_radius"], cfg["markers.line_width"], cfg["markers.lifetime"],
+                                 cfg["markers.show_cube"])
+            for r, sk in zip(shown, skeletons, strict=True):
+                joints_m = np.array([[k.position.x, k.position.y, k.position.z] for k in sk.keypoints])
+                more = skeleton_markers(header, joints_m, r.confidence, r.skeleton, opts, int(sk.id),
+                                        np.asarray(r.reference_point) / MM_PER_M, r.cube_size / MM_PER_M,
+                                        joint_color=id_color(int(sk.id)))
+                if markers is None:
+                    markers = more
+                else:
+                    markers.markers += more.markers
+            if markers is not None:
+                pub_markers.publish(markers)
+            self._marker_ids = ids
+        self._had_hand = bool(shown)
+        self._frame_out(received)
 
     # -- problems and diagnostics -------------------------------------------------------------
     def _reject(self, reason: str, message: str) -> None:

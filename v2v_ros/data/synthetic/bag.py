@@ -94,14 +94,17 @@ class FrameBagWriter:
         names = self.joint_names or [f"joint_{i}" for i in range(len(frame.joints))]
         # Multi-target frames (v2v synth --hands): one skeleton per target, id = the target's id in the
         # clip (ground truth for identity metrics); a frame without a target has none.
+        described = list(frame.info.get("targets") or [])
         if frame.targets is not None:
-            ids = [int(d.get("id", k)) for k, d in enumerate(frame.info.get("targets") or [])]
+            ids = [int(d.get("id", k)) for k, d in enumerate(described)]
             targets = list(frame.targets)
             ids = ids if len(ids) == len(targets) else list(range(len(targets)))
+            sides = [str(d.get("handedness") or "") for d in described] if len(described) == len(targets) \
+                else [""] * len(targets)
         else:
-            targets, ids = [frame.joints], [0]
+            targets, ids, sides = [frame.joints], [0], [str(frame.info.get("handedness") or "")]
         skeletons = []
-        for tid, joints in zip(ids, targets, strict=True):
+        for tid, joints, side in zip(ids, targets, sides, strict=True):
             joints_m = np.asarray(joints, dtype=np.float64) / 1000.0
             ref = joints_m.mean(axis=0)
             skeletons.append(t["v2v_ros/msg/Skeleton3D"](
@@ -110,6 +113,7 @@ class FrameBagWriter:
                                                        confidence=1.0) for p in joints_m],
                 reference_point=point(x=float(ref[0]), y=float(ref[1]), z=float(ref[2])),
                 cube_size=self.cube_size_m, score=1.0, valid=True,
+                handedness=side if side in ("left", "right") else "", handedness_confidence=1.0 if side else 0.0,
             ))
         gt = t["v2v_ros/msg/Skeleton3DArray"](header=header, skeletons=skeletons)
         for topic, msg in ((DEPTH_TOPIC, image), (INFO_TOPIC, info), (GT_TOPIC, gt)):
