@@ -133,3 +133,19 @@ def test_synth_cli_rejects_hands_without_full_frames_or_with_bodies(tmp_path: Pa
     args = ["synth", "--out", str(tmp_path / "x"), "--n", "1"] + (["--hands", "2"] if "--hands" not in extra else [])
     assert main(args + extra) == 2
     assert not (tmp_path / "x" / "meta.json").exists()
+
+
+def test_solo_frames_show_each_hand_alone_with_the_same_labels() -> None:
+    from v2v_ros.data.synthetic.multi import render_solo_frames
+
+    spec = HandsSpec(2, 2)
+    both = render_multi_frame(5, 3, hands=spec)
+    solo = render_solo_frames(5, 3, hands=spec)
+    assert len(solo) == 2
+    for k, f in enumerate(solo):
+        assert f.info["solo"] == k and f.info["targets"][0]["id"] == k
+        np.testing.assert_array_equal(f.targets[0], both.targets[k])
+        assert f.info["targets"][0]["visible"] >= both.info["targets"][k]["visible"] - 1e-6  # nothing hides it more
+    assert not np.array_equal(solo[0].depth, both.depth)
+    with pytest.raises(ValueError):
+        render_multi_frame(5, 3, hands=spec, only=2)

@@ -76,6 +76,9 @@ def register(subparsers: Any) -> None:
                         "'2' = two hands (a left and a right: apart, touching, one occluding the other; in clips also "
                         "crossing), '0-2' = zero, one or two; shards gain per-target arrays, bags one ground-truth "
                         "skeleton per hand. Needs --full-frame; default: the single-hand generator")
+    p.add_argument("--solo", action="store_true",
+                   help="with --hands: each hand of each scene rendered alone in the same scene (one frame per "
+                        "hand, --n counts scenes): the single-hand reference for the same hands")
     p.set_defaults(func=run)
 
 
@@ -164,7 +167,7 @@ def _hands_problem(args: argparse.Namespace) -> str | None:
     """--hands checks: a crop around one hand would cut the others away."""
     text = getattr(args, "hands", None)
     if text is None:
-        return None
+        return "--solo needs --hands" if getattr(args, "solo", False) else None
     from v2v_ros.data.synthetic.multi import HandsSpec
 
     try:
@@ -173,6 +176,8 @@ def _hands_problem(args: argparse.Namespace) -> str | None:
         return f"--hands: {exc}"
     if not args.full_frame:
         return "--hands needs --full-frame (a crop around one hand would cut the others away)"
+    if getattr(args, "solo", False) and args.bag:
+        return "--solo cannot be combined with --bag (a bag is one stream; solo frames repeat its scenes)"
     for flag, on in (("--body", getattr(args, "body", False)), ("--no-hand-fraction", args.no_hand_fraction > 0),
                      ("--sleeve", args.sleeve > 0), ("--cameras", args.cameras is not None),
                      ("--sensor-jitter", args.sensor_jitter > 0)):
@@ -215,9 +220,9 @@ def _work(job: tuple[Any, ...]) -> Any:
     no_hand, kinds = job[4] if len(job) > 4 else (0.0, None)  # --no-hand-fraction, --no-hand-kinds
     hands = job[5] if len(job) > 5 else None  # --hands: a multi.HandsSpec
     if hands is not None:
-        from v2v_ros.data.synthetic.multi import render_multi_frame
+        from v2v_ros.data.synthetic.multi import render_multi_frame, render_solo_frames
 
-        return render_multi_frame(seed, index, cfg, hands)
+        return render_solo_frames(seed, index, cfg, hands) if len(job) > 6 and job[6] else render_multi_frame(seed, index, cfg, hands)
     if no_hand > 0 and is_negative(seed, index, no_hand):
         return render_negative(seed, index, cfg, kinds or NEGATIVE_KINDS)
     frame = render_body_frame(seed, index, cfg) if isinstance(cfg, BodyConfig) else render_frame(seed, index, cfg)
@@ -225,16 +230,27 @@ def _work(job: tuple[Any, ...]) -> Any:
 
 
 def generate(seed: int, n: int, cfg: Any, cube: float | None, workers: int,
-             no_hand: tuple[float, tuple[str, ...] | None] = (0.0, None), hands: Any = None) -> Iterator[Any]:
+             no_hand: tuple[float, tuple[str, ...] | None] = (0.0, None), hands: Any = None,
+             solo: bool = False) -> Iterator[Any]:
     """Frames 0..n-1 in order (crops when ``cube`` is given), from ``workers`` processes; ``no_hand``:
     (fraction of hand-free frames, their kinds or None for all); ``hands``: a ``multi.HandsSpec`` for
-    scenes with several hands (None: the single-hand generator)."""
-    jobs = ((seed, i, cfg, cube, no_hand, hands) for i in range(n))
+    scenes with several hands (None: the single-hand generator); ``solo``: each of their hands alone, one
+    frame per hand (so more frames than ``n``)."""
+    jobs = ((seed, i, cfg, cube, no_hand, hands, solo) for i in range(n))
     if workers <= 1:
-        yield from map(_work, jobs)
-        return
-    with mp.get_context("fork" if sys.platform.startswith("linux") else "spawn").Pool(workers) as pool:
-        yield from pool.imap(_work, jobs, chunksize=4)
+        out: Iterator[Any] = map(_work, jobs)
+    else:
+        pool = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn").Pool(workers)
+        out = pool.imap(_work, jobs, chunksize=4)
+    try:
+        for item in out:
+            if isinstance(item, list):
+                yield from item
+            else:
+                yield item
+    finally:
+        if workers > 1:
+            pool.terminate()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -281,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
 
         hands = HandsSpec.parse(args.hands)
         meta["generator"]["name"] = "v2v_ros.data.synthetic.multi"
-        meta["generator"]["hands"] = hands.to_dict()
+        meta["generator"]["hands"] = {**hands.to_dict(), "solo": bool(getattr(args, "solo", False))}
     worker_cube = None if args.bag else cube  # the bag needs full images: crop here instead
     t0 = time.perf_counter()
     bag_cm: Any = None
@@ -294,7 +310,8 @@ def run(args: argparse.Namespace) -> int:
             bag_cm = FrameBagWriter(bag_path, storage=args.bag_format, skeleton_type=skeleton.name,
                                     joint_names=list(skeleton.joint_names), **extra_bag).__enter__()
         try:
-            for frame in tqdm(generate(args.seed, args.n, cfg, worker_cube, args.workers, _no_hand(args), hands), total=args.n,
+            for frame in tqdm(generate(args.seed, args.n, cfg, worker_cube, args.workers, _no_hand(args), hands,
+                                       bool(getattr(args, "solo", False))), total=args.n,
                               unit="frame", desc="synth", dynamic_ncols=True):
                 if bag_cm is not None:
                     bag_cm.add(frame)
@@ -305,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
             if bag_cm is not None:
                 bag_cm.__exit__(None, None, None)
     dt = time.perf_counter() - t0
-    print(f"synth: {args.n} frames in {len(writer.shards)} shard(s) -> {args.out}"
+    print(f"synth: {writer.count} frames in {len(writer.shards)} shard(s) -> {args.out}"
           + (f", bag -> {bag_path} ({args.bag_format})" if args.bag else "")
           + f" [{dt:.1f} s, {args.n / max(dt, 1e-9):.1f} frames/s]")
     print(f"synth: fingerprint {writer.fingerprint} (generator version {GENERATOR_VERSION})")

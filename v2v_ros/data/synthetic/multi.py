@@ -261,6 +261,22 @@ def _virtual_joints(rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
     return model.joints(pose) @ rot.T + trans
 
 
+def render_solo_frames(seed: int, index: int, config: SynthConfig | None = None,
+                       hands: HandsSpec | None = None) -> list[Frame]:
+    """Every hand of multi-hand frame ``index`` rendered alone in its scene (one frame per hand)."""
+    count = int(render_hand_count(seed, index, config, hands))
+    return [render_multi_frame(seed, index, config, hands, only=k) for k in range(count)]
+
+
+def render_hand_count(seed: int, index: int, config: SynthConfig | None = None, hands: HandsSpec | None = None) -> int:
+    """How many hands frame ``index`` shows (without rendering it)."""
+    cfg = config or SynthConfig()
+    spec = hands or HandsSpec()
+    if cfg.sequence_length > 0:
+        return len(_clip(int(seed), int(index) // cfg.sequence_length, cfg, spec)["hands"])
+    return len(_scene_hands(int(seed), int(index), cfg, spec)[0])
+
+
 def visible_fraction(hand_prims: list[Any], scene_z: np.ndarray, intr: Intrinsics, size: tuple[int, int]) -> float:
     """Share of a hand's own surface pixels (without its forearm) that the scene's z-buffer shows.
 
@@ -277,12 +293,15 @@ def visible_fraction(hand_prims: list[Any], scene_z: np.ndarray, intr: Intrinsic
 
 
 def render_multi_frame(seed: int, index: int, config: SynthConfig | None = None,
-                       hands: HandsSpec | None = None) -> Frame:
+                       hands: HandsSpec | None = None, only: int | None = None) -> Frame:
     """Frame ``index`` of multi-hand dataset ``seed``: full depth image and every hand as a target.
 
     Depends only on (seed, index, config, hands), like :func:`render_frame`. With
     ``config.sequence_length`` L > 0, frames come in clips of L in which the same hands move
     (ids stay with their hand for the whole clip; ``info['clip']`` numbers the clips).
+
+    ``only`` = k renders the same scene with hand k alone (the other hands removed, everything else
+    in place): the single-hand reference the same hands are measured against.
     """
     cfg = config or SynthConfig()
     spec = hands or HandsSpec()
@@ -293,6 +312,11 @@ def render_multi_frame(seed: int, index: int, config: SynthConfig | None = None,
     else:
         placed, arrangement, clutter_rng = _scene_hands(int(seed), int(index), cfg, spec)
         anchor = np.concatenate([h.joints for h in placed]) if placed else _virtual_joints(clutter_rng, cfg)
+    ids = list(range(len(placed)))
+    if only is not None:
+        if not 0 <= only < len(placed):
+            raise ValueError(f"frame {index} of seed {seed} has {len(placed)} hand(s); no hand {only}")
+        placed, ids = [placed[only]], [only]
     hand_prims = [h.model.primitives(h.pose, h.rot, h.trans) for h in placed]
     prims = [p for ps in hand_prims for p in ps]
     clutter: list[str] = []
@@ -303,7 +327,7 @@ def render_multi_frame(seed: int, index: int, config: SynthConfig | None = None,
     depth = apply_sensor(zbuf, cos, frame_rng, cfg.sensor)
     joints = [h.joints.astype(np.float32) for h in placed]
     visible = [visible_fraction(ps[:-1], zbuf, intr, size) for ps in hand_prims]  # [-1]: the forearm
-    targets_info = [{"id": k, "handedness": h.handedness, "visible": round(v, 4), "scale": round(h.model.shape.scale, 4)}
+    targets_info = [{"id": ids[k], "handedness": h.handedness, "visible": round(v, 4), "scale": round(h.model.shape.scale, 4)}
                     for k, (h, v) in enumerate(zip(placed, visible, strict=True))]
     main = int(np.argmax(visible)) if placed else -1
     nan = np.full((HAND_MSRA21.num_joints, 3), np.nan, np.float32)
@@ -314,6 +338,8 @@ def render_multi_frame(seed: int, index: int, config: SynthConfig | None = None,
     }
     if not placed:
         info["scene"] = "no_hand"
+    if only is not None:
+        info["solo"] = int(only)
     if cfg.sequence_length > 0:
         info["clip"] = int(index) // cfg.sequence_length
     targets = np.stack(joints) if joints else np.zeros((0, HAND_MSRA21.num_joints, 3), np.float32)
