@@ -125,7 +125,7 @@ def test_synth_cli_hands_writes_targets_and_a_bag_with_one_skeleton_per_hand(tmp
     counts = [len(msg.skeletons) for _, _, msg in iter_messages(out / "bag", [GT_TOPIC])]
     assert counts == [2, 2, 2]
     ids = [[s.id for s in msg.skeletons] for _, _, msg in iter_messages(out / "bag", [GT_TOPIC])]
-    assert ids == [[0, 1]] * 3
+    assert ids == [[0, 1]] * 3  # one scene per frame: clip 0
 
 
 @pytest.mark.parametrize("extra", [[], ["--full-frame", "--body"], ["--full-frame", "--hands", "3"]])

@@ -228,3 +228,24 @@ def test_hiding_a_hand_removes_its_pixels_only() -> None:
     for u, v, _ in uv.round().astype(int):
         assert out[v, u] == 0.0  # the wall at the joints' depth is where the hand is
     assert out[10, 10] == 600.0 and depth.min() == 600.0  # far from the hand and the input: untouched
+
+
+def test_eval_bag_scores_every_target_of_a_two_hand_stream(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from v2v_ros.cli import main
+
+    data = tmp_path / "two"
+    assert main(["synth", "--out", str(data), "--n", "8", "--seed", "21", "--hands", "2", "--sequence", "8",
+                 "--full-frame", "--bag"]) == 0
+    out = tmp_path / "eval"
+    assert main(["eval-bag", str(data / "bag"), "--gt-topic", "/ground_truth/skeletons", "--out", str(out),
+                 "--tracking", "--max-targets", "2", "--no-progress", "--device", "cpu"]) == 0
+    m = json.loads((out / "metrics.json").read_text())["metrics"]["multi_target"]
+    assert m["frames"] == 8 and m["targets_in_view"] == 16
+    assert m["id_switches"] is not None and m["handedness_scored"] == m["matched"]
+    from v2v_ros.bag.io import iter_messages
+
+    counts = [len(msg.skeletons) for _, _, msg in iter_messages(out / "predictions", ["/v2v_pose_node/skeletons"])]
+    assert len(counts) == 8 and max(counts) <= 2
+    assert main(["eval-bag", str(data / "bag"), "--out", str(tmp_path / "bad"), "--max-targets", "0"]) == 1

@@ -44,6 +44,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
     p.add_argument("--device", default="auto")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: derived from the pid)")
+    p.add_argument("--hands", type=int, default=1, choices=[1, 2],
+                   help="2: a stream of two moving hands (v2v synth --hands 2: apart, touching, occluding, crossing), "
+                        "the node with max_targets 2; the summary adds detection, identity switches and handedness")
     p.add_argument("--body", action="store_true",
                    help="people instead of hands: v2v synth --body, config/body_pose.yaml, models/body_default "
                         "(unless --model), mAP (10 cm) per body part in the report (default --out reports/demo_body)")
@@ -58,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
               "(sets both up) or source a ROS 2 install first", file=sys.stderr)
         return 2
     body = bool(getattr(args, "body", False))
+    hands = int(getattr(args, "hands", 1))
+    if body and hands > 1:
+        print("demo: --hands 2 is for hands; people are one per stream (--body)", file=sys.stderr)
+        return 2
     if Path(args.model) == DEFAULT_MODEL:  # the shipped model, wherever this install keeps it
         args.model = _shipped("models/" + ("body_default" if body else "hand_default") + ".safetensors")
     if body and Path(args.out) == Path("reports/demo"):
@@ -86,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         bag = out / "data" / "bag"
         r = subprocess.run([sys.executable, "-m", "v2v_ros.cli", "synth", "--out", str(out / "data"), "--n",
                             str(args.frames), "--seed", str(args.seed), "--bag"]
-                           + (["--body"] if body else []) + ["--sequence", str(args.sequence)],
+                           + (["--body"] if body else []) + ["--sequence", str(args.sequence)]
+                           + (["--hands", str(hands), "--full-frame"] if hands > 1 else []),
                            env=env, capture_output=True, text=True)
         if r.returncode != 0:
             print(r.stdout + r.stderr, file=sys.stderr)
@@ -100,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
                 # The player is local and reliable: a reliable subscription (QoS override) makes
                 # DDS deliver every frame, so the drops reported are the node's own (newest wins).
                 "-p", f"qos_overrides.{DEPTH}.subscription.reliability:=reliable",
-                "-p", f"qos_overrides.{INFO}.subscription.reliability:=reliable"]
+                "-p", f"qos_overrides.{INFO}.subscription.reliability:=reliable",
+                "-p", f"max_targets:={hands}"]
     node = subprocess.Popen(node_cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
     try:
         from v2v_ros.ros.record import replay_and_record  # noqa: PLC0415  (rclpy lives in v2v_ros.ros)
@@ -117,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[demo] the node did not come up; see {out / 'node.log'}:\n" + (out / "node.log").read_text()[-2000:],
               file=sys.stderr)
         return 1
-    summary = _evaluate(bag, out, result, model, body=body)
+    summary = _evaluate(bag, out, result, model, body=body, multi=hands > 1)
     summary["total_s"] = time.monotonic() - t_all
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("\n" + format_demo_summary(summary, body=body))
@@ -126,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path, body: bool = False) -> dict[str, Any]:
+def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path, body: bool = False,
+              multi: bool = False) -> dict[str, Any]:
     import numpy as np  # noqa: PLC0415
 
     from v2v_ros.bag.evaluate import BagRun, score, write_plots  # noqa: PLC0415
@@ -150,6 +160,7 @@ def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path, body: bool
             j = skeleton_array_to_mm(m)
             if j is not None:
                 run.gt[s] = j
+            run.multi_gt[s] = list(m.skeletons)
         elif topic == DEPTH:
             depth_msgs[s] = m
             run.pred[s] = None  # frames the node dropped or did not answer count as failures
@@ -157,6 +168,7 @@ def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path, body: bool
             info_msgs[s] = m
     for _, m, _ in msgs:
         run.pred[stamp_ns_of(m)] = skeleton_array_to_mm(m)
+        run.multi_pred[stamp_ns_of(m)] = [_published(sk) for sk in m.skeletons]
     report, pred, gt = score(run.pred, run.gt, run.joint_names)
     kind = "body" if body else "hand"
     if body and len(gt):  # mAP with the 10 cm rule, per joint and per body part (Table 5)
@@ -202,10 +214,24 @@ def _evaluate(bag: Path, out: Path, rec: dict[str, Any], model: Path, body: bool
         "metrics_posed": report_posed,  # over the frames the node answered with a pose
         "frames_posed": int(posed.sum()),
     }
+    if multi:  # every published target matched to the ground truth's (v2v_ros.evaluate.multi)
+        from v2v_ros.bag.evaluate import score_multi_bag  # noqa: PLC0415
+
+        summary["multi_target"] = score_multi_bag(run)
     summary = to_jsonable(summary)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
+
+
+def _published(sk: Any) -> Any:
+    """A published Skeleton3D as the multi-target scorer reads results (joints mm, side, id)."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    joints = np.array([[k.position.x, k.position.y, k.position.z] for k in sk.keypoints], np.float64) * 1000.0
+    return SimpleNamespace(joints=joints, handedness=str(sk.handedness), track_id=int(sk.id))
 
 
 def _shipped(relative: str) -> Path:
@@ -256,6 +282,15 @@ def format_demo_summary(s: dict[str, Any], body: bool = False) -> str:
                                       f"{pct((m.get('success_rate') or {}).get('20'))}"),
                  ("  mean error", f"{num(mp.get('mean_error_mm'), ' mm')} (over the posed frames only: a miss "
                                   "has no distance)")]
+    mt = s.get("multi_target")
+    if mt:  # --hands 2: the first-skeleton figures above only see one hand per frame; these see every one
+        rows += [("every target", f"{mt['found']} of {mt['targets_in_view']} hands found (recall "
+                                  f"{pct(mt['recall'])}), precision {pct(mt['precision'])}, "
+                                  f"{mt['false_targets']} false targets"),
+                 ("  matched mean error", num(mt.get("mean_error_mm"), " mm")),
+                 ("  handedness", f"{pct(mt.get('handedness_accuracy'))} correct"),
+                 ("  identity switches", f"{mt.get('id_switches')} "
+                                         f"({num(mt.get('id_switches_per_100_frames'))} per 100 frames)")]
     rows += [("latency p50 / p95", f"{num(lat.get('p50'))} / {num(lat.get('p95'))} ms (depth received to "
                                    "skeletons published)"),
              ("throughput", f"{num(s.get('throughput_fps'))} frames/s out")]

@@ -43,6 +43,10 @@ def register(subparsers: Any) -> None:
                    help="follow the target from frame to frame as the node does with tracking.enabled "
                         "(detector/refiner only to acquire, re-check and recover it)")
     p.add_argument("--redetect-every", type=int, default=30, help="with --tracking: frames between detections")
+    p.add_argument("--max-targets", type=int, default=1,
+                   help="targets per frame as the node's max_targets: > 1 estimates every target (each with its "
+                        "track id) and, with --gt-topic, adds the multi-target metrics (matching, detection, "
+                        "identity switches, handedness) to metrics.json")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_eval_bag)
 
@@ -53,17 +57,22 @@ def run_eval_bag(args: argparse.Namespace) -> int:
     from v2v_ros.core.checkpoint import CheckpointError  # noqa: PLC0415
     from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415
     from v2v_ros.core.skeletons import SKELETONS  # noqa: PLC0415
-    from v2v_ros.core.tracking import TrackingConfig, TrackingEstimator  # noqa: PLC0415
+    from v2v_ros.core.tracking import MultiTracker, TrackingConfig, TrackingEstimator  # noqa: PLC0415
     from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
 
     if not 0.0 <= args.min_confidence <= 1.0:
         print(f"eval-bag: --min-confidence must be in [0, 1], got {args.min_confidence}", file=sys.stderr)
         return 1
+    if not 1 <= args.max_targets <= 16:
+        print(f"eval-bag: --max-targets must be in [1, 16], got {args.max_targets}", file=sys.stderr)
+        return 1
     try:
         model = _resolve(args.model)
         est = PoseEstimator.load(model, device=args.device, precision=args.precision, backend=args.backend,
                                  calibration=synthetic_calibration_source)  # used by --precision int8 only
-        tracker = TrackingEstimator(est, TrackingConfig(enabled=args.tracking, redetect_every=args.redetect_every))
+        config = TrackingConfig(enabled=args.tracking, redetect_every=args.redetect_every)
+        tracker: Any = (MultiTracker(est, config, max_targets=args.max_targets) if args.max_targets > 1
+                        else TrackingEstimator(est, config))
         open_reader(args.bag).close()
         storage = args.storage or bag_storage(args.bag)
         out: Path = args.out
@@ -78,6 +87,10 @@ def run_eval_bag(args: argparse.Namespace) -> int:
     report = None
     if args.gt_topic:
         report, _, _ = score(run.pred, run.gt, list(est.joint_names))
+        if args.max_targets > 1:
+            from v2v_ros.bag.evaluate import score_multi_bag  # noqa: PLC0415
+
+            report["multi_target"] = score_multi_bag(run)
     sk = SKELETONS.get(est.meta.skeleton)
     summary = write_outputs(out, run, report, {"bag": str(args.bag), "model": str(model), "device": str(est.device),
                                                  "precision": est.precision, "backend": est.backend,
@@ -99,6 +112,14 @@ def format_summary(s: dict[str, Any]) -> str:
             ("success rate @20 mm", _fmt(None if sr is None else 100 * sr, "%")),
             ("latency p50 (ms)", _fmt(lat.get("p50"))), ("latency p95 (ms)", _fmt(lat.get("p95"))),
             ("throughput (frames/s)", _fmt(s.get("throughput_fps")))]
+    mt = m.get("multi_target")
+    if mt:
+        pct = (lambda v: _fmt(None if v is None else 100.0 * v, "%"))  # noqa: E731
+        rows += [("targets found / in view", f"{mt['found']} / {mt['targets_in_view']}"),
+                 ("detection precision", pct(mt["precision"])), ("detection recall", pct(mt["recall"])),
+                 ("matched mean error (mm)", _fmt(mt["mean_error_mm"])),
+                 ("handedness accuracy", pct(mt["handedness_accuracy"])),
+                 ("identity switches /100 frames", _fmt(mt["id_switches_per_100_frames"]))]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 

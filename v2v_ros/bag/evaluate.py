@@ -21,7 +21,7 @@ import numpy as np
 from v2v_ros.bag.io import SkeletonBagWriter, iter_messages, skeleton_array_to_mm, stamp_ns_of, topic_types
 from v2v_ros.core.depth_decode import DepthDecodeError, compressed_msg_to_mm, image_msg_to_mm, info_msg_to_intrinsics
 from v2v_ros.core.stream import StampPairer
-from v2v_ros.core.tracking import TrackingConfig, TrackingEstimator
+from v2v_ros.core.tracking import MultiTracker, TrackingConfig, TrackingEstimator
 
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 
@@ -40,6 +40,9 @@ class BagRun:
     joint_names: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     reference: dict[str, int] = field(default_factory=dict)  # how cube centres were found (tracking stats)
+    # several targets per frame (a MultiTracker): stamp -> every published target / every ground-truth skeleton
+    multi_pred: dict[int, list[Any]] = field(default_factory=dict)
+    multi_gt: dict[int, list[Any]] = field(default_factory=dict)
 
 
 def run_bag(estimator: Any, bag: str | Path, depth_topic: str, info_topic: str, gt_topic: str | None = None,
@@ -52,7 +55,7 @@ def run_bag(estimator: Any, bag: str | Path, depth_topic: str, info_topic: str, 
     ``tracking.enabled``, a TrackingEstimator around one (frames are fed in bag order
     with their stamps, exactly as the node sees them).
     """
-    if not isinstance(estimator, TrackingEstimator):
+    if not isinstance(estimator, (TrackingEstimator, MultiTracker)):
         estimator = TrackingEstimator(estimator, TrackingConfig(enabled=False))
     types = topic_types(bag)
     roles = {"depth": depth_topic, "camera_info": info_topic, **({"ground-truth": gt_topic} if gt_topic else {})}
@@ -81,6 +84,7 @@ def run_bag(estimator: Any, bag: str | Path, depth_topic: str, info_topic: str, 
                 joints = skeleton_array_to_mm(msg)
                 if joints is not None:
                     run.gt[stamp_ns_of(msg)] = joints
+                run.multi_gt[stamp_ns_of(msg)] = list(msg.skeletons)
                 continue
             if topic == depth_topic:
                 if limit is not None and run.frames_in >= limit:
@@ -130,6 +134,19 @@ def _process(estimator: Any, pair: Any, compressed: bool, run: BagRun, writer: S
         run.pred[stamp] = None
     else:
         try:
+            if isinstance(estimator, MultiTracker):  # every target, each with its track id
+                found = [r for r in estimator.estimate_all(depth, intr, stamp_ns=stamp)
+                         if float(np.mean(r.confidence)) >= min_confidence]
+                run.multi_pred[stamp] = found
+                run.pred[stamp] = np.asarray(found[0].joints, np.float64) if found else None
+                results = found
+                if run.overlay is None and found:
+                    run.overlay = {"stamp": stamp, "depth": depth, "intrinsics": intr}
+                run.latency_ms.append((time.perf_counter() - t0) * 1e3)
+                run.frames_out += 1
+                if writer is not None:
+                    writer.write(msg.header, results, ids=[max(r.track_id, 0) for r in results])
+                return
             res = estimator.estimate(depth, intr, stamp_ns=stamp)
         except DepthDecodeError as exc:  # wrong units or 8-bit data (core check): counted like the node does
             run.rejected[exc.reason] += 1
@@ -144,6 +161,29 @@ def _process(estimator: Any, pair: Any, compressed: bool, run: BagRun, writer: S
     run.frames_out += 1
     if writer is not None:
         writer.write(msg.header, results)
+
+
+def score_multi_bag(run: BagRun) -> dict[str, Any]:
+    """Multi-target metrics (v2v_ros.evaluate.multi) over the ground-truth frames of a bag.
+
+    Bags carry no visibility, so every ground-truth skeleton counts as in view; ids and
+    handedness come from the ground truth's ``id`` and ``handedness`` fields. A frame the
+    estimator never answered (rejected) has no predictions: its targets are misses.
+    """
+    from v2v_ros.evaluate.multi import FrameTargets, score_multi  # noqa: PLC0415
+
+    frames = []
+    for stamp in sorted(s for s in run.multi_gt if s in run.pred):
+        gts = run.multi_gt[stamp]
+        gt = np.stack([np.array([[k.position.x, k.position.y, k.position.z] for k in sk.keypoints]) * 1000.0
+                       for sk in gts]) if gts else np.zeros((0, len(run.joint_names) or 21, 3))
+        preds = run.multi_pred.get(stamp, [])
+        frames.append(FrameTargets(
+            gt=gt, visible=np.ones(len(gts)), gt_ids=[int(sk.id) for sk in gts],
+            gt_sides=[str(getattr(sk, "handedness", "") or "") for sk in gts],
+            pred=np.stack([np.asarray(r.joints, np.float64) for r in preds]) if preds else np.zeros((0, *gt.shape[1:])),
+            pred_sides=[r.handedness for r in preds], pred_ids=[r.track_id for r in preds]))
+    return score_multi(frames)
 
 
 def score(pred: dict[int, np.ndarray | None], gt: dict[int, np.ndarray], joint_names: list[str] | None = None

@@ -90,13 +90,15 @@ class SkeletonBagWriter:
         self._conn = self._writer.add_connection(topic, SKELETONS_TYPE, typestore=self.ts)
         self.count = 0
 
-    def write(self, header: Any, results: Sequence[PoseResult], time_ns: int | None = None) -> None:
-        """One array per input frame (empty when nothing was found)."""
+    def write(self, header: Any, results: Sequence[PoseResult], time_ns: int | None = None,
+              ids: Sequence[int] | None = None) -> None:
+        """One array per input frame (empty when nothing was found); ``ids``: the skeletons' ids (default 0, 1, ...)."""
         t = self.ts.types
         hdr = t["std_msgs/msg/Header"](
             stamp=t["builtin_interfaces/msg/Time"](sec=header.stamp.sec, nanosec=header.stamp.nanosec),
             frame_id=header.frame_id)
-        msg = t[SKELETONS_TYPE](header=hdr, skeletons=[self._skeleton(r, i) for i, r in enumerate(results)])
+        msg = t[SKELETONS_TYPE](header=hdr, skeletons=[self._skeleton(r, i if ids is None else int(ids[i]))
+                                                        for i, r in enumerate(results)])
         stamp = time_ns if time_ns is not None else header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         self._writer.write(self._conn, stamp, self.ts.serialize_cdr(msg, SKELETONS_TYPE))
         self.count += 1

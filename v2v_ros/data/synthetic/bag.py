@@ -92,11 +92,13 @@ class FrameBagWriter:
         )
         point = t["geometry_msgs/msg/Point"]
         names = self.joint_names or [f"joint_{i}" for i in range(len(frame.joints))]
-        # Multi-target frames (v2v synth --hands): one skeleton per target, id = the target's id in the
-        # clip (ground truth for identity metrics); a frame without a target has none.
+        # Multi-target frames (v2v synth --hands): one skeleton per target, id = 16 x clip + the target's id
+        # in its clip (ground truth for identity metrics); a frame without a target has none.
         described = list(frame.info.get("targets") or [])
         if frame.targets is not None:
-            ids = [int(d.get("id", k)) for k, d in enumerate(described)]
+            # ids unique over the whole bag: a clip of a --sequence stream shows other hands than the last one
+            clip = int(frame.info.get("clip", 0))
+            ids = [clip * 16 + int(d.get("id", k)) for k, d in enumerate(described)]
             targets = list(frame.targets)
             ids = ids if len(ids) == len(targets) else list(range(len(targets)))
             sides = [str(d.get("handedness") or "") for d in described] if len(described) == len(targets) \
