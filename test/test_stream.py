@@ -141,10 +141,14 @@ def test_rare_camera_info_pairs_at_once_and_changes_are_seen() -> None:
     assert p.add_depth(42, "f", "d42") == ([], [])
     pairs, _ = p.add_info(42, "f", "zoomed", info_key=("640x480", "zoomed"))
     assert pairs[0].info == "zoomed" and not p.stable
+    # A frame of another camera never borrows this camera's constant camera_info: it waits for its own.
+    p.add_info(43, "f", "z43", info_key=("640x480", "zoomed"))
+    assert p.stable and p.add_depth(44, "other", "o44") == ([], [])
+    assert p.add_info(44, "other", "other44", info_key=("other",))[0][0].info == "other44"
     # An orphan under a calibration seen only once is rejected, not paired with it.
-    p.add_depth(43, "f", "d43")
-    _, rej = p.add_info(44, "f", "other", info_key=("1280x720",))
-    assert [(r.reason, r.stamp_ns) for r in rej] == [("no_camera_info", 43)]
+    p.add_depth(45, "f", "d45")
+    _, rej = p.add_info(46, "f", "other", info_key=("1280x720",))
+    assert [(r.reason, r.stamp_ns) for r in rej] == [("no_camera_info", 45)]
 
 
 def test_full_buffer_evicts_oldest_stamp_and_counts_unused_info() -> None:

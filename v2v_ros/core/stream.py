@@ -54,8 +54,9 @@ class StampPairer:
       step (another process, a loaded executor);
     * **near stamps** (``tolerance_ns``): the closest camera_info within the tolerance;
     * **camera_info that never changes**: once two consecutive camera_infos carried the same
-      calibration (``info_key``), a frame whose own camera_info will not come (lost in
-      transport: a newer one arrived first) is paired with the latest one (``fallback_pairs``);
+      calibration (``info_key``), a frame of that camera (same frame id) whose own camera_info
+      will not come (lost in transport: a newer one arrived first) is paired with the latest
+      one (``fallback_pairs``);
       the calibration it would have carried is the same by construction. When camera_info
       comes only every few frames (a driver that publishes it rarely), frames pair with it at
       once; when it comes with every frame, each frame waits for its own (so a changed
@@ -168,7 +169,8 @@ class StampPairer:
                 self._emit(stamp_ns, frame_id, depth, received, i_frame, info, paired, rejected)
                 return paired, rejected
             latest = self._latest_info
-            if latest is not None and ((self.stable and not self._own_infos) or latest[0] > stamp_ns + self.tolerance_ns):
+            rare = self.stable and not self._own_infos and latest is not None and latest[1] == frame_id
+            if latest is not None and (rare or latest[0] > stamp_ns + self.tolerance_ns):
                 # Constant calibration and frames have been going without their own camera_info
                 # (published rarely): no need to wait for a copy of it. Or a newer camera_info
                 # already came, so this frame's own was lost or never sent.
@@ -201,7 +203,8 @@ class StampPairer:
                         evicted: bool = False) -> None:
         """A waiting frame whose own camera_info will not come: fall back or reject it."""
         d_frame, depth, received = self._depth.pop(stamp_ns)
-        if self.stable and self._latest_info is not None:
+        # Only a frame of the camera the constant camera_info describes (same frame id) may borrow it.
+        if self.stable and self._latest_info is not None and self._latest_info[1] == d_frame:
             _, i_frame, info = self._latest_info
             self.fallback_pairs += 1
             self._emit(stamp_ns, d_frame, depth, received, i_frame, info, paired, rejected)
