@@ -495,7 +495,9 @@ class PoseNode(LifecycleNode):
             self._publish_all(header, result, received, cfg)
             return
         pub_skel, pub_markers = self._pub_skel, self._pub_markers
-        if pub_skel is None:
+        if pub_skel is None:  # released by a concurrent cleanup: the frame goes unanswered, counted
+            self.counters.inc("dropped")
+            self.counters.inc("dropped.shutdown")
             return
         found = result is not None and result.valid and result.score >= cfg["min_confidence"]
         skeletons = []
@@ -538,7 +540,9 @@ class PoseNode(LifecycleNode):
     def _publish_all(self, header: Header, results: list[PoseResult], received: float, cfg: dict[str, Any]) -> None:
         """Every target of a frame (max_targets > 1): one Skeleton3D per target, its id the tracker's."""
         pub_skel, pub_markers = self._pub_skel, self._pub_markers
-        if pub_skel is None:
+        if pub_skel is None:  # released by a concurrent cleanup: the frame goes unanswered, counted
+            self.counters.inc("dropped")
+            self.counters.inc("dropped.shutdown")
             return
         shown = [r for r in results if r.valid and r.score >= cfg["min_confidence"]]
         skeletons = []
