@@ -57,6 +57,7 @@ DUPLICATE_JOINTS_MM = 25.0
 NEAR_HAND_MM = 250.0  # a candidate the presence classifier doubts this close to a found hand is asked again
 SECOND_CHANCE_SCORE = 0.4  # only a pose at least this confident (the trackers' bar) hides its hand's pixels
 HAND_MASK_MM = 22.0  # pixels this close to a found hand's joints and bones are hidden from that second question
+SEPARATE_KEEP = 1.0  # the pose estimated without the other hands replaces the first when at least as confident (validation seed 78: taking it always was worse)
 SEARCH_PEAKS = 16  # detector peaks placed in 3D when looking for every target (cheap: no network)
 REFINE_TRUST_MM = 50.0  # a refinement moving a peak farther than this went to another hand: the peak stays  # two poses whose joints are this close on average are one target
 
@@ -166,6 +167,9 @@ class PoseEstimator:
         # estimate_all: re-estimate each newly detected target in a cube centred on its first pose (one more
         # batched forward on the frames that search for targets; tracked targets never need it)
         self.recentre = True
+        # estimate_all: on frames that search, targets whose cubes overlap are estimated again, each without
+        # the other hands' pixels (one more forward; followed frames of a tracked stream never pay it)
+        self.separate = True
         # int8 calibration volumes, or a source called with (grid, cube mm, skeleton) when int8 is built;
         # the caller's (e.g. v2v_ros.data.calibration.synthetic_calibration_source): the core renders nothing.
         self.calibration = calibration
@@ -415,7 +419,10 @@ class PoseEstimator:
             for (_, p), r in zip(second, redo[len(again):], strict=True):
                 r.presence = p
                 results.append(r)
-        found = _distinct(sorted((r for r in results if r.valid), key=lambda r: -r.score))[:max_targets]
+        found = _distinct(sorted((r for r in results if r.valid), key=lambda r: -r.score))
+        found = self._own_hands(depth, intrinsics, found, timings)[:max_targets]
+        if self.separate and search and len(found) > 1:  # followed frames stay at one forward
+            found = self._separated(depth, intrinsics, found, timings)
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
         return found
 
@@ -468,6 +475,54 @@ class PoseEstimator:
             kept.append(r)
             probs.append(p)
         return rejected
+
+    def _separated(self, depth: np.ndarray, intrinsics: Intrinsics, found: list[PoseResult],
+                   timings: dict[str, float]) -> list[PoseResult]:
+        """Targets whose cubes overlap, estimated again (one batched forward) each on an image without the
+        other targets' hand pixels; the more confident pose of the two passes is kept.
+
+        Why: the pose network learnt one hand per cube. With a second hand inside the cube (touching,
+        in front, crossing) its heatmaps mix the two; with that hand's pixels removed the cube shows
+        what the network knows, a hand with a gap in the background.
+        """
+        half = self.grid.cube_size / 2.0
+        means = [np.asarray(r.joints, np.float64).mean(axis=0) for r in found]
+        crowded = [i for i in range(len(found)) if any(
+            j != i and np.all(np.abs(means[i] - means[j]) < 2.0 * half) for j in range(len(found)))]
+        if not crowded:
+            return found
+        t = time.perf_counter()
+        images = [_without_hands(depth, intrinsics, [found[j].joints for j in range(len(found)) if j != i])
+                  for i in crowded]
+        _lap(timings, "presence", t)
+        redo = self._estimate_cubes(images, intrinsics, [means[i] for i in crowded], timings,  # type: ignore[arg-type]
+                                    check_presence=False)
+        out = list(found)
+        for i, r in zip(crowded, redo, strict=True):
+            if r.valid and r.score >= SEPARATE_KEEP * found[i].score:
+                r.presence = found[i].presence
+                out[i] = r
+        return sorted(out, key=lambda r: -r.score)
+
+    def _own_hands(self, depth: np.ndarray, intrinsics: Intrinsics, found: list[PoseResult],
+                   timings: dict[str, float]) -> list[PoseResult]:
+        """``found`` (most confident first) without the poses whose hand is one already found.
+
+        Why: next to a hand, a second cube on its forearm or fingers yields a plausible, displaced pose
+        of the same hand (its joint mean 70-100 mm off, beyond the duplicate distance, yet on no other
+        hand). With the pixels of the more confident poses removed, the presence classifier sees no hand
+        at such a pose, while a second real hand, touching or not, keeps its own pixels and passes.
+        """
+        if len(found) < 2 or self.presence is None:
+            return found
+        t = time.perf_counter()
+        kept = [found[0]]
+        for r in found[1:]:
+            masked = _without_hands(depth, intrinsics, [k.joints for k in kept])
+            if float(self.presence(masked, intrinsics, [r.joints.mean(axis=0)])[0]) >= self.presence.threshold:
+                kept.append(r)
+        _lap(timings, "presence", t)
+        return kept
 
     def _second_chance(self, depth: np.ndarray, intrinsics: Intrinsics, rejected: list[np.ndarray],
                        results: list[PoseResult], timings: dict[str, float]) -> list[tuple[np.ndarray, float]]:
@@ -549,10 +604,11 @@ class PoseEstimator:
             import cupy as xp  # noqa: PLC0415 - optional, only with CUDA
         batch = xp.zeros((len(centers), 1, n, n, n), dtype=xp.float32)
         counts = []
-        h, w = depth.shape
+        per_cube = isinstance(depth, list)  # estimate_all: each cube may see its own image (other hands removed)
+        h, w = (depth[0] if per_cube else depth).shape
         for i, c in enumerate(centers):
             u0, v0, u1, v1 = cube_footprint(intrinsics, c, self.grid.cube_size, w, h)
-            crop = depth[v0:v1, u0:u1]
+            crop = (depth[i] if per_cube else depth)[v0:v1, u0:u1]
             if xp is not np:
                 crop = xp.asarray(np.ascontiguousarray(crop))  # upload the cube's footprint only
             # Back-projection and voxelisation in one pass over the cube's z slab (core.voxel).
