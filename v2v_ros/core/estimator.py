@@ -58,6 +58,7 @@ NEAR_HAND_MM = 250.0  # a candidate the presence classifier doubts this close to
 SECOND_CHANCE_SCORE = 0.4  # only a pose at least this confident (the trackers' bar) hides its hand's pixels
 HAND_MASK_MM = 22.0  # pixels this close to a found hand's joints and bones are hidden from that second question
 SEPARATE_KEEP = 1.0  # the pose estimated without the other hands replaces the first when at least as confident (validation seed 78: taking it always was worse)
+OWN_HAND_CHECK_MM = 150.0  # second poses this close to a kept one are checked for being that hand (seen: 73-97 mm)
 SEARCH_PEAKS = 16  # detector peaks placed in 3D when looking for every target (cheap: no network)
 REFINE_TRUST_MM = 50.0  # a refinement moving a peak farther than this went to another hand: the peak stays  # two poses whose joints are this close on average are one target
 
@@ -518,6 +519,10 @@ class PoseEstimator:
         t = time.perf_counter()
         kept = [found[0]]
         for r in found[1:]:
+            centre = np.asarray(r.joints).mean(axis=0)
+            if all(np.linalg.norm(centre - np.asarray(k.joints).mean(axis=0)) > OWN_HAND_CHECK_MM for k in kept):
+                kept.append(r)  # far from every kept hand: cannot be one of them (and costs no check)
+                continue
             masked = _without_hands(depth, intrinsics, [k.joints for k in kept])
             if float(self.presence(masked, intrinsics, [r.joints.mean(axis=0)])[0]) >= self.presence.threshold:
                 kept.append(r)

@@ -172,11 +172,14 @@ def score_multi(frames: Sequence[FrameTargets], match_mm: float = MATCH_MM, min_
         if len(must) >= 2 and len(must) == len(f.gt):
             both_frames += 1
             both_found += int(len(hit) == len(must))
-        arr = by_arrangement.setdefault(f.arrangement or "-", {"frames": 0, "targets": 0, "found": 0, "false": 0})
+        arr = by_arrangement.setdefault(f.arrangement or "-", {"frames": 0, "targets": 0, "found": 0, "false": 0,
+                                                               "matched": 0, "error_sum_mm": 0.0})
         arr["frames"] += 1
         arr["targets"] += len(must)
         arr["found"] += len(hit)
         arr["false"] += false
+        arr["matched"] += len(pairs)
+        arr["error_sum_mm"] += sum(e for _, _, e in pairs)
         for p, g, err in pairs:
             errors.append(err)
             if f.visible[g] >= min_visible:
@@ -190,6 +193,9 @@ def score_multi(frames: Sequence[FrameTargets], match_mm: float = MATCH_MM, min_
                 if key in last_id and last_id[key] != pid:
                     switches += 1
                 last_id[key] = pid
+    for arr in by_arrangement.values():  # mean error of the matched targets of each kind of scene
+        total = arr.pop("error_sum_mm")
+        arr["mean_error_mm"] = total / arr["matched"] if arr["matched"] else None
     n = len(frames)
     return {
         "frames": n,
