@@ -276,7 +276,7 @@ def format_demo_summary(s: dict[str, Any], body: bool = False) -> str:
         if parts:
             rows.append(("  per part, all frames", ", ".join(f"{k} {100 * v:.0f}" for k, v in parts.items()
                                                             if v is not None and k != "mean")))
-    else:
+    elif not s.get("multi_target"):  # with several hands the first skeleton need not be the first true hand
         rows += [("accuracy", cols),
                  ("  success @20 mm", f"{pct((mp.get('success_rate') or {}).get('20'))} | "
                                       f"{pct((m.get('success_rate') or {}).get('20'))}"),
