@@ -249,3 +249,36 @@ def test_eval_bag_scores_every_target_of_a_two_hand_stream(tmp_path) -> None:  #
     counts = [len(msg.skeletons) for _, _, msg in iter_messages(out / "predictions", ["/v2v_pose_node/skeletons"])]
     assert len(counts) == 8 and max(counts) <= 2
     assert main(["eval-bag", str(data / "bag"), "--out", str(tmp_path / "bad"), "--max-targets", "0"]) == 1
+
+
+def test_bags_recorded_with_the_skeleton_layout_before_handedness_still_read(tmp_path) -> None:  # noqa: ANN001
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from v2v_ros.bag.io import iter_messages, skeleton_array_to_mm
+    from v2v_ros.data.rosbag_types import find_msg_dir, typestore_with_v2v_msgs
+
+    old = tmp_path / "msg"
+    old.mkdir()
+    for name in ("Keypoint3D", "Skeleton3DArray"):
+        (old / f"{name}.msg").write_text((find_msg_dir() / f"{name}.msg").read_text())
+    current = (find_msg_dir() / "Skeleton3D.msg").read_text()
+    before = "\n".join(line for line in current.splitlines() if "handedness" not in line.split("#")[0])
+    assert "handedness" in current and "string handedness" not in before
+    (old / "Skeleton3D.msg").write_text(before)
+    ts = typestore_with_v2v_msgs(msg_dir=old)
+    t = ts.types
+    point = t["geometry_msgs/msg/Point"]
+    sk = t["v2v_ros/msg/Skeleton3D"](
+        id=3, skeleton_type="hand_msra21", joint_names=["wrist"],
+        keypoints=[t["v2v_ros/msg/Keypoint3D"](position=point(x=0.1, y=0.2, z=0.3), confidence=1.0)],
+        reference_point=point(x=0.0, y=0.0, z=0.3), cube_size=0.2, score=1.0, valid=True)
+    header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="f")
+    writer = Writer(tmp_path / "bag", version=8, storage_plugin=StoragePlugin.SQLITE3)
+    writer.open()
+    conn = writer.add_connection("/gt", "v2v_ros/msg/Skeleton3DArray", typestore=ts)
+    msg = t["v2v_ros/msg/Skeleton3DArray"](header=header, skeletons=[sk, sk])
+    writer.write(conn, 1, ts.serialize_cdr(msg, "v2v_ros/msg/Skeleton3DArray"))
+    writer.close()
+    (_, _, got), = list(iter_messages(tmp_path / "bag", ["/gt"]))
+    assert [s.id for s in got.skeletons] == [3, 3]
+    np.testing.assert_allclose(skeleton_array_to_mm(got), [[100.0, 200.0, 300.0]])

@@ -67,10 +67,37 @@ def iter_messages(path: str | os.PathLike[str], topics: Sequence[str], typestore
         if missing:
             raise BagError(f"{path}: topic(s) {missing} not in the bag (it has {sorted(present)})")
         conns = [c for c in reader.connections if c.topic in topics]
+        stores = {c.id: _recorded_store(c, ts) for c in conns}
         for conn, t, raw in reader.messages(connections=conns):
-            yield conn.topic, t, ts.deserialize_cdr(raw, conn.msgtype)
+            yield conn.topic, t, stores[conn.id].deserialize_cdr(raw, conn.msgtype)
     finally:
         reader.close()
+
+
+def _recorded_store(conn: Any, ts: Any) -> Any:
+    """The typestore to read ``conn`` with: ``ts``, unless the bag recorded another definition of our type.
+
+    Why: this package's messages gained fields (``Skeleton3D.handedness``,
+    ``handedness_confidence``); a bag recorded before carries the older layout, and reading it
+    with the new one fails. rosbag2 stores each connection's definition, so such a bag is read
+    with the definition it was written with (the new fields are then simply absent).
+    """
+    if not str(conn.msgtype).startswith("v2v_ros/"):
+        return ts
+    msgdef = getattr(conn, "msgdef", None)
+    data = getattr(msgdef, "data", msgdef)
+    if not isinstance(data, str) or not data.strip():
+        return ts
+    try:
+        if ts.generate_msgdef(conn.msgtype)[0].strip() == data.strip():
+            return ts
+        from rosbags.typesys import Stores, get_types_from_msg, get_typestore  # noqa: PLC0415
+
+        own = get_typestore(Stores.ROS2_HUMBLE)
+        own.register(get_types_from_msg(data, conn.msgtype))
+        return own
+    except Exception:  # an unparsable stored definition: ours is the best guess left
+        return ts
 
 
 class SkeletonBagWriter:
