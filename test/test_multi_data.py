@@ -149,3 +149,28 @@ def test_solo_frames_show_each_hand_alone_with_the_same_labels() -> None:
     assert not np.array_equal(solo[0].depth, both.depth)
     with pytest.raises(ValueError):
         render_multi_frame(5, 3, hands=spec, only=2)
+
+
+def test_people_frames_label_every_person_in_view(tmp_path: Path) -> None:
+    from v2v_ros.core.skeletons import BODY_ITOP15
+    from v2v_ros.data.synthetic.body import BodyConfig
+    from v2v_ros.data.synthetic.multi_body import PeopleSpec, render_people_frame
+
+    cfg = BodyConfig()
+    counts = set()
+    for i in range(6):
+        f = render_people_frame(2, i, cfg, PeopleSpec(1, 3))
+        n = f.info["people"]
+        counts.add(n)
+        assert f.targets is not None and f.targets.shape == (n, BODY_ITOP15.num_joints, 3)
+        for t in f.targets:
+            uvd = cfg.intrinsics.to_uvd(t.astype(np.float64))
+            assert (uvd[:, 2] > 500).all() and (uvd[:, 0] >= 0).all() and (uvd[:, 0] <= cfg.width - 1).all()
+        means = f.targets.mean(axis=1)
+        assert all(np.linalg.norm(means[a] - means[b]) > 500 for a in range(n) for b in range(a))
+    assert len(counts) >= 2
+    out = tmp_path / "people"
+    assert main(["synth", "--out", str(out), "--n", "3", "--body", "--people", "2", "--full-frame"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["max_targets"] == 2 and meta["generator"]["people"] == {"min": 2, "max": 2}
+    assert main(["synth", "--out", str(tmp_path / "x"), "--n", "1", "--people", "2", "--full-frame"]) == 2

@@ -282,3 +282,16 @@ def test_bags_recorded_with_the_skeleton_layout_before_handedness_still_read(tmp
     (_, _, got), = list(iter_messages(tmp_path / "bag", ["/gt"]))
     assert [s.id for s in got.skeletons] == [3, 3]
     np.testing.assert_allclose(skeleton_array_to_mm(got), [[100.0, 200.0, 300.0]])
+
+
+def test_estimate_all_finds_people_in_a_room_with_the_body_model() -> None:
+    from v2v_ros.data.synthetic.body import BodyConfig
+    from v2v_ros.data.synthetic.multi_body import PeopleSpec, render_people_frame
+    from v2v_ros.resources import shipped_model
+
+    est = PoseEstimator.load(shipped_model("body_default"), device="cpu", precision="fp32")
+    frame = render_people_frame(5, 0, BodyConfig(), PeopleSpec(2, 2))
+    found = est.estimate_all(frame.depth, frame.intrinsics, max_targets=3)
+    assert 1 <= len(found) <= 3 and all(r.handedness == "" for r in found)
+    pairs = match_targets(np.stack([r.joints for r in found]), frame.targets, match_mm=200.0)
+    assert len(pairs) >= 1 and len(pairs) == len(found)  # every pose on a person, no two on the same one

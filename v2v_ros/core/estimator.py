@@ -52,6 +52,10 @@ MAX_PIXELS = 4096 * 4096  # larger "images" are rejected rather than allocated
 # Several targets per frame (PoseEstimator.estimate_all); v2v_ros.ros.params repeats the default.
 DEFAULT_MAX_TARGETS = 2  # two hands (of one person); each target costs one cube in the batched forward
 DUPLICATE_MM = 60.0  # two cube centres (or joint means) closer than this are one target: less than a hand's width
+DUPLICATE_CUBE_FRACTION = 0.2  # ... or than this share of the cube (bodies, 2 m cube: 400 mm, less than between people)
+# Without a presence classifier (bodies) a candidate's pose is a target only when at least this confident
+# (synthetic rooms with 1-3 people, validation seed 79: people's poses 0.67-0.93, other objects' mostly 0.16-0.56)
+MIN_TARGET_SCORE = 0.6
 RECENTRE_MM = 10.0  # a detected target whose pose's joint mean is farther than this from its cube centre is redone there
 DUPLICATE_JOINTS_MM = 25.0
 NEAR_HAND_MM = 250.0  # a candidate the presence classifier doubts this close to a found hand is asked again
@@ -420,12 +424,20 @@ class PoseEstimator:
             for (_, p), r in zip(second, redo[len(again):], strict=True):
                 r.presence = p
                 results.append(r)
-        found = _distinct(sorted((r for r in results if r.valid), key=lambda r: -r.score))
+        floor = MIN_TARGET_SCORE if self.presence is None else 0.0
+        found = _distinct(sorted((r for r in results if r.valid and r.score >= floor), key=lambda r: -r.score),
+                          self._duplicate_mm)
         found = self._own_hands(depth, intrinsics, found, timings)[:max_targets]
-        if self.separate and search and len(found) > 1:  # followed frames stay at one forward
+        # followed frames stay at one forward; bodies: the masks are drawn for hands (finger-sized spheres)
+        if self.separate and search and len(found) > 1 and len(found[0].joints) == NUM_HAND_JOINTS:
             found = self._separated(depth, intrinsics, found, timings)
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
         return found
+
+    @property
+    def _duplicate_mm(self) -> float:
+        """Distance under which two centres are one target: a hand's width, or a share of a large cube."""
+        return max(DUPLICATE_MM, DUPLICATE_CUBE_FRACTION * float(self.grid.cube_size))
 
     def _search(self, depth: np.ndarray, intrinsics: Intrinsics, max_targets: int, kept: list[np.ndarray],
                 probs: list[float], timings: dict[str, float]) -> list[np.ndarray]:
@@ -452,7 +464,7 @@ class PoseEstimator:
             if c is None or not np.all(np.isfinite(c)) or c[2] <= 0:
                 continue
             c = np.asarray(c, np.float64)
-            if all(np.linalg.norm(c - o) >= DUPLICATE_MM for o in [*kept, *found]):
+            if all(np.linalg.norm(c - o) >= self._duplicate_mm for o in [*kept, *found]):
                 found.append(c)
         if not found and not kept and source is not self.localizer:  # nothing for the detector: the localiser
             c = self.localizer.locate(depth, intrinsics)
@@ -471,7 +483,7 @@ class PoseEstimator:
             # The refiner was trained on one hand per crop: next to another hand it pulls the centre onto
             # that hand, or between the two. The peak's own centre is then the better start for this one.
             if (not (np.all(np.isfinite(r)) and r[2] > 0) or np.linalg.norm(r - c) > REFINE_TRUST_MM
-                    or any(np.linalg.norm(r - k) < DUPLICATE_MM for k in kept)):
+                    or any(np.linalg.norm(r - k) < self._duplicate_mm for k in kept)):
                 r = c
             kept.append(r)
             probs.append(p)
@@ -789,12 +801,12 @@ def _without_hands(depth: np.ndarray, intrinsics: Intrinsics, poses: Sequence[np
     return out
 
 
-def _distinct(results: list[PoseResult]) -> list[PoseResult]:
+def _distinct(results: list[PoseResult], duplicate_mm: float = DUPLICATE_MM) -> list[PoseResult]:
     """``results`` (most confident first) without the ones that repeat an earlier, more confident target."""
     out: list[PoseResult] = []
     for r in results:
         centre = np.asarray(r.joints, np.float64).mean(axis=0)
-        if any(np.linalg.norm(centre - np.asarray(o.joints).mean(axis=0)) < DUPLICATE_MM
+        if any(np.linalg.norm(centre - np.asarray(o.joints).mean(axis=0)) < duplicate_mm
                or np.linalg.norm(np.asarray(r.joints) - np.asarray(o.joints), axis=1).mean() < DUPLICATE_JOINTS_MM
                for o in out):
             continue

@@ -247,7 +247,7 @@ def format_multi(report: dict[str, Any]) -> str:
     lines = [
         f"frames: {m['frames']}   targets in view (>= {m['min_visible']:.0%} visible): {m['targets_in_view']}",
         f"detection: precision {pct(m['precision'])}, recall {pct(m['recall'])} ({m['false_targets']} false targets)",
-        f"all hands found (frames with >= 2 hands, all in view): {pct(m['all_hands_found_rate'])} "
+        f"all targets found (frames with >= 2 targets, all in view): {pct(m['all_hands_found_rate'])} "
         f"of {m['frames_with_all_hands_in_view']}",
         f"frames with a false target: {pct(m['false_target_frame_rate'])}",
         f"mean error over {m['matched']} matched targets: {mm(m['mean_error_mm'])} "

@@ -76,6 +76,10 @@ def register(subparsers: Any) -> None:
                         "'2' = two hands (a left and a right: apart, touching, one occluding the other; in clips also "
                         "crossing), '0-2' = zero, one or two; shards gain per-target arrays, bags one ground-truth "
                         "skeleton per hand. Needs --full-frame; default: the single-hand generator")
+    p.add_argument("--people", default=None, metavar="N|MIN-MAX",
+                   help="with --body: several people per frame (front view, standing side by side or one behind "
+                        "another; v2v_ros.data.synthetic.multi_body), each a target like --hands; '1-3' = one to "
+                        "three. Needs --full-frame")
     p.add_argument("--solo", action="store_true",
                    help="with --hands: each hand of each scene rendered alone in the same scene (one frame per "
                         "hand, --n counts scenes): the single-hand reference for the same hands")
@@ -164,7 +168,21 @@ def check_args(args: argparse.Namespace) -> str | None:
 
 
 def _hands_problem(args: argparse.Namespace) -> str | None:
-    """--hands checks: a crop around one hand would cut the others away."""
+    """--hands / --people checks: a crop around one target would cut the others away."""
+    people = getattr(args, "people", None)
+    if people is not None:
+        from v2v_ros.data.synthetic.multi_body import PeopleSpec
+
+        try:
+            PeopleSpec.parse(people)
+        except ValueError as exc:
+            return f"--people: {exc}"
+        if not getattr(args, "body", False):
+            return "--people needs --body"
+        if not args.full_frame:
+            return "--people needs --full-frame (a crop around one person would cut the others away)"
+        if args.sequence > 0 or (args.view or "front") != "front":
+            return "--people makes independent front-view frames: no --sequence, no --view top/both"
     text = getattr(args, "hands", None)
     if text is None:
         return "--solo needs --hands" if getattr(args, "solo", False) else None
@@ -218,7 +236,11 @@ def _work(job: tuple[Any, ...]) -> Any:
 
     seed, index, cfg, cube = job[:4]
     no_hand, kinds = job[4] if len(job) > 4 else (0.0, None)  # --no-hand-fraction, --no-hand-kinds
-    hands = job[5] if len(job) > 5 else None  # --hands: a multi.HandsSpec
+    hands = job[5] if len(job) > 5 else None  # --hands: a multi.HandsSpec (--people: a multi_body.PeopleSpec)
+    if hands is not None and type(hands).__name__ == "PeopleSpec":
+        from v2v_ros.data.synthetic.multi_body import render_people_frame
+
+        return render_people_frame(seed, index, cfg, hands)
     if hands is not None:
         from v2v_ros.data.synthetic.multi import render_multi_frame, render_solo_frames
 
@@ -292,6 +314,12 @@ def run(args: argparse.Namespace) -> int:
     if _no_hand(args)[0] > 0:
         meta["generator"]["no_hand"] = {"fraction": _no_hand(args)[0], "kinds": list(_no_hand(args)[1] or ())}
     hands = None
+    if getattr(args, "people", None) is not None:
+        from v2v_ros.data.synthetic.multi_body import PeopleSpec
+
+        hands = PeopleSpec.parse(args.people)
+        meta["generator"]["name"] = "v2v_ros.data.synthetic.multi_body"
+        meta["generator"]["people"] = hands.to_dict()
     if getattr(args, "hands", None) is not None:
         from v2v_ros.data.synthetic.multi import HandsSpec
 
