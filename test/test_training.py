@@ -173,7 +173,10 @@ def test_ensemble_averages_member_coordinates(shards: Path, tmp_path: Path) -> N
     ref = f.joints.mean(axis=0)
     singles = [PoseEstimator.load(p, device="cpu").estimate(f.full_depth(), f.intrinsics, ref) for p in paths]
     ens = PoseEstimator.load(paths, device="cpu").estimate(f.full_depth(), f.intrinsics, ref)
-    np.testing.assert_allclose(ens.joints, (singles[0].joints + singles[1].joints) / 2, atol=1e-3)
+    # 0.01 mm: the batched ensemble and two single forwards sum in different orders (the thread count
+    # may differ between calls, core.threads); a wrong member or weighting is off by millimetres
+    assert np.abs(singles[0].joints - singles[1].joints).max() > 0.05  # the members really differ
+    np.testing.assert_allclose(ens.joints, (singles[0].joints + singles[1].joints) / 2, atol=1e-2)
 
 
 def test_config_rejects_unknown_keys() -> None:

@@ -4,28 +4,31 @@
 #   make reproduce-hand            (or: eval "$(make -s env)"; tools/reproduce_hand.sh)
 # Writes data/ (held-out splits, skipped when their fingerprints already match) and
 # reports/hand_default/ (one metrics.json per table row); prints markdown tables.
-# About 15 min on 2 idle cores. FRAMES=N (default 1000) shortens every split for a quick look.
+# Splits: 1000 frames for the RealSense-like camera (the card's headline), 500 per other camera
+# preset, 600 stream frames (10 clips of 2 s). FRAMES=N / PRESET_FRAMES=N / SEQ_FRAMES=N override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FRAMES="${FRAMES:-1000}"
+PRESET_FRAMES="${PRESET_FRAMES:-500}"
+SEQ_FRAMES="${SEQ_FRAMES:-600}"
 MODEL="${MODEL:-models/hand_default.safetensors}"
 OUT="${OUT:-reports/hand_default}"
 mkdir -p data "$OUT"
 
-make_split() {  # folder, then v2v synth arguments
-    local dir="$1"; shift
-    if [ -f "$dir/meta.json" ] && python -c "import json,sys; m=json.load(open('$dir/meta.json')); sys.exit(m['count'] != $FRAMES)"; then
+make_split() {  # folder, frames, then v2v synth arguments; an existing folder is kept if it has that many frames
+    local dir="$1" n="$2"; shift 2
+    if [ -f "$dir/meta.json" ] && python -c "import json,sys; m=json.load(open('$dir/meta.json')); sys.exit(m['count'] != $n)"; then
         return
     fi
     rm -rf "$dir"
-    v2v synth --out "$dir" --n "$FRAMES" "$@" --workers 2 >/dev/null
+    v2v synth --out "$dir" --n "$n" "$@" --workers 2 >/dev/null
 }
 
-make_split data/synth_test --seed 2 --full-frame
-make_split data/synth_test_nyu --seed 2 --full-frame --preset nyu
-make_split data/synth_test_icvl --seed 2 --full-frame --preset icvl
-make_split data/synth_test_msra --seed 2 --full-frame --preset msra
-make_split data/synth_seq --seed 5 --full-frame --sequence 60
+make_split data/synth_test "$FRAMES" --seed 2 --full-frame
+make_split data/synth_test_nyu "$PRESET_FRAMES" --seed 2 --full-frame --preset nyu
+make_split data/synth_test_icvl "$PRESET_FRAMES" --seed 2 --full-frame --preset icvl
+make_split data/synth_test_msra "$PRESET_FRAMES" --seed 2 --full-frame --preset msra
+make_split data/synth_seq "$SEQ_FRAMES" --seed 5 --full-frame --sequence 60
 
 ev() {  # name, then v2v eval arguments
     local name="$1"; shift
