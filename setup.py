@@ -15,6 +15,7 @@ is only split into what the library needs, the ``onnx`` extra and development to
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -56,7 +57,9 @@ class BuildPyWithData(build_py):
             src = ROOT / folder
             if not src.is_dir():
                 raise FileNotFoundError(f"{src} is missing: the wheel would ship without its {folder}")
-            self.copy_tree(str(src), str(Path(self.build_lib) / "v2v_ros" / "share" / folder))
+            # models/stages/ holds training-stage weights (init_from), not run-time models: not shipped
+            shutil.copytree(src, Path(self.build_lib) / "v2v_ros" / "share" / folder, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("stages", "__pycache__"))
 
 
 PINS = pins()
