@@ -218,6 +218,8 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
     steps_per_epoch = cfg.steps_per_epoch or max(1, n_train // (cfg.batch_size * info.world_size))
     aug = Augmentation(cfg.rotation_deg, tuple(cfg.scale_range), cfg.translation_voxels)
     use_amp = cfg.amp and device.type == "cuda"
+    # bf16 on CPUs with bf16 arithmetic (train.cpu_speed), fp16 with a grad scaler on CUDA
+    autocast_dtype, autocast_on = (amp_cpu, True) if amp_cpu is not None else (torch.float16, use_amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     log_path = out / "log.csv"
     meta = ModelMeta(skeleton.name, list(skeleton.joint_names), cfg.grid_size, cfg.cube_size, sigma=cfg.sigma)
@@ -247,12 +249,8 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
         for vox, hm in loader:
             vox = vox.to(device, non_blocking=True)
             hm = hm.to(device, non_blocking=True)
-            if amp_cpu is not None:
-                with torch.autocast("cpu", dtype=amp_cpu):
-                    out_hm = net(vox)
-            else:
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    out_hm = net(vox)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_on):
+                out_hm = net(vox)
             loss = torch.nn.functional.mse_loss(out_hm.float(), hm)  # eq. 2, averaged
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
