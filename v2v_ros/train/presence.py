@@ -192,6 +192,20 @@ def predict(net: torch.nn.Module, x: np.ndarray, batch: int = 512) -> np.ndarray
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+
+def _calibrate_on(net: Any, val: dict[str, np.ndarray], target_false_positive: float) -> tuple[float, dict[str, Any]]:
+    """Threshold at ``target_false_positive`` of the validation split's hand-free frames, and the rates it gives
+    (printed: training and recalibration report the same numbers the same way)."""
+    prob = predict(net, val["x"])
+    scores = frame_scores(prob, val)
+    negative = val["frame_negative"].astype(bool)
+    threshold = calibrate(scores, negative, target_false_positive)
+    metrics = detection_rates(scores, negative, val["frame_kind"], threshold)
+    metrics["threshold"] = threshold
+    metrics["crop_accuracy"] = float(((prob >= threshold) == (val["y"] == 1)).mean())
+    print(json.dumps(metrics), flush=True)
+    return threshold, metrics
+
 def recalibrate_presence(weights: str | Path, cfg: PresenceConfig) -> Path:
     """Set the threshold of a trained classifier from ``cfg.val_data`` and ``cfg.target_false_positive``.
 
@@ -206,14 +220,7 @@ def recalibrate_presence(weights: str | Path, cfg: PresenceConfig) -> Path:
         make_presence_data(cfg.val_data, cfg, cfg.val_seed, cfg.val_frames)
     pres = Presence.load(weights)
     val = dict(np.load(cfg.val_data))
-    prob = predict(pres.net, val["x"])
-    scores = frame_scores(prob, val)
-    negative = val["frame_negative"].astype(bool)
-    threshold = calibrate(scores, negative, cfg.target_false_positive)
-    metrics = detection_rates(scores, negative, val["frame_kind"], threshold)
-    metrics["threshold"] = threshold
-    metrics["crop_accuracy"] = float(((prob >= threshold) == (val["y"] == 1)).mean())
-    print(json.dumps(metrics), flush=True)
+    threshold, metrics = _calibrate_on(pres.net, val, cfg.target_false_positive)
     pres.meta.threshold = threshold
     pres.meta.provenance = {**pres.meta.provenance, "val": metrics,
                             "recalibrated": {"val_data": cfg.val_data, "target_false_positive": cfg.target_false_positive}}
@@ -270,14 +277,7 @@ def train_presence(cfg: PresenceConfig) -> Path:
         loss.backward()
         opt.step()
         sched.step()
-    prob = predict(net, val["x"])
-    scores = frame_scores(prob, val)
-    negative = val["frame_negative"].astype(bool)
-    threshold = calibrate(scores, negative, cfg.target_false_positive)
-    metrics = detection_rates(scores, negative, val["frame_kind"], threshold)
-    metrics["threshold"] = threshold
-    metrics["crop_accuracy"] = float(((prob >= threshold) == (val["y"] == 1)).mean())
-    print(json.dumps(metrics), flush=True)
+    threshold, metrics = _calibrate_on(net, val, cfg.target_false_positive)
     meta = _meta(cfg)
     meta.threshold = threshold
     meta.provenance = {"config": asdict(cfg), "val": metrics, "seconds": round(time.time() - started, 1)}
