@@ -128,7 +128,8 @@ def test_synth_cli_hands_writes_targets_and_a_bag_with_one_skeleton_per_hand(tmp
     assert ids == [[0, 1]] * 3  # one scene per frame: clip 0
 
 
-@pytest.mark.parametrize("extra", [[], ["--full-frame", "--body"], ["--full-frame", "--hands", "3"]])
+@pytest.mark.parametrize("extra", [[], ["--full-frame", "--body"], ["--full-frame", "--hands", "3"],
+                                   ["--crop-cube-mm", "400", "--sleeve", "0.3"]])
 def test_synth_cli_rejects_hands_without_full_frames_or_with_bodies(tmp_path: Path, extra: list[str]) -> None:
     args = ["synth", "--out", str(tmp_path / "x"), "--n", "1"] + (["--hands", "2"] if "--hands" not in extra else [])
     assert main(args + extra) == 2
@@ -174,3 +175,53 @@ def test_people_frames_label_every_person_in_view(tmp_path: Path) -> None:
     meta = json.loads((out / "meta.json").read_text())
     assert meta["max_targets"] == 2 and meta["generator"]["people"] == {"min": 2, "max": 2}
     assert main(["synth", "--out", str(tmp_path / "x"), "--n", "1", "--people", "2", "--full-frame"]) == 2
+
+
+def test_synth_cli_hands_crops_enclose_every_hands_cube(tmp_path: Path) -> None:
+    """--hands with --crop-cube-mm (training data): each crop keeps both hands, smaller than the image."""
+    from v2v_ros.data.shards import cube_box
+
+    out = tmp_path / "two_crops"
+    assert main(["synth", "--out", str(out), "--n", "4", "--seed", "41", "--hands", "2", "--crop-cube-mm", "400"]) == 0
+    sizes = []
+    for i, g in enumerate(ShardDataset(out)):
+        full = render_multi_frame(41, i, hands=HandsSpec(2, 2))
+        h, w = g.depth.shape
+        sizes.append(h * w / full.depth.size)
+        for t in full.targets:
+            u0, v0, bw, bh = cube_box(t.mean(axis=0), 400.0, full.intrinsics, full.image_size)
+            assert g.offset[0] <= u0 and g.offset[1] <= v0
+            assert u0 + bw <= g.offset[0] + w and v0 + bh <= g.offset[1] + h
+        np.testing.assert_array_equal(g.full_depth(), np.where(_inside(g, full), full.depth, 0))
+        np.testing.assert_array_equal(g.targets, full.targets)
+    assert min(sizes) < 0.8  # crops, not whole images (hands near the camera fill the view)
+
+
+def _inside(g: Frame, full: Frame) -> np.ndarray:
+    h, w = g.depth.shape
+    m = np.zeros(full.depth.shape, bool)
+    m[g.offset[1]:g.offset[1] + h, g.offset[0]:g.offset[0] + w] = True
+    return m
+
+
+def test_training_target_draws_a_visible_hand_of_a_two_hand_frame() -> None:
+    from v2v_ros.train.stream import MIN_VISIBLE, training_target
+
+    frame = render_multi_frame(41, 0, hands=HandsSpec(2, 2))
+    rng = np.random.default_rng(0)
+    picks = {int(np.argmin([np.abs(training_target(frame, rng) - t).max() for t in frame.targets])) for _ in range(40)}
+    usable = {k for k, t in enumerate(frame.info["targets"]) if t["visible"] >= MIN_VISIBLE}
+    assert picks == usable and usable
+    # a hand below the visibility bar is never the target; no usable hand: no sample
+    info = {**frame.info, "targets": [{**t, "visible": 0.2 if k == 0 else 0.9} for k, t in enumerate(frame.info["targets"])]}
+    one = replace(frame, info=info)
+    assert all(np.array_equal(training_target(one, rng), frame.targets[1]) for _ in range(10))
+    none = replace(frame, info={**info, "targets": [{**t, "visible": 0.1} for t in info["targets"]]})
+    assert training_target(none, rng) is None
+    assert training_target(replace(frame, targets=np.zeros((0, 21, 3), np.float32),
+                                   joints=np.full((21, 3), np.nan, np.float32)), rng) is None
+    # single-target frames: their joints, and no draw from the generator (older runs stay reproducible)
+    single = render_frame(3, 0)
+    state = rng.bit_generator.state
+    np.testing.assert_array_equal(training_target(single, rng), single.joints)
+    assert rng.bit_generator.state == state

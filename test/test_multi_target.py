@@ -108,12 +108,14 @@ class Scripted:
         self.centres: list[np.ndarray] = []
         self.sides: list[str] = []
         self.searches = 0
+        self.priors_seen: list[int] = []  # cubes followed per call
         self.meta = type("M", (), {"num_joints": 21, "joint_names": HAND_MSRA21.joint_names,
                                    "skeleton": HAND_MSRA21.name, "cube_size": 200.0})()
 
     def estimate_all(self, depth: Any, intr: Any, max_targets: int = 2, priors: Sequence[Any] = (),
                      search: bool = True) -> list[PoseResult]:
         self.searches += int(search)
+        self.priors_seen.append(len(priors))
         out = []
         for c, side in zip(self.centres, self.sides, strict=True):
             near_prior = any(np.linalg.norm(c - p) < 150.0 for p in priors)
@@ -160,21 +162,75 @@ def test_a_briefly_hidden_hand_comes_back_under_its_id_without_disturbing_the_ot
     assert tracker.stats["tracks_started"] == 2
 
 
-def test_a_hand_hidden_longer_than_the_hold_gets_a_new_id_and_pooled_handedness() -> None:
+def test_a_hand_hidden_longer_than_the_hold_keeps_its_id_until_forgotten_and_pooled_handedness() -> None:
     est = Scripted()
-    tracker = MultiTracker(est, TrackingConfig(enabled=True), hold_frames=2)
+    tracker = MultiTracker(est, TrackingConfig(enabled=True), hold_frames=2, remember_frames=6)
     est.centres, est.sides = [np.array([0.0, 0.0, 600.0])], ["left"]
     first = tracker.estimate_all(None, None, stamp_ns=0)[0]
     assert first.handedness == "left" and first.handedness_confidence == pytest.approx(0.9)
     second = tracker.estimate_all(None, None, stamp_ns=NS // 30)[0]
     assert second.handedness_confidence > 0.9  # two poses say "left": surer than one
     est.centres, est.sides = [], []
-    for i in range(2, 6):
+    for i in range(2, 6):  # 4 frames hidden: past the hold (no cube for it), still remembered
         assert tracker.estimate_all(None, None, stamp_ns=i * NS // 30) == []
-    est.centres, est.sides = [np.array([0.0, 0.0, 600.0])], ["left"]
-    assert tracker.estimate_all(None, None, stamp_ns=6 * NS // 30)[0].track_id == 1
+    assert est.priors_seen[-1] == 0  # no cube spent on a track past its hold
+    est.centres, est.sides = [np.array([20.0, 0.0, 600.0])], ["left"]
+    assert tracker.estimate_all(None, None, stamp_ns=6 * NS // 30)[0].track_id == 0
+    est.centres, est.sides = [], []
+    for i in range(7, 15):  # hidden longer than remember_frames: forgotten
+        tracker.estimate_all(None, None, stamp_ns=i * NS // 30)
+    est.centres, est.sides = [np.array([20.0, 0.0, 600.0])], ["left"]
+    assert tracker.estimate_all(None, None, stamp_ns=15 * NS // 30)[0].track_id == 1
     with pytest.raises(ValueError):
         MultiTracker(est, max_targets=0)
+    with pytest.raises(ValueError):
+        MultiTracker(est, hold_frames=10, remember_frames=5)
+
+
+def test_a_returning_hand_is_named_by_its_side_not_by_where_it_reappears() -> None:
+    """Left and right hands, the left one hidden for a while: it reappears 400 mm away (beyond any
+    distance gate) and keeps its id because its side matches; a pose of the other side does not take it."""
+    est = Scripted()
+    tracker = MultiTracker(est, TrackingConfig(enabled=True), hold_frames=2, remember_frames=60, search_every=1)
+    left, right = np.array([-150.0, 0.0, 600.0]), np.array([150.0, 0.0, 600.0])
+    for i in range(3):
+        est.centres, est.sides = [left, right], ["left", "right"]
+        ids = {r.handedness: r.track_id for r in tracker.estimate_all(None, None, stamp_ns=i * NS // 30)}
+    assert ids == {"left": 0, "right": 1}
+    for i in range(3, 12):  # the left hand hidden for 9 frames
+        est.centres, est.sides = [right], ["right"]
+        assert [r.track_id for r in tracker.estimate_all(None, None, stamp_ns=i * NS // 30)] == [1]
+    est.centres, est.sides = [right, left + np.array([0.0, 400.0, 0.0])], ["right", "left"]
+    back = {r.handedness: r.track_id for r in tracker.estimate_all(None, None, stamp_ns=12 * NS // 30)}
+    assert back == {"left": 0, "right": 1}
+    # a third, right-sided pose far away is no returning left hand: a new id
+    tracker2 = MultiTracker(est, TrackingConfig(enabled=True), hold_frames=2, remember_frames=60,
+                            search_every=1)
+    for i in range(3):
+        est.centres, est.sides = [left, right], ["left", "right"]
+        tracker2.estimate_all(None, None, stamp_ns=i * NS // 30)
+    for i in range(3, 12):
+        est.centres, est.sides = [right], ["right"]
+        tracker2.estimate_all(None, None, stamp_ns=i * NS // 30)
+    est.centres, est.sides = [right, left + np.array([0.0, 400.0, 0.0])], ["right", "right"]
+    ids2 = sorted(r.track_id for r in tracker2.estimate_all(None, None, stamp_ns=12 * NS // 30))
+    assert ids2 == [1, 2]
+
+
+def test_a_pose_of_the_other_side_is_not_given_to_a_track_settled_on_one_side() -> None:
+    """Crossing hands: the right hand is hidden; a sure right-hand pose appears 40 mm from the left
+    track's cube (the cube slid onto the right hand). Distance alone would give it the left track's id."""
+    est = Scripted()
+    tracker = MultiTracker(est, TrackingConfig(enabled=True), search_every=1)
+    left, right = np.array([-100.0, 0.0, 600.0]), np.array([100.0, 0.0, 600.0])
+    for i in range(3):
+        est.centres, est.sides = [left, right], ["left", "right"]
+        tracker.estimate_all(None, None, stamp_ns=i * NS // 30)
+    est.centres, est.sides = [left], ["left"]
+    tracker.estimate_all(None, None, stamp_ns=3 * NS // 30)  # the right hand hidden
+    est.centres, est.sides = [left + np.array([40.0, 0.0, 0.0])], ["right"]
+    (r,) = tracker.estimate_all(None, None, stamp_ns=4 * NS // 30)
+    assert r.track_id == 1 and r.handedness == "right"
 
 
 # -- estimate_all with the shipped hand model on two-hand scenes ----------------------------------------------

@@ -311,3 +311,27 @@ def test_synth_writes_a_mixed_set_the_evaluator_can_split(tmp_path: Path) -> Non
     assert [np.isnan(f.joints).all() for f in frames] == [is_negative(6, i, 0.5) for i in range(12)]
     assert 0 < len(hand_free) < 12 and {f.info["scene"] for f in hand_free} <= {"cup", "arm"}
     assert sum(np.isfinite(f.joints).all() for f in frames) == 12 - len(hand_free)  # the rest are labelled hands
+
+
+def test_two_hand_scene_crops_label_each_visible_hand_positive() -> None:
+    """Presence training data from a two-hand scene: jittered crops at each hand at least half visible are
+    positives, candidates far from both hands negatives, candidates near a hidden hand unused."""
+    from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
+    from v2v_ros.train import presence as tp
+
+    cfg = tp.PresenceConfig(candidates_model=str(SHIPPED))
+    meta = {k: v for k, v in vars(tp._meta(cfg)).items() if k != "provenance"}
+    tp._init_worker(str(SHIPPED), meta, cfg.hypotheses)
+    try:
+        seed, index = 27, 3
+        frame = render_multi_frame(seed, index, hands=HandsSpec(2, 2))
+        out = tp._crops((seed, index, False, cfg.jitter_mm, cfg.positive_within_mm, cfg.negative_beyond_mm,
+                         tp.TWO_HANDS))
+    finally:
+        tp._STATE.clear()
+    visible = [t["visible"] for t in frame.info["targets"]]
+    assert out["kind"] == "two_hands"
+    jittered = out["source"] == 0
+    assert int(jittered.sum()) == 2 * sum(v >= tp.MIN_VISIBLE for v in visible)
+    assert np.all(out["y"][jittered] == 1)
+    assert out["x"].shape[1:] == (cfg.input_size, cfg.input_size) and out["x"].dtype == np.int8

@@ -161,8 +161,17 @@ class MultiTracker:
       tracks' predicted centres (Hungarian, gated at ``gate_mm``); an unassigned confident pose
       starts a new track (a new id); a track without a pose is kept ``hold_frames`` frames (a hand
       briefly hidden by the other comes back under its own id, its cube tried where it should be);
+    * a pose that no followed track claims is first offered to the tracks that lost their hand
+      (up to ``remember_frames`` frames ago; no cube is spent on them after ``hold_frames``): it
+      takes such a track's id when it lies within the gate widened by how far a hidden hand moves,
+      or when its side agrees with the side that track settled on (a left and a right hand name
+      themselves), so a hand missed for a second comes back under its id;
     * handedness is pooled over the track's poses (summed, clipped log-odds), because one pose of a
       flat hand can be its own mirror image but a track sees many poses of the same hand.
+
+    A sure pose of one side costs :data:`SIDE_CONFLICT_MM` more to give to a track settled on the
+    other side: when the hands cross, a cube that slid onto the other hand returns a pose of the
+    wrong side, and that pose then goes to the other hand's track (or, beyond the gate, to no track).
 
     Why assignment on predicted centres rather than "nearest": with two hands, greedy nearest
     matching swaps ids as soon as one hand moves faster than half their distance per frame.
@@ -171,17 +180,19 @@ class MultiTracker:
     follows_stream = True
 
     def __init__(self, estimator: Any, config: TrackingConfig | None = None, max_targets: int = 2,
-                 hold_frames: int = 10, search_every: int = 3, gate_mm: float = 120.0) -> None:
+                 hold_frames: int = 10, search_every: int = 3, gate_mm: float = 120.0,
+                 remember_frames: int = 90) -> None:
         if not isinstance(max_targets, int) or not 1 <= max_targets <= 16:
             raise ValueError(f"max_targets must be an integer in [1, 16], got {max_targets!r}")
-        if hold_frames < 0 or search_every < 1 or not gate_mm > 0:
-            raise ValueError("hold_frames must be >= 0, search_every >= 1 and gate_mm > 0")
+        if hold_frames < 0 or search_every < 1 or not gate_mm > 0 or remember_frames < hold_frames:
+            raise ValueError("hold_frames must be >= 0, search_every >= 1, gate_mm > 0 and remember_frames >= hold_frames")
         self.estimator = estimator
         self.config = config or TrackingConfig(enabled=True)
         self.max_targets = max_targets
         self.hold_frames = hold_frames
         self.search_every = search_every
         self.gate_mm = float(gate_mm)
+        self.remember_frames = remember_frames
         self.stats = {"searched": 0, "followed": 0, "tracks_started": 0, "tracks_ended": 0}
         self._tracks: list[_Track] = []
         self._next_id = 0
@@ -212,10 +223,10 @@ class MultiTracker:
             if not 0 < gap <= self.config.max_gap_s:
                 self.reset()
         cfg = self.config
-        search = (not self._tracks or self._search_next or not cfg.enabled
+        search = (not self._active or self._search_next or not cfg.enabled
                   or (cfg.redetect_every and self._since_search >= cfg.redetect_every)
-                  or (len(self._tracks) < self.max_targets and self._since_search >= self.search_every))
-        priors = [t.predicted(stamp_ns) for t in self._tracks] if cfg.enabled else []
+                  or (len(self._active) < self.max_targets and self._since_search >= self.search_every))
+        priors = [t.predicted(stamp_ns) for t in self._active] if cfg.enabled else []
         priors = [p for p in priors if np.all(np.isfinite(p)) and p[2] > 0]
         results = self.estimator.estimate_all(depth_mm, intrinsics, self.max_targets, priors=priors, search=search)
         self.stats["searched" if search else "followed"] += 1
@@ -242,12 +253,23 @@ class MultiTracker:
         centres = [np.asarray(r.joints, np.float64).mean(axis=0) for r in results]
         tracks = self._tracks
         pairs: dict[int, int] = {}
-        if tracks and centres:
-            cost = np.array([[np.linalg.norm(c - t.predicted(stamp_ns)) for t in tracks] for c in centres])
+        active = [k for k, t in enumerate(tracks) if t.missed <= self.hold_frames]
+        if active and centres:
+            cost = np.array([[np.linalg.norm(c - tracks[k].predicted(stamp_ns))
+                              + (SIDE_CONFLICT_MM if _sides_conflict(tracks[k], r) else 0.0) for k in active]
+                             for c, r in zip(centres, results, strict=True)])
             rows, cols = linear_sum_assignment(np.minimum(cost, 1e6))
-            pairs = {int(r): int(c) for r, c in zip(rows, cols, strict=True) if cost[r, c] <= self.gate_mm}
-        out: list[_Track] = []
+            pairs = {int(r): active[int(c)] for r, c in zip(rows, cols, strict=True) if cost[r, c] <= self.gate_mm}
         hit = set(pairs.values())
+        for i, c in enumerate(centres):  # a hand back after a gap: the held track it must be, by side or reach
+            if i in pairs:
+                continue
+            held = [k for k, t in enumerate(tracks) if k not in hit and t.missed > 0 and self._same_hand(t, results[i], c)]
+            if held:
+                k = min(held, key=lambda k: float(np.linalg.norm(c - tracks[k].centre)))
+                pairs[i] = k
+                hit.add(k)
+        out: list[_Track] = []
         for i, (r, c) in enumerate(zip(results, centres, strict=True)):
             if i in pairs:
                 t = tracks[pairs[i]]
@@ -272,10 +294,41 @@ class MultiTracker:
                 continue
             t.missed += 1
             t.velocity = np.zeros(3)  # a hidden hand is looked for where it was last seen
-        ended = [t for t in tracks if t.missed > self.hold_frames]
-        self.stats["tracks_ended"] += len(ended)
-        self._tracks = [t for t in tracks if t.missed <= self.hold_frames][: 2 * self.max_targets]
+        # Tracks missed longer than hold_frames get no cube any more but are remembered (remember_frames) so
+        # that their hand, found again by a search, gets its id back; the most recently seen are kept.
+        kept = sorted((t for t in tracks if t.missed <= self.remember_frames), key=lambda t: t.missed)
+        kept = kept[: 2 * self.max_targets]
+        self.stats["tracks_ended"] += len(tracks) - len(kept)
+        self._tracks = kept
         return out
+
+    @property
+    def _active(self) -> list[_Track]:
+        """Tracks still followed with a cube (missed at most ``hold_frames``)."""
+        return [t for t in self._tracks if t.missed <= self.hold_frames]
+
+    @staticmethod
+    def _settled_side(track: _Track) -> str:
+        """The side a track's poses agree on ("" while they do not, at log-odds :data:`REACQUIRE_SIDE_EVIDENCE`)."""
+        if abs(track.side_evidence) < REACQUIRE_SIDE_EVIDENCE:
+            return ""
+        return "right" if track.side_evidence > 0 else "left"
+
+    def _same_hand(self, track: _Track, result: PoseResult, centre: np.ndarray) -> bool:
+        """Can a pose no live track claimed be this held (missed) track's hand coming back?
+
+        Yes when it lies within the gate widened by how far a hand moves while hidden
+        (:data:`REACQUIRE_MM_PER_FRAME` per missed frame), or when its side agrees with the side
+        the track settled on (log-odds at least :data:`REACQUIRE_SIDE_EVIDENCE`, the pose's own
+        side at least :data:`REACQUIRE_SIDE_CONFIDENCE` sure). Why: a hand hidden behind the other,
+        or missed for a while, comes back somewhere else; in a scene of one left and one right
+        hand its side names it, and without this it would come back under a new id.
+        """
+        reach = min(self.gate_mm + REACQUIRE_MM_PER_FRAME * track.missed, REACQUIRE_MAX_MM)
+        if float(np.linalg.norm(centre - track.centre)) <= reach:
+            return True
+        side = _sure_side(result)
+        return bool(side) and side == self._settled_side(track)
 
     @staticmethod
     def _side(track: _Track) -> dict[str, Any]:
@@ -287,7 +340,24 @@ class MultiTracker:
                 else {"handedness": "left", "handedness_confidence": float(1.0 - p_right)})
 
 
+REACQUIRE_MM_PER_FRAME = 15.0  # how far a hidden hand may have moved per frame (0.45 m/s at 30 Hz)
+SIDE_CONFLICT_MM = 100.0  # added to the assignment cost of a sure pose of the side opposite to a track's settled side
+REACQUIRE_MAX_MM = 300.0  # ... but never farther than this by distance alone (a cup must not take a hand's id)
+REACQUIRE_SIDE_EVIDENCE = 3.0  # log-odds (95 %) a held track's side must reach to claim a returning hand by side
+REACQUIRE_SIDE_CONFIDENCE = 0.8  # ... and how sure the returning pose's own side must be
 SIDE_EVIDENCE_CAP = 20.0  # log-odds: a long track stays revisable by a few dozen contrary poses
+
+
+def _sure_side(result: Any) -> str:
+    """A pose's own side when it is at least :data:`REACQUIRE_SIDE_CONFIDENCE` sure of it, else ""."""
+    side = str(getattr(result, "handedness", "") or "")
+    return side if float(getattr(result, "handedness_confidence", 0.0)) >= REACQUIRE_SIDE_CONFIDENCE else ""
+
+
+def _sides_conflict(track: _Track, result: Any) -> bool:
+    """A sure pose of one side against a track settled on the other: likely the other hand in its cube."""
+    side = _sure_side(result)
+    return bool(side) and bool(MultiTracker._settled_side(track)) and side != MultiTracker._settled_side(track)
 
 
 def _nothing(estimator: Any) -> PoseResult:

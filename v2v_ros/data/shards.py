@@ -90,8 +90,21 @@ def cube_box(
 
 
 def crop_to_cube(frame: Frame, cube_mm: float = 320.0, centre: np.ndarray | None = None) -> Frame:
-    """The part of ``frame`` inside the projected cube centred at ``centre`` (default: mean of the joints)."""
+    """The part of ``frame`` inside the projected cube centred at ``centre`` (default: mean of the joints).
+
+    A frame with several targets and no ``centre`` keeps the box enclosing every target's cube, so
+    that a crop around one hand still shows the hand touching or hiding it; one with an empty target
+    list (no hand) is returned whole.
+    """
     full = frame.full_depth()
+    if centre is None and frame.targets is not None:
+        if len(frame.targets) == 0:
+            return replace(frame, depth=full, offset=(0, 0))
+        boxes = np.array([cube_box(t.mean(axis=0), cube_mm, frame.intrinsics, frame.image_size) for t in frame.targets])
+        u0, v0 = int(boxes[:, 0].min()), int(boxes[:, 1].min())
+        u1, v1 = int((boxes[:, 0] + boxes[:, 2]).max()), int((boxes[:, 1] + boxes[:, 3]).max())
+        crop = np.ascontiguousarray(full[v0:v1, u0:u1])
+        return replace(frame, depth=crop, offset=(u0, v0))
     c = frame.joints.mean(axis=0) if centre is None else centre
     u0, v0, w, h = cube_box(c, cube_mm, frame.intrinsics, frame.image_size)
     crop = np.ascontiguousarray(full[v0 : v0 + h, u0 : u0 + w])

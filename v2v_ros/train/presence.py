@@ -43,6 +43,13 @@ class PresenceConfig(YamlConfig):
     hard_frames: int = 0
     hard_kinds: tuple[str, ...] = ("cup", "box", "disc")
     hard_seed: int = 25
+    # Scenes with two hands (v2v_ros.data.synthetic.multi; rendered into two_hand_data when missing; 0 = none):
+    # each hand at least half visible is a positive even when the other touches or hides part of it, the
+    # detector's peaks far from both hands are negatives. Without them the classifier, which had seen one
+    # hand per crop, doubted hands that touch another.
+    two_hand_data: str = "data/presence_train_two.npz"
+    two_hand_frames: int = 0
+    two_hand_seed: int = 27
     hypotheses: int = 8  # detector peaks per frame (the estimator's default)
     jitter_mm: float = 15.0  # std of the positives' offset from the true hand centre (per axis)
     positive_within_mm: float = 40.0  # a candidate this close to the hand centre is a positive
@@ -62,6 +69,8 @@ class PresenceConfig(YamlConfig):
 
 # -- data ----------------------------------------------------------------------------------------------
 _STATE: dict[str, Any] = {}
+TWO_HANDS = ("two_hands",)  # the ``kinds`` of a job that renders a two-hand scene
+MIN_VISIBLE = 0.5  # a hand less visible than this is neither a positive nor held against a candidate near it
 
 
 def _init_worker(model: str, meta: dict[str, Any], hypotheses: int) -> None:
@@ -93,12 +102,32 @@ def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
 
     seed, index, negative, jitter, pos_mm, neg_mm, kinds = job
     meta = _STATE["meta"]
-    frame = render_negative(seed, index, kinds=kinds or NEGATIVE_KINDS) if negative else render_frame(seed, index)
+    if kinds == TWO_HANDS:
+        from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame  # noqa: PLC0415
+
+        frame = render_multi_frame(seed, index, hands=HandsSpec(2, 2))
+    else:
+        frame = render_negative(seed, index, kinds=kinds or NEGATIVE_KINDS) if negative else render_frame(seed, index)
     depth, intr = frame.depth, frame.intrinsics
     rng = np.random.default_rng([seed, index, int(negative), 99])
     centres, labels, source = [], [], []
     cands = candidate_centres(depth, intr, _STATE["hypotheses"]) if np.any(depth > 0) else []
-    if negative:
+    if kinds == TWO_HANDS:
+        visible = [float(t["visible"]) for t in frame.info["targets"]]
+        truths = [t.mean(axis=0).astype(np.float64) for t in frame.targets]
+        for truth, v in zip(truths, visible, strict=True):
+            if v >= MIN_VISIBLE:
+                for _ in range(2):
+                    centres.append(truth + np.clip(rng.normal(0.0, jitter, 3), -2.5 * jitter, 2.5 * jitter))
+                    labels.append(1), source.append(0)
+        for c in cands:
+            d = [float(np.linalg.norm(c - t)) for t in truths]
+            near = int(np.argmin(d))
+            if d[near] <= pos_mm and visible[near] >= MIN_VISIBLE:
+                centres.append(c), labels.append(1), source.append(1)
+            elif min(d) >= neg_mm:
+                centres.append(c), labels.append(0), source.append(1)
+    elif negative:
         for c in cands:
             centres.append(c), labels.append(0), source.append(1)
         ys, xs = np.nonzero(depth > 0)
@@ -118,15 +147,16 @@ def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
     x = np.stack([presence_input(depth, intr, c, meta) for c in centres]) if centres else np.zeros(
         (0, meta.input_size, meta.input_size), np.float32)
     return {"x": np.rint(x * 127).astype(np.int8), "y": np.asarray(labels, np.int8), "source": np.asarray(source, np.int8),
-            "kind": str(frame.info.get("scene", "hand"))}
+            "kind": "two_hands" if kinds == TWO_HANDS else str(frame.info.get("scene", "hand"))}
 
 
 def make_presence_data(path: str | Path, cfg: PresenceConfig, seed: int, n: int,
                        hard_kinds: tuple[str, ...] | None = None) -> Path:
     """Render ``n`` hand frames and ``n`` hand-free frames of ``seed`` and store their crops in one .npz
-    (with ``hard_kinds``: ``n`` hand-free frames of those kinds only)."""
+    (with ``hard_kinds``: ``n`` hand-free frames of those kinds only; with :data:`TWO_HANDS`: ``n``
+    two-hand scenes)."""
     meta = _meta(cfg)
-    sides = (True,) if hard_kinds else (False, True)
+    sides = (False,) if hard_kinds == TWO_HANDS else (True,) if hard_kinds else (False, True)
     jobs = [(seed, i, neg, cfg.jitter_mm, cfg.positive_within_mm, cfg.negative_beyond_mm, hard_kinds)
             for i in range(n) for neg in sides]
     init = (cfg.candidates_model, {k: v for k, v in asdict(meta).items() if k != "provenance"}, cfg.hypotheses)
@@ -257,6 +287,14 @@ def train_presence(cfg: PresenceConfig) -> Path:
         hard = np.load(cfg.hard_data)
         for k in ("x", "y", "source"):
             train[k] = np.concatenate([train[k], hard[k]])
+    if cfg.two_hand_frames > 0:
+        if not Path(cfg.two_hand_data).exists():
+            print(f"rendering {cfg.two_hand_frames} two-hand frames (seed {cfg.two_hand_seed}) into {cfg.two_hand_data}",
+                  flush=True)
+            make_presence_data(cfg.two_hand_data, cfg, cfg.two_hand_seed, cfg.two_hand_frames, TWO_HANDS)
+        two = np.load(cfg.two_hand_data)
+        for k in ("x", "y", "source"):
+            train[k] = np.concatenate([train[k], two[k]])
     val = dict(np.load(cfg.val_data))
     started = time.time()
     torch.manual_seed(cfg.seed)

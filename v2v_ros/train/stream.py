@@ -9,11 +9,17 @@ because one received a shorter shard.
 Several folders can feed one run (``train_data`` as a list, e.g. a view-balanced mix of
 synthetic people, or synthetic plus a real dataset converted to shards): their shards
 form one pool, so a folder's share of the samples is its share of the frames.
+
+Frames with several targets (``v2v synth --hands 2``) give one sample each, centred on one of
+their hands drawn at random among those at least :data:`MIN_VISIBLE` visible, with that hand's
+joints as the target and every other hand's pixels left in the cube: the network learns to
+estimate the hand its cube is centred on when another hand touches or hides part of it (at
+run time each target's cube is centred on its own hand). Frames without a usable hand are skipped.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +27,27 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from v2v_ros.core.voxel import VoxelGrid
 from v2v_ros.train.samples import Augmentation, make_sample
+
+# A hand less visible than this is no training target: its hidden joints are guesses.
+MIN_VISIBLE = 0.5
+
+
+def training_target(frame: Any, rng: np.random.Generator) -> np.ndarray | None:
+    """The (J, 3) joints one sample of ``frame`` is trained on; None when it has no usable target.
+
+    Single-target frames: their ``joints``. Multi-target frames: one hand drawn uniformly among those
+    at least :data:`MIN_VISIBLE` visible (``info['targets'][k]['visible']``).
+    """
+    targets = getattr(frame, "targets", None)
+    if targets is None or len(targets) == 0:
+        joints = np.asarray(frame.joints)
+        return joints if np.all(np.isfinite(joints)) else None
+    labels = frame.info.get("targets", []) if isinstance(frame.info, dict) else []
+    visible = [float(t.get("visible", 1.0)) for t in labels] if len(labels) == len(targets) else [1.0] * len(targets)
+    usable = [k for k, v in enumerate(visible) if v >= MIN_VISIBLE and np.all(np.isfinite(targets[k]))]
+    if not usable:
+        return None
+    return np.asarray(targets[usable[int(rng.integers(len(usable)))]])
 
 
 def data_roots(root: str | Sequence[str]) -> list[str]:
@@ -69,8 +96,11 @@ class ShardStream(IterableDataset):
                 frames = list(ds.iter_shard(shard))
                 for i in rng.permutation(len(frames)):
                     f = frames[i]
+                    joints = training_target(f, rng)
+                    if joints is None:
+                        continue
                     vox, hm = make_sample(
-                        f.depth, f.offset, f.intrinsics, f.joints, self.grid, rng, self.aug, self.sigma,
+                        f.depth, f.offset, f.intrinsics, joints, self.grid, rng, self.aug, self.sigma,
                         center_jitter_mm=self.center_jitter_mm,
                     )
                     yield torch.from_numpy(vox), torch.from_numpy(hm)

@@ -75,7 +75,8 @@ def register(subparsers: Any) -> None:
                    help="several hands per frame, each a target with its own labels (v2v_ros.data.synthetic.multi): "
                         "'2' = two hands (a left and a right: apart, touching, one occluding the other; in clips also "
                         "crossing), '0-2' = zero, one or two; shards gain per-target arrays, bags one ground-truth "
-                        "skeleton per hand. Needs --full-frame; default: the single-hand generator")
+                        "skeleton per hand. Needs --full-frame, or --crop-cube-mm (the box enclosing every hand's cube, for "
+                        "training); default: the single-hand generator")
     p.add_argument("--people", default=None, metavar="N|MIN-MAX",
                    help="with --body: several people per frame (front view, standing side by side or one behind "
                         "another; v2v_ros.data.synthetic.multi_body), each a target like --hands; '1-3' = one to "
@@ -192,8 +193,9 @@ def _hands_problem(args: argparse.Namespace) -> str | None:
         HandsSpec.parse(text)
     except ValueError as exc:
         return f"--hands: {exc}"
-    if not args.full_frame:
-        return "--hands needs --full-frame (a crop around one hand would cut the others away)"
+    if not args.full_frame and args.crop_cube_mm is None:
+        return ("--hands needs --full-frame, or --crop-cube-mm (crops then enclose every hand's cube: a crop "
+                "around one hand would cut the others away)")
     if getattr(args, "solo", False) and args.bag:
         return "--solo cannot be combined with --bag (a bag is one stream; solo frames repeat its scenes)"
     for flag, on in (("--body", getattr(args, "body", False)), ("--no-hand-fraction", args.no_hand_fraction > 0),
@@ -244,7 +246,11 @@ def _work(job: tuple[Any, ...]) -> Any:
     if hands is not None:
         from v2v_ros.data.synthetic.multi import render_multi_frame, render_solo_frames
 
-        return render_solo_frames(seed, index, cfg, hands) if len(job) > 6 and job[6] else render_multi_frame(seed, index, cfg, hands)
+        if len(job) > 6 and job[6]:
+            solo = render_solo_frames(seed, index, cfg, hands)
+            return solo if cube is None else [crop_to_cube(f, cube) for f in solo]
+        multi = render_multi_frame(seed, index, cfg, hands)
+        return crop_to_cube(multi, cube) if cube is not None else multi  # the box around every hand's cube
     if no_hand > 0 and is_negative(seed, index, no_hand):
         return render_negative(seed, index, cfg, kinds or NEGATIVE_KINDS)
     frame = render_body_frame(seed, index, cfg) if isinstance(cfg, BodyConfig) else render_frame(seed, index, cfg)
