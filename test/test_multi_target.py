@@ -217,22 +217,6 @@ def test_a_returning_hand_is_named_by_its_side_not_by_where_it_reappears() -> No
     assert ids2 == [1, 2]
 
 
-def test_a_pose_of_the_other_side_is_not_given_to_a_track_settled_on_one_side() -> None:
-    """Crossing hands: the right hand is hidden; a sure right-hand pose appears 40 mm from the left
-    track's cube (the cube slid onto the right hand). Distance alone would give it the left track's id."""
-    est = Scripted()
-    tracker = MultiTracker(est, TrackingConfig(enabled=True), search_every=1)
-    left, right = np.array([-100.0, 0.0, 600.0]), np.array([100.0, 0.0, 600.0])
-    for i in range(3):
-        est.centres, est.sides = [left, right], ["left", "right"]
-        tracker.estimate_all(None, None, stamp_ns=i * NS // 30)
-    est.centres, est.sides = [left], ["left"]
-    tracker.estimate_all(None, None, stamp_ns=3 * NS // 30)  # the right hand hidden
-    est.centres, est.sides = [left + np.array([40.0, 0.0, 0.0])], ["right"]
-    (r,) = tracker.estimate_all(None, None, stamp_ns=4 * NS // 30)
-    assert r.track_id == 1 and r.handedness == "right"
-
-
 # -- estimate_all with the shipped hand model on two-hand scenes ----------------------------------------------
 @pytest.fixture(scope="module")
 def shipped() -> PoseEstimator:

@@ -169,10 +169,6 @@ class MultiTracker:
     * handedness is pooled over the track's poses (summed, clipped log-odds), because one pose of a
       flat hand can be its own mirror image but a track sees many poses of the same hand.
 
-    A sure pose of one side costs :data:`SIDE_CONFLICT_MM` more to give to a track settled on the
-    other side: when the hands cross, a cube that slid onto the other hand returns a pose of the
-    wrong side, and that pose then goes to the other hand's track (or, beyond the gate, to no track).
-
     Why assignment on predicted centres rather than "nearest": with two hands, greedy nearest
     matching swaps ids as soon as one hand moves faster than half their distance per frame.
     """
@@ -255,9 +251,7 @@ class MultiTracker:
         pairs: dict[int, int] = {}
         active = [k for k, t in enumerate(tracks) if t.missed <= self.hold_frames]
         if active and centres:
-            cost = np.array([[np.linalg.norm(c - tracks[k].predicted(stamp_ns))
-                              + (SIDE_CONFLICT_MM if _sides_conflict(tracks[k], r) else 0.0) for k in active]
-                             for c, r in zip(centres, results, strict=True)])
+            cost = np.array([[np.linalg.norm(c - tracks[k].predicted(stamp_ns)) for k in active] for c in centres])
             rows, cols = linear_sum_assignment(np.minimum(cost, 1e6))
             pairs = {int(r): active[int(c)] for r, c in zip(rows, cols, strict=True) if cost[r, c] <= self.gate_mm}
         hit = set(pairs.values())
@@ -341,7 +335,6 @@ class MultiTracker:
 
 
 REACQUIRE_MM_PER_FRAME = 15.0  # how far a hidden hand may have moved per frame (0.45 m/s at 30 Hz)
-SIDE_CONFLICT_MM = 100.0  # added to the assignment cost of a sure pose of the side opposite to a track's settled side
 REACQUIRE_MAX_MM = 300.0  # ... but never farther than this by distance alone (a cup must not take a hand's id)
 REACQUIRE_SIDE_EVIDENCE = 3.0  # log-odds (95 %) a held track's side must reach to claim a returning hand by side
 REACQUIRE_SIDE_CONFIDENCE = 0.8  # ... and how sure the returning pose's own side must be
@@ -352,12 +345,6 @@ def _sure_side(result: Any) -> str:
     """A pose's own side when it is at least :data:`REACQUIRE_SIDE_CONFIDENCE` sure of it, else ""."""
     side = str(getattr(result, "handedness", "") or "")
     return side if float(getattr(result, "handedness_confidence", 0.0)) >= REACQUIRE_SIDE_CONFIDENCE else ""
-
-
-def _sides_conflict(track: _Track, result: Any) -> bool:
-    """A sure pose of one side against a track settled on the other: likely the other hand in its cube."""
-    side = _sure_side(result)
-    return bool(side) and bool(MultiTracker._settled_side(track)) and side != MultiTracker._settled_side(track)
 
 
 def _nothing(estimator: Any) -> PoseResult:
