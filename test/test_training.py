@@ -179,6 +179,14 @@ def test_ensemble_averages_member_coordinates(shards: Path, tmp_path: Path) -> N
     np.testing.assert_allclose(ens.joints, (singles[0].joints + singles[1].joints) / 2, atol=1e-2)
 
 
+def test_a_missing_validation_folder_fails_before_any_training(shards: Path, tmp_path: Path) -> None:
+    cfg = _cfg(shards, tmp_path / "run")
+    cfg.val_data = str(tmp_path / "no_such_val")
+    with pytest.raises(FileNotFoundError, match="no_such_val"):
+        train(cfg)
+    assert not (tmp_path / "run" / "last.pt").exists() and not list((tmp_path / "run").glob("epoch_*"))
+
+
 def test_config_rejects_unknown_keys() -> None:
     with pytest.raises(ValueError, match="unknown key"):
         TrainConfig.from_dict({"learning_rate": 1.0})

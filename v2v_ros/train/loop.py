@@ -176,6 +176,11 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     out = Path(cfg.out_dir)
+    # Open every data folder now: a missing validation folder must not surface after an epoch of training.
+    from v2v_ros.data.shards import ShardDataset  # noqa: PLC0415
+
+    for root in [*data_roots(cfg.train_data), *([cfg.val_data] if cfg.val_data else [])]:
+        ShardDataset(root)
 
     skeleton = get_skeleton(cfg.skeleton)
     grid = VoxelGrid(cfg.cube_size, cfg.grid_size)
