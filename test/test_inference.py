@@ -124,6 +124,12 @@ def test_core_renders_no_calibration_data() -> None:
 @pytest.mark.parametrize("precision, tol", [("fp32", 1e-4), ("bf16", 0.05), ("int8", 0.2)])
 def test_torch_engine_precisions_close_to_fp32(net: V2VPoseNet, volumes: np.ndarray, precision: str,
                                                tol: float) -> None:
+    from v2v_ros.core.inference import cpu_bf16_supported
+
+    if precision == "bf16" and not cpu_bf16_supported():  # e.g. AVX2-only CPUs: a named refusal, not garbage
+        with pytest.raises(ValueError, match="bf16 on this CPU is not supported"):
+            make_engine(net, "cpu", precision, grid_size=GRID, calibration=volumes[:2])
+        return
     engine = make_engine(net, "cpu", precision, grid_size=GRID, calibration=volumes[:2])
     y = engine.run_numpy(volumes[:2])
     assert y.shape == (2, 21, GRID // 2, GRID // 2, GRID // 2) and y.dtype == np.float32
@@ -192,9 +198,14 @@ def test_generic_modules_run_unchanged() -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", pytest.param("int8", marks=pytest.mark.slow)])
 def test_estimator_with_each_precision(net: V2VPoseNet, precision: str) -> None:
+    from v2v_ros.core.inference import cpu_bf16_supported  # noqa: PLC0415
     from v2v_ros.data.synthetic import render_frame  # noqa: PLC0415
 
     meta = ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), GRID, 200.0)
+    if precision == "bf16" and not cpu_bf16_supported():  # AVX2-only CPUs: refused by name at construction
+        with pytest.raises(ValueError, match="bf16 on this CPU is not supported"):
+            PoseEstimator(net, meta, device="cpu", precision=precision).engine  # noqa: B018
+        return
     est = PoseEstimator(net, meta, device="cpu", precision=precision, calibration=synthetic_calibration_source)
     frame = render_frame(0, 0)
     res = est.estimate(frame.full_depth(), frame.intrinsics, reference_point=frame.joints.mean(axis=0))

@@ -94,6 +94,16 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5, dtype: 
     return 2.0 * n**3 / (ms * 1e-3) / 1e9
 
 
+def default_precisions(dev: torch.device) -> list[str]:
+    """The precisions a trade-off table compares by default: those this device runs (bf16 on a CPU only
+    where oneDNN supports it; an AVX2-only CPU refuses bf16 by name when asked for it)."""
+    from v2v_ros.core.inference import cpu_bf16_supported  # noqa: PLC0415
+
+    if dev.type == "cuda":
+        return ["fp32", "fp16", "bf16"]
+    return ["fp32", "bf16", "int8"] if cpu_bf16_supported() else ["fp32", "int8"]
+
+
 def floor_rate(out: dict[str, Any], dev: torch.device, precision: str, notes: list[str]) -> float | None:
     """GFLOP/s of matrix multiplies in ``precision`` on ``dev``: the peak a forward in that precision
     is held against. Measures (and records in ``out``) the rates not measured yet; None where this
@@ -711,7 +721,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--threads in 3 rounds per phase (e.g. 2 on 2 cores: the old one-per-core default)")
     p.add_argument("--grids", default="", help="trade-off table for these grids, e.g. 32,48,64,88")
     p.add_argument("--precisions", default="", help="precisions of the trade-off table "
-                                                    "(default fp32,bf16,int8 on CPU, fp32,fp16,bf16 on CUDA)")
+                                                    "(default fp32,bf16,int8 on CPU, without bf16 on CPUs that lack it; fp32,fp16,bf16 on CUDA)")
     p.add_argument("--grid-model", action="append", default=[], metavar="N=CKPT",
                    help="a trained checkpoint for grid N (mean-error column), repeatable")
     p.add_argument("--eval-root", default=None, help="synthetic shard folder for the mean-error column "
@@ -769,8 +779,7 @@ def _main(args: argparse.Namespace) -> int:
     full: dict[str, Any] = {"base": r}
     if args.grids:
         grids = [int(g) for g in args.grids.split(",") if g.strip()]
-        precs = [p for p in args.precisions.split(",") if p] or (
-            ["fp32", "fp16", "bf16"] if dev.type == "cuda" else ["fp32", "bf16", "int8"])
+        precs = [p for p in args.precisions.split(",") if p] or default_precisions(dev)
         models = {int(k): v for k, v in (s.split("=", 1) for s in args.grid_model)}
         full["tradeoff"] = run_tradeoff(args.model, args.device, grids, precs, args.backend,
                                         max(2, args.repeats // 3), args.eval_root, args.eval_frames, models,
