@@ -100,6 +100,27 @@ def test_score_counts_false_targets_misses_and_identity_switches() -> None:
     assert m["mean_error_mm"] == pytest.approx(0.0)
 
 
+def test_a_wrong_pose_on_the_hand_is_a_bad_match_not_a_false_target() -> None:
+    """A skeleton centred on the hand but with its joints 80 mm off is the hand's (counted in the error and
+    outside "within match_mm"); one centred 100 mm beside the hand is a false target and the hand a miss."""
+    a = _hand(1)
+    centre = a.mean(axis=0)
+    spread = a - centre
+    wrong = centre + spread[::-1] * 1.0 + np.array([[80.0, 0.0, 0.0]] * 10 + [[-80.0, 0.0, 0.0]] * 11)
+    wrong += centre - wrong.mean(axis=0)  # same centre, joints elsewhere
+    assert np.linalg.norm(wrong - a, axis=1).mean() > 50.0
+    beside = a + np.array([100.0, 0.0, 0.0])
+    m = score_multi([_ft(a[None], wrong[None], [0]), _ft(a[None], a[None] + 2.0, [0])])
+    assert m["false_targets"] == 0 and m["found"] == 2 and m["matched"] == 2
+    assert m["within_match"] == 1 and m["within_match_rate"] == pytest.approx(0.5)
+    assert m["mean_error_within_match_mm"] == pytest.approx(np.sqrt(12.0))
+    assert m["mean_error_mm"] > 25.0
+    far = score_multi([_ft(a[None], beside[None], [0])])
+    assert far["false_targets"] == 1 and far["missed"] == 1 and far["matched"] == 0
+    strict = score_multi([_ft(a[None], wrong[None], [0])], locate_mm=None)  # the pose criterion alone
+    assert strict["false_targets"] == 1 and strict["missed"] == 1
+
+
 # -- the multi-target tracker, on a scripted estimator ------------------------------------------------------
 class Scripted:
     """estimate_all returning hands at scripted centres (what a perfect estimator would see)."""

@@ -236,6 +236,23 @@ def test_demo_printout_gives_both_denominators_and_no_hand_metric_for_bodies() -
     assert "success" not in body and "with a person" in body
 
 
+def test_demo_printout_keeps_the_first_skeleton_figures_only_for_one_hand_streams() -> None:
+    """The shipped parameters publish up to two hands: a one-hand stream shows both the first-skeleton
+    accuracy and every published target; a two-hand stream only the latter (its first skeleton is no hand
+    in particular)."""
+    from v2v_ros.demo import format_demo_summary
+
+    base = {"frames_in": 90, "frames_out": 80, "frames_posed": 72, "dropped": 10, "rejected": {},
+            "latency_ms": {"p50": 20.0, "p95": 40.0}, "throughput_fps": 28.0,
+            "metrics": {"success_rate": {"20": 0.40}}, "metrics_posed": {"success_rate": {"20": 0.50}}}
+    mt = {"found": 70, "targets_in_view": 90, "recall": 0.78, "precision": 1.0, "false_targets": 0,
+          "mean_error_mm": 9.0, "handedness_accuracy": 0.99, "id_switches": 0, "id_switches_per_100_frames": 0.0}
+    one = format_demo_summary({**base, "multi_target": {**mt, "frames_with_all_hands_in_view": 0}})
+    assert "success @20 mm" in one and "70 of 90 hands found" in one and "0 false targets" in one
+    two = format_demo_summary({**base, "multi_target": {**mt, "frames_with_all_hands_in_view": 85}})
+    assert "success @20 mm" not in two and "70 of 90 hands found" in two
+
+
 # ------------------------------------------------------------------------------------------
 # ROS install: launch defaults, RViz configs, the installed executable
 # ------------------------------------------------------------------------------------------

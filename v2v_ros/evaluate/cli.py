@@ -252,11 +252,11 @@ def _eval_multi(args: argparse.Namespace, estimator: Any, frames: Any, extra: di
         runner: Any = MultiTracker(estimator.estimator, estimator.config, max_targets=args.max_targets)
     else:
         runner = _AllTargets(estimator, args.max_targets)
-    # a pose within 50 mm (mean joint distance) is that hand's; people: within 200 mm (the body network's
-    # errors are several times a hand network's, and people stand far more than 200 mm apart)
+    # a pose within 50 mm (mean joint distance) or centred within 60 mm is that hand's; people: within 200 mm
+    # (the body network's errors are several times a hand network's, and people stand far more than 200 mm apart)
     body = str(getattr(frames, "skeleton", "")).startswith("body")
-    report = evaluate_multi(runner, frames, limit=args.limit, progress=sys.stderr.isatty(), match_mm=200.0 if body
-                            else 50.0,
+    gates = {"match_mm": 200.0, "locate_mm": 200.0} if body else {"match_mm": 50.0, "locate_mm": 60.0}
+    report = evaluate_multi(runner, frames, limit=args.limit, progress=sys.stderr.isatty(), **gates,
                             extra={**extra, "max_targets": args.max_targets,
                                    "tracking": isinstance(runner, MultiTracker)})
     if isinstance(runner, MultiTracker):
