@@ -47,7 +47,7 @@ def test_node_publishes_no_skeleton_where_the_classifier_sees_no_hand(tmp_path: 
     if with_presence:
         Presence(PresenceNet(), PresenceMeta(threshold=1.01)).save(Presence.paths(model)[0])
     h = Harness(DOMAIN, {"model_path": str(model), "device": "cpu", "use_refinement": False, "use_detector": False,
-                         "min_confidence": 0.0, "tracking.enabled": True, "max_targets": 1},  # see test_ros_node
+                         "min_confidence": 0.0, "tracking.enabled": True},
                 params_file=str(ROOT / "config/hand_pose.yaml"))
     try:
         assert h.node.state == "active", h.node.last_error

@@ -45,11 +45,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def harness(model: str):
-    # The tiny test model ships no refiner/detector, which config/hand_pose.yaml asks for. Its untrained
-    # poses are not confident enough for the multi-target path the shipped file selects (max_targets 2,
-    # covered with the shipped model by test_ros_multi): these tests are about the single-target one.
-    h = Harness(DOMAIN, {"model_path": model, "device": "cpu", "use_refinement": False, "use_detector": False,
-                         "max_targets": 1},
+    # The tiny test model ships no refiner/detector, which config/hand_pose.yaml asks for.
+    h = Harness(DOMAIN, {"model_path": model, "device": "cpu", "use_refinement": False, "use_detector": False},
                 params_file=str(ROOT / "config/hand_pose.yaml"))
     assert h.node.state == "active", h.node.last_error
     assert h.wait_connected(), "DDS discovery did not complete"
@@ -275,7 +272,6 @@ def test_python_m_node_with_params_file(model: str) -> None:
     cmd = [sys.executable, "-m", "v2v_ros.ros.node", "--ros-args", "--params-file",
            str(ROOT / "config/hand_pose.yaml"), "-p", f"model_path:={model}", "-p", "device:=cpu",
            "-p", "use_refinement:=false", "-p", "use_detector:=false",  # the tiny test model ships neither
-           "-p", "max_targets:=1",  # its untrained poses: the single-target path (see the harness above)
            "-r", "depth/image:=/cam/depth", "-r", "depth/camera_info:=/cam/info"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     from rclpy.context import Context  # noqa: PLC0415

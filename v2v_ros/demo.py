@@ -47,6 +47,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--hands", type=int, default=1, choices=[1, 2],
                    help="2: a stream of two moving hands (v2v synth --hands 2: apart, touching, occluding, crossing), "
                         "the node with max_targets 2; the summary adds detection, identity switches and handedness")
+    p.add_argument("--max-targets", type=int, default=None, choices=range(1, 17), metavar="N",
+                   help="the node's max_targets (default: the parameter file's, or 2 with --hands 2)")
     p.add_argument("--body", action="store_true",
                    help="people instead of hands: v2v synth --body, config/body_pose.yaml, models/body_default "
                         "(unless --model), mAP (10 cm) per body part in the report (default --out reports/demo_body)")
@@ -109,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
                 # DDS deliver every frame, so the drops reported are the node's own (newest wins).
                 "-p", f"qos_overrides.{DEPTH}.subscription.reliability:=reliable",
                 "-p", f"qos_overrides.{INFO}.subscription.reliability:=reliable"]
-    if hands > 1:  # otherwise the shipped parameter file's max_targets, as a user runs it
-        node_cmd += ["-p", f"max_targets:={hands}"]
+    max_targets = getattr(args, "max_targets", None) or (hands if hands > 1 else None)
+    if max_targets is not None:  # otherwise the shipped parameter file's, as a user runs it
+        node_cmd += ["-p", f"max_targets:={max_targets}"]
     node = subprocess.Popen(node_cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
     try:
         from v2v_ros.ros.record import replay_and_record  # noqa: PLC0415  (rclpy lives in v2v_ros.ros)

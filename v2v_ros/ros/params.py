@@ -104,12 +104,12 @@ PARAMS: tuple[Param, ...] = (
           "its rivals are estimated (0 = never, 1 = always).", range=(0.0, 1.0)),
     Param("min_confidence", 0.0, "Skeletons whose mean joint confidence is below this are not published "
           "(an empty array is).", range=(0.0, 1.0)),
-    Param("max_targets", 1, "Targets published per frame (the shipped hand parameters, config/hand_pose.yaml, set "
-          "2). > 1 (two hands: 2): every target in view up to this many, each from its own cube in one batched "
-          "forward, each with a stable id (tracked from frame to frame when tracking.enabled), handedness and "
-          "score (core.estimator.estimate_all, core.tracking.MultiTracker); each target in view adds a cube to "
-          "every frame's forward. 1: the one target the single-target pipeline finds (verified detection, "
-          "tracking), e.g. one person's body.", range=(1, 16)),
+    Param("max_targets", 1, "Targets published per frame. 1: the one target the single-target pipeline finds "
+          "(verified detection, tracking). > 1 (two hands: 2): every target in view up to this many, each from "
+          "its own cube in one batched forward, each with a stable id (tracked from frame to frame when "
+          "tracking.enabled), handedness and score (core.estimator.estimate_all, core.tracking.MultiTracker). "
+          "Each target in view adds a cube to every frame's forward, and a search for new targets costs "
+          "several cubes.", range=(1, 16)),
     # -- reference-point tracking (runtime; core.tracking) --
     Param("tracking.enabled", False, "Centre each frame's cube on the previous frame's estimate, so the detector "
           "and refinement CNN run only to acquire, re-check or recover the target (a stream moves a few mm per "
