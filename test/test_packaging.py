@@ -237,9 +237,9 @@ def test_demo_printout_gives_both_denominators_and_no_hand_metric_for_bodies() -
 
 
 def test_demo_printout_keeps_the_first_skeleton_figures_only_for_one_hand_streams() -> None:
-    """The shipped parameters publish up to two hands: a one-hand stream shows both the first-skeleton
-    accuracy and every published target; a two-hand stream only the latter (its first skeleton is no hand
-    in particular)."""
+    """Hand demos score every published skeleton: a one-hand stream shows both the first-skeleton accuracy
+    and every published target; a two-hand stream only the latter (its first skeleton is no hand in
+    particular)."""
     from v2v_ros.demo import format_demo_summary
 
     base = {"frames_in": 90, "frames_out": 80, "frames_posed": 72, "dropped": 10, "rejected": {},

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[demo] the node did not come up; see {out / 'node.log'}:\n" + (out / "node.log").read_text()[-2000:],
               file=sys.stderr)
         return 1
-    # hands: every published skeleton scored too (the shipped parameters publish up to two hands)
+    # hands: every published skeleton scored too (with max_targets > 1 the node may publish several)
     summary = _evaluate(bag, out, result, model, body=body, multi=not body)
     summary["total_s"] = time.monotonic() - t_all
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

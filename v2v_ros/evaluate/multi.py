@@ -70,14 +70,14 @@ def match_targets(pred: np.ndarray, gt: np.ndarray, match_mm: float = MATCH_MM, 
     rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, big))
     near = np.zeros_like(cost, dtype=bool)
     if locate_mm is not None:
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN skeleton has no centre: no match
             pc = np.nanmean(np.asarray(pred, np.float64), axis=1)
             gc = np.nanmean(np.asarray(gt, np.float64), axis=1)
         d = np.linalg.norm(pc[:, None] - gc[None], axis=-1)
         near = np.isfinite(d) & (d <= locate_mm)
     return [(int(r), int(c), float(cost[r, c])) for r, c in zip(rows, cols, strict=True)
-            if cost[r, c] <= match_mm or (near[r, c] and np.isfinite(cost[r, c]))]
+            if cost[r, c] <= match_mm or near[r, c]]
 
 
 @dataclass
