@@ -134,7 +134,7 @@ class Scripted:
                                    "skeleton": HAND_MSRA21.name, "cube_size": 200.0})()
 
     def estimate_all(self, depth: Any, intr: Any, max_targets: int = 2, priors: Sequence[Any] = (),
-                     search: bool = True) -> list[PoseResult]:
+                     search: bool = True, one_at_a_time: bool = False) -> list[PoseResult]:
         self.searches += int(search)
         self.priors_seen.append(len(priors))
         out = []
@@ -208,6 +208,25 @@ def test_a_hand_hidden_longer_than_the_hold_keeps_its_id_until_forgotten_and_poo
         MultiTracker(est, hold_frames=10, remember_frames=5)
 
 
+def test_a_late_frame_keeps_the_ids_and_searches_while_a_new_scene_starts_over() -> None:
+    est = Scripted()
+    tracker = MultiTracker(est, TrackingConfig(enabled=True, max_gap_s=0.25))
+    est.centres, est.sides = [np.array([-150.0, 0.0, 600.0]), np.array([150.0, 0.0, 600.0])], ["right", "left"]
+    for i in range(5):
+        first = {r.handedness: r.track_id for r in tracker.estimate_all(None, None, stamp_ns=i * NS // 30)}
+    searches = est.searches
+    # 0.5 s later (a busy CPU dropped the frames between): the hands moved 60 mm, the ids stay
+    est.centres = [c + np.array([60.0, 0.0, 0.0]) for c in est.centres]
+    late = {r.handedness: r.track_id for r in tracker.estimate_all(None, None, stamp_ns=4 * NS // 30 + NS // 2)}
+    assert late == first and est.searches == searches + 1  # the late frame searched
+    # two seconds later, or stamps going back (a bag replayed from its start): a new scene, new ids
+    t = 4 * NS // 30 + NS // 2 + 2 * NS
+    after_pause = {r.track_id for r in tracker.estimate_all(None, None, stamp_ns=t)}
+    assert after_pause.isdisjoint(first.values())
+    replayed = {r.track_id for r in tracker.estimate_all(None, None, stamp_ns=0)}
+    assert replayed.isdisjoint(after_pause | set(first.values()))
+
+
 def test_a_returning_hand_is_named_by_its_side_not_by_where_it_reappears() -> None:
     """Left and right hands, the left one hidden for a while: it reappears 400 mm away (beyond any
     distance gate) and keeps its id because its side matches; a pose of the other side does not take it."""
@@ -265,6 +284,44 @@ def test_estimate_all_finds_two_hands_apart_in_one_frame(shipped: PoseEstimator)
     assert found_both >= len(frames) - 1
     one = shipped.estimate_all(frames[0].depth, frames[0].intrinsics, max_targets=1)
     assert len(one) == 1
+
+
+def _cube_counter(est: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Cubes per pose-network call of ``est`` (what a frame costs, whatever the backend)."""
+    calls: list[int] = []
+    cubes = est._cubes
+
+    def counted(depth: Any, intr: Any, centers: list[np.ndarray], timings: dict[str, float]) -> Any:
+        calls.append(len(centers))
+        return cubes(depth, intr, centers, timings)
+
+    monkeypatch.setattr(est, "_cubes", counted)
+    return calls
+
+
+def test_one_at_a_time_search_finds_two_hands_and_spends_one_cube_on_a_followed_one(
+        shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from v2v_ros.data.synthetic import SynthConfig, render_frame
+    from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
+
+    frames = [f for f in (render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in range(12))
+              if f.info["arrangement"] == "apart"][:4]
+    found_both = 0
+    for f in frames:  # acquisition one hand at a time: the second searched without the first one's pixels
+        res = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2, one_at_a_time=True)
+        pairs = match_targets(np.stack([r.joints for r in res]) if res else np.zeros((0, 21, 3)), f.targets)
+        found_both += len(pairs) == 2
+    assert found_both >= len(frames) - 1
+    # One hand in view, followed, and a search for a second: the peaks on the followed hand's fingers and
+    # forearm find no hand once its pixels are hidden, so the frame costs the followed cube alone.
+    f = render_frame(2, 0)
+    calls = _cube_counter(shipped, monkeypatch)
+    batch = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)
+    assert len(batch) == 1 and sum(calls) > 1  # the batch search gives several peaks of the hand a cube
+    calls.clear()
+    followed = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2, priors=[batch[0].joints.mean(axis=0)])
+    assert len(followed) == 1 and calls == [1]
+    assert np.linalg.norm(followed[0].joints - f.joints, axis=1).mean() < 20.0
 
 
 def test_estimate_all_finds_nothing_in_an_empty_scene_and_estimate_is_unchanged(shipped: PoseEstimator) -> None:

@@ -214,17 +214,26 @@ class MultiTracker:
     def estimate_all(self, depth_mm: np.ndarray, intrinsics: Intrinsics, stamp_ns: int | None = None
                      ) -> list[PoseResult]:
         """The targets of one frame, each with its ``track_id``; ``stamp_ns`` (the image's) dates the motion."""
+        stale = False
         if self._stamp_ns is not None and stamp_ns is not None:
             gap = (stamp_ns - self._stamp_ns) * 1e-9
-            if not 0 < gap <= self.config.max_gap_s:
-                self.reset()
+            if gap <= 0 or gap > max(self.config.max_gap_s, RESTART_GAP_S):
+                self.reset()  # stamps going back (a bag replayed from its start) or a long pause: a new scene
+            elif gap > self.config.max_gap_s:
+                # A late frame (a busy CPU drops frames, a camera stalls): the hands' motion since is
+                # unknown, so this frame searches and each track's cube waits where its hand was last
+                # seen; the ids stay, and the hands found take them back by reach or side (_assign).
+                stale = True
+                for t in self._tracks:
+                    t.velocity = np.zeros(3)
         cfg = self.config
-        search = (not self._active or self._search_next or not cfg.enabled
+        search = (stale or not self._active or self._search_next or not cfg.enabled
                   or (cfg.redetect_every and self._since_search >= cfg.redetect_every)
                   or (len(self._active) < self.max_targets and self._since_search >= self.search_every))
         priors = [t.predicted(stamp_ns) for t in self._active] if cfg.enabled else []
         priors = [p for p in priors if np.all(np.isfinite(p)) and p[2] > 0]
-        results = self.estimator.estimate_all(depth_mm, intrinsics, self.max_targets, priors=priors, search=search)
+        results = self.estimator.estimate_all(depth_mm, intrinsics, self.max_targets, priors=priors, search=search,
+                                               one_at_a_time=True)
         self.stats["searched" if search else "followed"] += 1
         self._since_search = 0 if search else self._since_search + 1
         good = [r for r in results if r.score >= cfg.min_score and np.all(np.isfinite(r.joints))]
@@ -334,6 +343,7 @@ class MultiTracker:
                 else {"handedness": "left", "handedness_confidence": float(1.0 - p_right)})
 
 
+RESTART_GAP_S = 1.0  # a stream that paused longer than this (and tracking.max_gap_s) starts over: new ids
 REACQUIRE_MM_PER_FRAME = 15.0  # how far a hidden hand may have moved per frame (0.45 m/s at 30 Hz)
 REACQUIRE_MAX_MM = 300.0  # ... but never farther than this by distance alone (a cup must not take a hand's id)
 REACQUIRE_SIDE_EVIDENCE = 3.0  # log-odds (95 %) a held track's side must reach to claim a returning hand by side
