@@ -391,7 +391,9 @@ class PoseEstimator:
         ``max_targets`` 2 on a CPU: about the cost of a followed frame), at the price of a little
         recall on hands touching the first one (validation seed 78, independent two-hand frames:
         88.3 % against 89.4 %): a stream searches again a few frames later, an independent frame
-        does not, so the batch is the default for frames without a tracker.
+        does not, so the batch is the default for frames without a tracker. With ``one_at_a_time`` a
+        prior the presence classifier turns down (its hand moved away or left) also makes the frame
+        search, as the single-target tracker re-acquires in the frame that lost its target.
 
         Why not ``estimate`` in a loop: each call would run the detector again and its own
         forward; here the detector runs once, priors skip it entirely when ``search`` is off, and
@@ -412,6 +414,10 @@ class PoseEstimator:
             rejected = [kept[i] for i in range(len(kept)) if i not in here]
             kept, probs = [kept[i] for i in here], [probs[i] for i in here]
         n_priors = len(kept)  # followed cubes: centred on last frame's joint mean already
+        # A followed cube without its hand (it moved away, or a new scene): look for the targets in this
+        # frame rather than the next, as the single-target tracker re-acquires (the refused cube cost
+        # no pose forward).
+        search = search or (self.presence is not None and len(rejected) > 0 and one_at_a_time)
         results: list[PoseResult] = []
         if search and len(kept) < max_targets:
             candidates = self._candidates(depth, intrinsics, max_targets, kept, timings)
@@ -437,11 +443,11 @@ class PoseEstimator:
             r.presence = p
         # Second batch, one forward: (a) newly detected targets re-estimated in a cube centred on their
         # first pose (a detected centre is only roughly on its hand, more so with two hands close
-        # together); (b) candidates the presence classifier turned down next to a found hand, asked again
+        # together; a tracker, which asks for one_at_a_time, centres the next frame's cube there anyway); (b) candidates the presence classifier turned down next to a found hand, asked again
         # with that hand's pixels removed: it learnt one hand per crop, and a second hand in front of or
         # touching the first makes it doubt both.
         again = [i for i, r in enumerate(results) if i >= n_priors and r.valid
-                 and np.linalg.norm(r.joints.mean(axis=0) - kept[i]) > RECENTRE_MM] if self.recentre else []
+                 and np.linalg.norm(r.joints.mean(axis=0) - kept[i]) > RECENTRE_MM] if self.recentre and not one_at_a_time else []
         second = self._second_chance(depth, intrinsics, rejected, results, timings) if rejected else []
         centres = [results[i].joints.mean(axis=0) for i in again] + [c for c, _ in second]
         if centres:

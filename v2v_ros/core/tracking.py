@@ -154,9 +154,13 @@ class MultiTracker:
       velocity times the time elapsed), so two hands crossing keep their cubes apart; all the
       cubes and any new candidates go through one batched forward (``PoseEstimator.estimate_all``);
     * the whole-image search for new targets (detector, refiner) runs only when there is no track,
-      every ``redetect_every`` frames, the frame after a track lost its target, and every
-      ``search_every`` frames while fewer than ``max_targets`` are followed; otherwise the frame
-      costs the followed cubes only;
+      every ``redetect_every`` frames, on every frame while a followed track misses its target, on a
+      late frame (a gap over ``max_gap_s``: the ids stay; over a second, or stamps going back, start
+      over), and every ``search_every`` frames while fewer than ``max_targets`` are followed;
+      otherwise the frame costs the followed cubes only. The search looks for hands one at a time
+      (``estimate_all(one_at_a_time=True)``): the followed cubes first, then the other candidates on
+      the image without the found hands' pixels, so with one hand in view it costs about a followed
+      frame;
     * poses are assigned to tracks by minimum total distance between their joint mean and the
       tracks' predicted centres (Hungarian, gated at ``gate_mm``); an unassigned confident pose
       starts a new track (a new id); a track without a pose is kept ``hold_frames`` frames (a hand
@@ -229,7 +233,7 @@ class MultiTracker:
         cfg = self.config
         search = (stale or not self._active or self._search_next or not cfg.enabled
                   or (cfg.redetect_every and self._since_search >= cfg.redetect_every)
-                  or (len(self._active) < self.max_targets and self._since_search >= self.search_every))
+                  or (len(self._active) < self.max_targets and self._since_search + 1 >= self.search_every))
         priors = [t.predicted(stamp_ns) for t in self._active] if cfg.enabled else []
         priors = [p for p in priors if np.all(np.isfinite(p)) and p[2] > 0]
         results = self.estimator.estimate_all(depth_mm, intrinsics, self.max_targets, priors=priors, search=search,
@@ -241,8 +245,9 @@ class MultiTracker:
         out = []
         for r, track in zip(good, assigned, strict=True):
             out.append(replace(r, track_id=track.id, tracked=not search, **self._side(track)))
-        lost = any(t.missed == 1 for t in self._tracks)
-        self._search_next = lost and not search  # re-acquire a lost target on the next frame
+        # A followed target missing: search the next frame too (while it stays missing, every frame:
+        # a hand hidden or gone is looked for at once, and a search that finds nothing costs no cube)
+        self._search_next = any(0 < t.missed for t in self._active)
         self._stamp_ns = stamp_ns
         return sorted(out, key=lambda r: r.track_id)
 
@@ -276,7 +281,9 @@ class MultiTracker:
         for i, (r, c) in enumerate(zip(results, centres, strict=True)):
             if i in pairs:
                 t = tracks[pairs[i]]
-                if t.stamp_ns is not None and stamp_ns is not None and stamp_ns > t.stamp_ns:
+                if t.missed:
+                    t.velocity = np.zeros(3)  # back after a miss: the jump from where it was lost is no motion
+                elif t.stamp_ns is not None and stamp_ns is not None and stamp_ns > t.stamp_ns:
                     v = (c - t.centre) / ((stamp_ns - t.stamp_ns) * 1e-9)
                     t.velocity = 0.5 * t.velocity + 0.5 * v  # smoothed: one noisy pose must not fling the cube
                 t.centre, t.stamp_ns, t.missed = c, stamp_ns, 0
