@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from v2v_ros.core.camera import Intrinsics
-from v2v_ros.core.estimator import PoseEstimator, PoseResult, _without_hands
+from v2v_ros.core.estimator import PoseEstimator, PoseResult, without_hands
 from v2v_ros.core.handedness import hand_frame_depths, handedness
 from v2v_ros.core.skeletons import HAND_MSRA21
 from v2v_ros.core.tracking import MultiTracker, TrackingConfig
@@ -324,6 +324,24 @@ def test_one_at_a_time_search_finds_two_hands_and_spends_one_cube_on_a_followed_
     assert np.linalg.norm(followed[0].joints - f.joints, axis=1).mean() < 20.0
 
 
+def test_one_more_look_without_the_found_hand_finds_the_hand_the_batch_missed(
+        shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames of seed 21 (a hand in front of another, two apart, two touching) where the batch finds one
+    hand: the remaining candidates, checked on the image without that hand's pixels, give the second."""
+    from v2v_ros.data.synthetic import SynthConfig
+    from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
+
+    frames = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (7, 25, 28)]
+
+    def hands_found(f: Any) -> int:
+        res = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)
+        return len(match_targets(np.stack([r.joints for r in res]) if res else np.zeros((0, 21, 3)), f.targets))
+
+    assert [hands_found(f) for f in frames] == [2, 2, 2]
+    monkeypatch.setattr(shipped, "_one_more_look", lambda depth, intr, m, found, timings: found)
+    assert [hands_found(f) for f in frames] == [1, 1, 1]
+
+
 def test_estimate_all_finds_nothing_in_an_empty_scene_and_estimate_is_unchanged(shipped: PoseEstimator) -> None:
     from v2v_ros.data.synthetic import render_frame
 
@@ -341,7 +359,7 @@ def test_hiding_a_hand_removes_its_pixels_only() -> None:
     cam = Intrinsics(615.0, 615.0, 319.5, 239.5)
     depth = np.full((480, 640), 600.0, np.float32)
     joints = _hand(5) - _hand(5).mean(axis=0) + np.array([0.0, 0.0, 600.0])
-    out = _without_hands(depth, cam, [joints])
+    out = without_hands(depth, cam, [joints])
     uv = cam.to_uvd(joints)
     for u, v, _ in uv.round().astype(int):
         assert out[v, u] == 0.0  # the wall at the joints' depth is where the hand is

@@ -463,6 +463,8 @@ class PoseEstimator:
         found = _distinct(sorted((r for r in results if r.valid and r.score >= floor), key=lambda r: -r.score),
                           self._duplicate_mm)
         found = self._own_hands(depth, intrinsics, found, timings)[:max_targets]
+        if search and not one_at_a_time and 0 < len(found) < max_targets:
+            found = self._one_more_look(depth, intrinsics, max_targets, found, timings)
         # followed frames stay at one forward; bodies: the masks are drawn for hands (finger-sized spheres)
         if self.separate and search and len(found) > 1 and len(found[0].joints) == NUM_HAND_JOINTS:
             found = self._separated(depth, intrinsics, found, timings)
@@ -523,7 +525,7 @@ class PoseEstimator:
         p_found = [float("nan")] * len(found)
         rejected: list[np.ndarray] = []
         if found and self.presence is not None:
-            image = _without_hands(depth, intrinsics, hidden) if hidden else depth
+            image = without_hands(depth, intrinsics, hidden) if hidden else depth
             p_found = [float(p) for p in self.presence(image, intrinsics, found)]
             _lap(timings, "presence", t)
             here = [i for i, p in enumerate(p_found) if p >= self.presence.threshold]
@@ -559,7 +561,7 @@ class PoseEstimator:
         if not crowded:
             return found
         t = time.perf_counter()
-        images = [_without_hands(depth, intrinsics, [found[j].joints for j in range(len(found)) if j != i])
+        images = [without_hands(depth, intrinsics, [found[j].joints for j in range(len(found)) if j != i])
                   for i in crowded]
         _lap(timings, "presence", t)
         redo = self._estimate_cubes(images, intrinsics, [means[i] for i in crowded], timings,  # type: ignore[arg-type]
@@ -570,6 +572,37 @@ class PoseEstimator:
                 r.presence = found[i].presence
                 out[i] = r
         return sorted(out, key=lambda r: -r.score)
+
+    def _one_more_look(self, depth: np.ndarray, intrinsics: Intrinsics, max_targets: int,
+                       found: list[PoseResult], timings: dict[str, float]) -> list[PoseResult]:
+        """``found`` plus the hands the batch missed: the other candidates checked again on the image
+        without the found hands' pixels, the most likely ones estimated (one more forward).
+
+        Why: the presence classifier learnt one hand per crop and doubts a hand that touches or
+        hides part of another; without the found hand's pixels it sees the second one. The
+        second chance above asks again only about candidates it turned down near a found hand;
+        this looks at every remaining candidate, ranked. Independent two-hand frames of the
+        validation split (seed 78): both hands found in 85.4 % against 78.4 % of the frames.
+        Hands only: the classifier and the masks are drawn for hands.
+        """
+        hidden = [r.joints for r in found if r.score >= SECOND_CHANCE_SCORE]
+        if self.presence is None or not hidden or len(found[0].joints) != NUM_HAND_JOINTS:
+            return found
+        # the detector's peaks thinned around the found hands (not around the batch's candidates, whose
+        # balls may have swallowed a peak on the hand the batch missed)
+        means = [np.asarray(r.joints, np.float64).mean(axis=0) for r in found]
+        rest = self._candidates(depth, intrinsics, max_targets, means, timings)
+        centres: list[np.ndarray] = []
+        probs: list[float] = []
+        if rest:
+            self._search(depth, intrinsics, rest, max_targets - len(found), centres, probs, timings, hidden)
+        if not centres:
+            return found
+        extra = self._estimate_cubes(depth, intrinsics, centres, timings, check_presence=False)
+        for p, r in zip(probs, extra, strict=True):
+            r.presence = p
+        more = sorted([*found, *(r for r in extra if r.valid)], key=lambda r: -r.score)
+        return self._own_hands(depth, intrinsics, _distinct(more, self._duplicate_mm), timings)[:max_targets]
 
     def _own_hands(self, depth: np.ndarray, intrinsics: Intrinsics, found: list[PoseResult],
                    timings: dict[str, float]) -> list[PoseResult]:
@@ -589,7 +622,7 @@ class PoseEstimator:
             if all(np.linalg.norm(centre - np.asarray(k.joints).mean(axis=0)) > OWN_HAND_CHECK_MM for k in kept):
                 kept.append(r)  # far from every kept hand: cannot be one of them (and costs no check)
                 continue
-            masked = _without_hands(depth, intrinsics, [k.joints for k in kept])
+            masked = without_hands(depth, intrinsics, [k.joints for k in kept])
             if float(self.presence(masked, intrinsics, [r.joints.mean(axis=0)])[0]) >= self.presence.threshold:
                 kept.append(r)
         _lap(timings, "presence", t)
@@ -616,7 +649,7 @@ class PoseEstimator:
         if not near:
             return []
         t = time.perf_counter()
-        masked = _without_hands(depth, intrinsics, poses)
+        masked = without_hands(depth, intrinsics, poses)
         p = self.presence(masked, intrinsics, near)
         _lap(timings, "presence", t)
         return [(c, float(q)) for c, q in zip(near, p, strict=True) if q >= self.presence.threshold]
@@ -821,7 +854,7 @@ def _companion(kind: Any, pose_path: str | Path, option: str | Path | bool, devi
     return None
 
 
-def _without_hands(depth: np.ndarray, intrinsics: Intrinsics, poses: Sequence[np.ndarray],
+def without_hands(depth: np.ndarray, intrinsics: Intrinsics, poses: Sequence[np.ndarray],
                    radius_mm: float = HAND_MASK_MM) -> np.ndarray:
     """A copy of ``depth`` with the pixels of the given poses' hands set to 0 (no reading).
 

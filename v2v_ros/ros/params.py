@@ -108,14 +108,15 @@ PARAMS: tuple[Param, ...] = (
           "(verified detection, tracking). > 1 (two hands: 2): every target in view up to this many, each from "
           "its own cube in one batched forward, each with a stable id (tracked from frame to frame when "
           "tracking.enabled), handedness and score (core.estimator.estimate_all, core.tracking.MultiTracker). "
-          "Each target in view adds a cube to every frame's forward, and a search for new targets costs "
-          "several cubes.", range=(1, 16)),
+          "Each target in view adds a cube to every frame's forward, and fewer targets than this in view "
+          "make the node look for more every few frames.", range=(1, 16)),
     # -- reference-point tracking (runtime; core.tracking) --
     Param("tracking.enabled", False, "Centre each frame's cube on the previous frame's estimate, so the detector "
           "and refinement CNN run only to acquire, re-check or recover the target (a stream moves a few mm per "
           "frame). Off: every frame is detected from scratch."),
     Param("tracking.max_gap_s", 0.25, "Frames further apart than this (s), or out of order, start over with a "
-          "detection.", range=(0.001, 10.0)),
+          "detection. With max_targets > 1 a late frame (up to 1 s) searches for the targets and keeps their ids.",
+          range=(0.001, 10.0)),
     Param("tracking.redetect_every", 30, "Run the detector anyway after this many tracked frames, so a drifted "
           "track is corrected; 0 = only when the track is lost.", range=(0, 100000)),
     Param("tracking.min_score", 0.4, "A tracked pose with a mean joint confidence below this counts as lost; "
