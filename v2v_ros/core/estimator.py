@@ -466,8 +466,12 @@ class PoseEstimator:
         if search and not one_at_a_time and 0 < len(found) < max_targets:
             found = self._one_more_look(depth, intrinsics, max_targets, found, timings)
         # followed frames stay at one forward; bodies: the masks are drawn for hands (finger-sized spheres)
+        # (trackers, one_at_a_time: only for the targets new in this frame; the followed ones never pay it,
+        # since on a CPU that cannot keep up a search frame costing four cubes makes the next frame late
+        # and a search again)
         if self.separate and search and len(found) > 1 and len(found[0].joints) == NUM_HAND_JOINTS:
-            found = self._separated(depth, intrinsics, found, timings)
+            followed = {id(r) for r in results[:n_priors]} if one_at_a_time else set()
+            found = self._separated(depth, intrinsics, found, timings, skip=followed)
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
         return found
 
@@ -546,9 +550,10 @@ class PoseEstimator:
         return rejected
 
     def _separated(self, depth: np.ndarray, intrinsics: Intrinsics, found: list[PoseResult],
-                   timings: dict[str, float]) -> list[PoseResult]:
+                   timings: dict[str, float], skip: set[int] = frozenset()) -> list[PoseResult]:  # type: ignore[assignment]
         """Targets whose cubes overlap, estimated again (one batched forward) each on an image without the
-        other targets' hand pixels; the more confident pose of the two passes is kept.
+        other targets' hand pixels; the more confident pose of the two passes is kept. Results whose
+        ``id`` is in ``skip`` keep their pose.
 
         Why: the pose network learnt one hand per cube. With a second hand inside the cube (touching,
         in front, crossing) its heatmaps mix the two; with that hand's pixels removed the cube shows
@@ -556,7 +561,7 @@ class PoseEstimator:
         """
         half = self.grid.cube_size / 2.0
         means = [np.asarray(r.joints, np.float64).mean(axis=0) for r in found]
-        crowded = [i for i in range(len(found)) if any(
+        crowded = [i for i in range(len(found)) if id(found[i]) not in skip and any(
             j != i and np.all(np.abs(means[i] - means[j]) < 2.0 * half) for j in range(len(found)))]
         if not crowded:
             return found
