@@ -2,7 +2,7 @@
 
 Both loops train the same V2V-PoseNet with RMSProp on the same batches; the project's
 loop is what ``v2v train`` runs on a CPU (``train.cpu_speed``: oneDNN 3-D convolutions in
-channels-last layout under bf16 autocast where the CPU has bf16 arithmetic); the plain
+channels-last layout under bf16 autocast where the CPU has AMX bf16 tiles); the plain
 loop is what a PyTorch user writes first (``nn.Conv3d`` in fp32, contiguous tensors).
 
 ``--train-curve N`` also trains both loops for N steps on real shards from the same

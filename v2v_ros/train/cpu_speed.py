@@ -8,8 +8,8 @@ through autograd, the backward) of each ``Conv3d`` to oneDNN and casts its opera
 the autocast dtype itself. The parameters stay fp32 ``nn.Conv3d`` parameters under the
 same names, so checkpoints, ``init_from`` and DDP see an ordinary V2V-PoseNet.
 
-bf16 is used only where the CPU has bf16 arithmetic (AVX512-BF16 or AMX): elsewhere oneDNN
-emulates it and it is no faster (``core.inference.native_bf16_cpu``).
+``auto`` uses bf16 only where the CPU has AMX bf16 tiles (see :func:`resolve_cpu_precision`):
+without bf16 arithmetic oneDNN emulates it and it is no faster (``core.inference.native_bf16_cpu``).
 ``v2v bench --train`` measures the speed-up against a plain fp32 loop.
 """
 

@@ -223,7 +223,7 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
     steps_per_epoch = cfg.steps_per_epoch or max(1, n_train // (cfg.batch_size * info.world_size))
     aug = Augmentation(cfg.rotation_deg, tuple(cfg.scale_range), cfg.translation_voxels)
     use_amp = cfg.amp and device.type == "cuda"
-    # bf16 on CPUs with bf16 arithmetic (train.cpu_speed), fp16 with a grad scaler on CUDA
+    # bf16 on CPUs with AMX (train.cpu_speed.resolve_cpu_precision), fp16 with a grad scaler on CUDA
     autocast_dtype, autocast_on = (amp_cpu, True) if amp_cpu is not None else (torch.float16, use_amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     log_path = out / "log.csv"
