@@ -15,7 +15,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Container, Sequence
 
 import numpy as np
 import torch
@@ -443,11 +443,13 @@ class PoseEstimator:
             r.presence = p
         # Second batch, one forward: (a) newly detected targets re-estimated in a cube centred on their
         # first pose (a detected centre is only roughly on its hand, more so with two hands close
-        # together; a tracker, which asks for one_at_a_time, centres the next frame's cube there anyway); (b) candidates the presence classifier turned down next to a found hand, asked again
-        # with that hand's pixels removed: it learnt one hand per crop, and a second hand in front of or
-        # touching the first makes it doubt both.
+        # together; not for a tracker, one_at_a_time, which centres the next frame's cube there anyway);
+        # (b) candidates the presence classifier turned down next to a found hand, asked again with that
+        # hand's pixels removed: it learnt one hand per crop, and a second hand in front of or touching
+        # the first makes it doubt both.
+        recentre = self.recentre and not one_at_a_time
         again = [i for i, r in enumerate(results) if i >= n_priors and r.valid
-                 and np.linalg.norm(r.joints.mean(axis=0) - kept[i]) > RECENTRE_MM] if self.recentre and not one_at_a_time else []
+                 and np.linalg.norm(r.joints.mean(axis=0) - kept[i]) > RECENTRE_MM] if recentre else []
         second = self._second_chance(depth, intrinsics, rejected, results, timings) if rejected else []
         centres = [results[i].joints.mean(axis=0) for i in again] + [c for c, _ in second]
         if centres:
@@ -465,10 +467,9 @@ class PoseEstimator:
         found = self._own_hands(depth, intrinsics, found, timings)[:max_targets]
         if search and not one_at_a_time and 0 < len(found) < max_targets:
             found = self._one_more_look(depth, intrinsics, max_targets, found, timings)
-        # followed frames stay at one forward; bodies: the masks are drawn for hands (finger-sized spheres)
-        # (trackers, one_at_a_time: only for the targets new in this frame; the followed ones never pay it,
-        # since on a CPU that cannot keep up a search frame costing four cubes makes the next frame late
-        # and a search again)
+        # Crowded cubes, on frames that search (bodies: no, the masks are drawn for hands). A tracker
+        # (one_at_a_time) redoes only the targets new in this frame: followed frames never pay it, and a
+        # search frame costing four cubes on a CPU that cannot keep up makes the next frame late, a search.
         if self.separate and search and len(found) > 1 and len(found[0].joints) == NUM_HAND_JOINTS:
             followed = {id(r) for r in results[:n_priors]} if one_at_a_time else set()
             found = self._separated(depth, intrinsics, found, timings, skip=followed)
@@ -550,7 +551,7 @@ class PoseEstimator:
         return rejected
 
     def _separated(self, depth: np.ndarray, intrinsics: Intrinsics, found: list[PoseResult],
-                   timings: dict[str, float], skip: set[int] = frozenset()) -> list[PoseResult]:  # type: ignore[assignment]
+                   timings: dict[str, float], skip: Container[int] = frozenset()) -> list[PoseResult]:
         """Targets whose cubes overlap, estimated again (one batched forward) each on an image without the
         other targets' hand pixels; the more confident pose of the two passes is kept. Results whose
         ``id`` is in ``skip`` keep their pose.

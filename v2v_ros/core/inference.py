@@ -36,6 +36,7 @@ it understands.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import warnings
 from pathlib import Path
@@ -154,17 +155,28 @@ def use_mkldnn_convs(model: nn.Module) -> nn.Module:
     return model
 
 
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    return frozenset(w for line in text.splitlines() if line.startswith("flags") for w in line.split(":", 1)[-1].split())
+
+
 def native_bf16_cpu() -> bool:
     """True on CPUs with bf16 arithmetic in hardware (AVX512-BF16 or AMX), where bf16 is ~2× fp32.
 
     oneDNN also runs bf16 on plain AVX-512 by conversion, which is no faster, so
     ``auto`` must not pick it there.
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return ("avx512_bf16" in flags or "amx_bf16" in flags) and cpu_bf16_supported()
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"}) and cpu_bf16_supported()
+
+
+def amx_bf16_cpu() -> bool:
+    """True on CPUs with AMX bf16 tiles (where ``auto`` trains in bf16: ``train.cpu_speed``)."""
+    return "amx_bf16" in cpu_flags() and cpu_bf16_supported()
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

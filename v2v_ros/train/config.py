@@ -52,8 +52,9 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True  # mixed precision on CUDA only
     # CPU: "auto" trains under bf16 autocast where the CPU has AMX bf16 tiles (train.cpu_speed:
-    # AVX512-BF16 alone turned small runs' loss into NaN), fp32 elsewhere; "fp32" / "bf16" force it. onednn: 3-D convolutions through oneDNN in the
-    # channels-last layout (train.cpu_speed); both measured by `v2v bench --train`.
+    # AVX512-BF16 alone turned small runs' loss into NaN), fp32 elsewhere; "fp32" / "bf16" force it.
+    # onednn: 3-D convolutions through oneDNN in the channels-last layout (train.cpu_speed); both
+    # measured by `v2v bench --train`.
     cpu_precision: str = "auto"
     onednn: bool = True
     steps_per_epoch: int = 0  # 0 = one pass over the training frames

@@ -15,12 +15,10 @@ without bf16 arithmetic oneDNN emulates it and it is no faster (``core.inference
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from v2v_ros.core.inference import native_bf16_cpu
+from v2v_ros.core.inference import amx_bf16_cpu, native_bf16_cpu
 
 CPU_PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -46,14 +44,6 @@ def use_onednn_training_convs(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last_3d)
 
 
-def amx_cpu() -> bool:
-    """True on CPUs with AMX tiles for bf16 (``amx_bf16`` in /proc/cpuinfo)."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-
-
 def resolve_cpu_precision(name: str) -> torch.dtype | None:
     """Autocast dtype for CPU training (None = fp32): ``auto`` is bf16 on CPUs with AMX.
 
@@ -63,7 +53,7 @@ def resolve_cpu_precision(name: str) -> torch.dtype | None:
     """
     if name not in CPU_PRECISIONS:
         raise ValueError(f"cpu_precision must be one of {CPU_PRECISIONS}, got {name!r}")
-    if name == "bf16" or (name == "auto" and native_bf16_cpu() and amx_cpu()):
+    if name == "bf16" or (name == "auto" and amx_bf16_cpu()):
         return torch.bfloat16
     return None
 
