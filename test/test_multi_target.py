@@ -130,13 +130,16 @@ class Scripted:
         self.sides: list[str] = []
         self.searches = 0
         self.priors_seen: list[int] = []  # cubes followed per call
+        self.poses_seen: list[list[np.ndarray]] = []  # the followed hands' predicted poses per call
         self.meta = type("M", (), {"num_joints": 21, "joint_names": HAND_MSRA21.joint_names,
                                    "skeleton": HAND_MSRA21.name, "cube_size": 200.0})()
 
     def estimate_all(self, depth: Any, intr: Any, max_targets: int = 2, priors: Sequence[Any] = (),
-                     search: bool = True, one_at_a_time: bool = False) -> list[PoseResult]:
+                     search: bool = True, one_at_a_time: bool = False, prior_poses: Sequence[Any] = ()
+                     ) -> list[PoseResult]:
         self.searches += int(search)
         self.priors_seen.append(len(priors))
+        self.poses_seen.append([np.asarray(p) for p in prior_poses])
         out = []
         for c, side in zip(self.centres, self.sides, strict=True):
             near_prior = any(np.linalg.norm(c - p) < 150.0 for p in priors)
@@ -322,6 +325,53 @@ def test_one_at_a_time_search_finds_two_hands_and_spends_one_cube_on_a_followed_
     followed = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2, priors=[batch[0].joints.mean(axis=0)])
     assert len(followed) == 1 and calls == [1]
     assert np.linalg.norm(followed[0].joints - f.joints, axis=1).mean() < 20.0
+
+
+def test_followed_touching_hands_are_each_estimated_without_the_other_in_one_forward(
+        shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the tracker's predicted poses, each followed cube is voxelised on the image without the other
+    hand (no extra cube); without them, both cubes see the same image."""
+    from v2v_ros.data.synthetic import SynthConfig
+    from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
+
+    f = next(f for f in (render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in range(40))
+             if f.info["arrangement"] == "touching" and len(f.targets) == 2)
+    seen: list[Any] = []
+    cubes = shipped._cubes
+
+    def spy(depth: Any, intr: Any, centers: list[np.ndarray], timings: dict[str, float]) -> Any:
+        seen.append(depth)
+        return cubes(depth, intr, centers, timings)
+
+    monkeypatch.setattr(shipped, "_cubes", spy)
+    centres = [t.mean(axis=0) for t in f.targets]
+    masked = shipped.estimate_all(f.depth, f.intrinsics, 2, priors=centres, search=False,
+                                  prior_poses=list(f.targets))
+    assert len(seen) == 1 and isinstance(seen[0], list) and len(seen[0]) == 2  # one forward, two images
+    for i in range(2):
+        np.testing.assert_array_equal(seen[0][i], without_hands(f.depth, f.intrinsics, [f.targets[1 - i]]))
+        assert (seen[0][i] == 0).sum() > (f.depth == 0).sum()  # the other hand's pixels are gone
+    assert len(masked) == 2
+    seen.clear()
+    plain = shipped.estimate_all(f.depth, f.intrinsics, 2, priors=centres, search=False)
+    assert len(seen) == 1 and not isinstance(seen[0], list) and len(plain) == 2
+
+
+def test_the_tracker_hands_its_predicted_poses_to_the_followed_cubes() -> None:
+    """Each followed cube comes with its hand's last pose moved to where the track predicts it."""
+    est = Scripted()
+    tracker = MultiTracker(est, TrackingConfig(enabled=True))
+    est.sides = ["right", "left"]
+    hand = _hand(3) - _hand(3).mean(axis=0)
+    for i in range(4):  # both hands move 5 mm per frame to the right
+        est.centres = [np.array([-60.0 + 5 * i, 0.0, 500.0]), np.array([60.0 + 5 * i, 0.0, 520.0])]
+        tracker.estimate_all(None, None, stamp_ns=i * NS // 30)
+    assert est.poses_seen[0] == []  # nothing followed yet
+    last = est.poses_seen[-1]
+    assert len(last) == 2 == est.priors_seen[-1]
+    for pose, true in zip(sorted(last, key=lambda p: p[:, 0].mean()), est.centres, strict=True):
+        np.testing.assert_allclose(pose - pose.mean(axis=0), hand, atol=1e-6)  # the hand's pose, moved
+        assert np.linalg.norm(pose.mean(axis=0) - true) < 3.0  # to where the hand is now (velocity)
 
 
 def test_one_more_look_without_the_found_hand_finds_the_hand_the_batch_missed(

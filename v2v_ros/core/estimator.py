@@ -367,8 +367,8 @@ class PoseEstimator:
         return self._estimate_cubes(depth, intrinsics, centers, timings)
 
     def estimate_all(self, depth_mm: np.ndarray, intrinsics: Intrinsics, max_targets: int = DEFAULT_MAX_TARGETS,
-                     priors: Sequence[Any] = (), search: bool = True, one_at_a_time: bool = False
-                     ) -> list[PoseResult]:
+                     priors: Sequence[Any] = (), search: bool = True, one_at_a_time: bool = False,
+                     prior_poses: Sequence[Any] = ()) -> list[PoseResult]:
         """Every target in view (at most ``max_targets``), each from its own cube, all in ONE batched forward.
 
         Candidates: the ``priors`` first (cube centres a tracker followed from the previous frame,
@@ -395,6 +395,10 @@ class PoseEstimator:
         prior the presence classifier turns down (its hand moved away or left) also makes the frame
         search, as the single-target tracker re-acquires in the frame that lost its target.
 
+        ``prior_poses`` (a tracker's predicted pose of each prior, aligned with ``priors``): each
+        followed cube that holds another followed hand is voxelised without that hand's pixels, in
+        the same forward (:meth:`_followed`).
+
         Why not ``estimate`` in a loop: each call would run the detector again and its own
         forward; here the detector runs once, priors skip it entirely when ``search`` is off, and
         the network sees all cubes in one batch (on a GPU two cubes cost far less than twice one).
@@ -404,6 +408,7 @@ class PoseEstimator:
         timings: dict[str, float] = {}
         depth = self._checked(depth_mm, intrinsics, timings)
         kept = [_check_point(p, "prior") for p in priors][:max_targets]
+        poses = list(prior_poses)[: len(kept)] if len(prior_poses) == len(priors) else []
         probs = [float("nan")] * len(kept)
         rejected: list[np.ndarray] = []  # turned down by the presence classifier (asked again below)
         if kept and self.presence is not None:  # a followed cube that lost its hand is no target any more
@@ -413,6 +418,7 @@ class PoseEstimator:
             here = [i for i, p in enumerate(probs) if p >= self.presence.threshold]
             rejected = [kept[i] for i in range(len(kept)) if i not in here]
             kept, probs = [kept[i] for i in here], [probs[i] for i in here]
+            poses = [poses[i] for i in here] if poses else []
         n_priors = len(kept)  # followed cubes: centred on last frame's joint mean already
         # A followed cube without its hand (it moved away, or a new scene): look for the targets in this
         # frame rather than the next, as the single-target tracker re-acquires (the refused cube cost
@@ -430,7 +436,7 @@ class PoseEstimator:
                 first: list[np.ndarray] = []
                 if not kept:
                     first = self._search(depth, intrinsics, candidates, 1, kept, probs, timings)
-                results = self._estimate_cubes(depth, intrinsics, kept, timings, check_presence=False) if kept else []
+                results = self._followed(depth, intrinsics, kept, poses, timings) if kept else []
                 hidden = [r.joints for r in results if r.valid and r.score >= SECOND_CHANCE_SCORE]
                 rest = [c for c in candidates if all(np.linalg.norm(c - k) >= self._duplicate_mm for k in kept)]
                 if hidden and rest and len(kept) < max_targets:
@@ -438,7 +444,10 @@ class PoseEstimator:
                 else:
                     rejected += first
         if len(kept) > len(results):
-            results += self._estimate_cubes(depth, intrinsics, kept[len(results):], timings, check_presence=False)
+            if not results and n_priors and len(kept) == n_priors:
+                results = self._followed(depth, intrinsics, kept, poses, timings)
+            else:
+                results += self._estimate_cubes(depth, intrinsics, kept[len(results):], timings, check_presence=False)
         for p, r in zip(probs, results, strict=True):
             r.presence = p
         # Second batch, one forward: (a) newly detected targets re-estimated in a cube centred on their
@@ -578,6 +587,32 @@ class PoseEstimator:
                 r.presence = found[i].presence
                 out[i] = r
         return sorted(out, key=lambda r: -r.score)
+
+    def _followed(self, depth: np.ndarray, intrinsics: Intrinsics, centres: list[np.ndarray],
+                  poses: list[Any], timings: dict[str, float]) -> list[PoseResult]:
+        """The followed cubes in one forward, each crowded one voxelised without the other followed hands.
+
+        ``poses`` are the tracker's predictions of the followed hands (last pose moved with the
+        track), aligned with ``centres``. Why: the pose network learnt one hand per cube; a second
+        hand inside it (touching, crossing) pulls joints onto that hand, and the tracker already
+        knows where that hand is. Removing its predicted pixels costs no cube, unlike estimating
+        again on a masked image (:meth:`_separated`). Validation streams (``v2v synth --hands 2
+        --sequence 60 --n 960 --seed 81``, tracked): both hands found in 88.8 % of the frames against
+        84.9 %, error 11.77 against 13.25 mm (touching 8.35 against 11.95), identity switches 0
+        against 6. Restoring the pixels near the cube's own predicted pose found fewer hands (seed
+        79: 870 against 875 of 910); keeping a hand more than 60 mm in front in the cube of the one
+        behind it was no better (seed 81: 88.3 %, 12.02 mm).
+        """
+        if len(poses) != len(centres) or len(centres) < 2 or len(np.asarray(poses[0])) != NUM_HAND_JOINTS:
+            return self._estimate_cubes(depth, intrinsics, centres, timings, check_presence=False)
+        half = self.grid.cube_size / 2.0
+        t = time.perf_counter()
+        images: list[np.ndarray] = []
+        for i, c in enumerate(centres):
+            others = [poses[j] for j in range(len(centres)) if j != i and np.all(np.abs(c - centres[j]) < 2.0 * half)]
+            images.append(without_hands(depth, intrinsics, others) if others else depth)
+        _lap(timings, "presence", t)
+        return self._estimate_cubes(images, intrinsics, centres, timings, check_presence=False)  # type: ignore[arg-type]
 
     def _one_more_look(self, depth: np.ndarray, intrinsics: Intrinsics, max_targets: int,
                        found: list[PoseResult], timings: dict[str, float]) -> list[PoseResult]:

@@ -137,6 +137,7 @@ class _Track:
     stamp_ns: int | None
     missed: int = 0  # consecutive frames without a pose
     side_evidence: float = 0.0  # summed log-odds of "right" over the track's poses (core.handedness)
+    joints: np.ndarray | None = None  # (J, 3) mm, the last pose
 
     def predicted(self, stamp_ns: int | None) -> np.ndarray:
         if stamp_ns is None or self.stamp_ns is None:
@@ -152,7 +153,9 @@ class MultiTracker:
 
     * each live track's cube is centred where it is predicted to be now (last joint mean plus its
       velocity times the time elapsed), so two hands crossing keep their cubes apart; all the
-      cubes and any new candidates go through one batched forward (``PoseEstimator.estimate_all``);
+      cubes and any new candidates go through one batched forward (``PoseEstimator.estimate_all``),
+      each followed cube without the other followed hands' pixels (their last poses moved with
+      their tracks), so touching or crossing hands do not mix in a cube;
     * the whole-image search for new targets (detector, refiner) runs only when there is no track,
       every ``redetect_every`` frames, on every frame while a followed track misses its target, on a
       late frame (a gap over ``max_gap_s``: the ids stay; over a second, or stamps going back, start
@@ -234,10 +237,12 @@ class MultiTracker:
         search = (stale or not self._active or self._search_next or not cfg.enabled
                   or (cfg.redetect_every and self._since_search >= cfg.redetect_every)
                   or (len(self._active) < self.max_targets and self._since_search + 1 >= self.search_every))
-        priors = [t.predicted(stamp_ns) for t in self._active] if cfg.enabled else []
-        priors = [p for p in priors if np.all(np.isfinite(p)) and p[2] > 0]
+        followed = [(t.predicted(stamp_ns), t) for t in self._active] if cfg.enabled else []
+        followed = [(p, t) for p, t in followed if np.all(np.isfinite(p)) and p[2] > 0]
+        priors = [p for p, _ in followed]
+        poses = [t.joints + (p - t.centre) for p, t in followed if t.joints is not None]
         results = self.estimator.estimate_all(depth_mm, intrinsics, self.max_targets, priors=priors, search=search,
-                                               one_at_a_time=True)
+                                               one_at_a_time=True, prior_poses=poses if len(poses) == len(priors) else ())
         self.stats["searched" if search else "followed"] += 1
         self._since_search = 0 if search else self._since_search + 1
         good = [r for r in results if r.score >= cfg.min_score and np.all(np.isfinite(r.joints))]
@@ -292,6 +297,7 @@ class MultiTracker:
                 self._next_id += 1
                 self.stats["tracks_started"] += 1
                 tracks.append(t)
+            t.joints = np.asarray(r.joints, np.float64)
             if r.handedness:
                 p = min(max(float(r.handedness_confidence), 0.5), 0.99)
                 logit = float(np.log(p / (1.0 - p)))
