@@ -57,14 +57,14 @@ DUPLICATE_CUBE_FRACTION = 0.2  # ... or than this share of the cube (bodies, 2 m
 # (synthetic rooms with 1-3 people, validation seed 79: people's poses 0.67-0.93, other objects' mostly 0.16-0.56)
 MIN_TARGET_SCORE = 0.6
 RECENTRE_MM = 10.0  # a detected target whose pose's joint mean is farther than this from its cube centre is redone there
-DUPLICATE_JOINTS_MM = 25.0
+DUPLICATE_JOINTS_MM = 25.0  # two poses whose joints are this close on average are one target
 NEAR_HAND_MM = 250.0  # a candidate the presence classifier doubts this close to a found hand is asked again
 SECOND_CHANCE_SCORE = 0.4  # only a pose at least this confident (the trackers' bar) hides its hand's pixels
 HAND_MASK_MM = 22.0  # pixels this close to a found hand's joints and bones are hidden from that second question
 SEPARATE_KEEP = 1.0  # the pose estimated without the other hands replaces the first when at least as confident (validation seed 78: taking it always was worse)
 OWN_HAND_CHECK_MM = 150.0  # second poses this close to a kept one are checked for being that hand (seen: 73-97 mm)
 SEARCH_PEAKS = 16  # detector peaks placed in 3D when looking for every target (cheap: no network)
-REFINE_TRUST_MM = 50.0  # a refinement moving a peak farther than this went to another hand: the peak stays  # two poses whose joints are this close on average are one target
+REFINE_TRUST_MM = 50.0  # a refinement moving a peak farther than this went to another hand: the peak stays
 
 
 @dataclass

@@ -189,6 +189,11 @@ class MultiTracker:
             raise ValueError(f"max_targets must be an integer in [1, 16], got {max_targets!r}")
         if hold_frames < 0 or search_every < 1 or not gate_mm > 0 or remember_frames < hold_frames:
             raise ValueError("hold_frames must be >= 0, search_every >= 1, gate_mm > 0 and remember_frames >= hold_frames")
+        # Imported here, not on the first frame with a target: SciPy's import takes 0.2-0.4 s, which
+        # on a live stream held up that frame and dropped the next ten (newest frame wins).
+        from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
+
+        self._linear_sum_assignment = linear_sum_assignment
         self.estimator = estimator
         self.config = config or TrackingConfig(enabled=True)
         self.max_targets = max_targets
@@ -263,15 +268,13 @@ class MultiTracker:
 
     def _assign(self, results: list[PoseResult], stamp_ns: int | None) -> list[_Track]:
         """Match poses to tracks (minimum total distance to the predicted centres), start and end tracks."""
-        from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
-
         centres = [np.asarray(r.joints, np.float64).mean(axis=0) for r in results]
         tracks = self._tracks
         pairs: dict[int, int] = {}
         active = [k for k, t in enumerate(tracks) if t.missed <= self.hold_frames]
         if active and centres:
             cost = np.array([[np.linalg.norm(c - tracks[k].predicted(stamp_ns)) for k in active] for c in centres])
-            rows, cols = linear_sum_assignment(np.minimum(cost, 1e6))
+            rows, cols = self._linear_sum_assignment(np.minimum(cost, 1e6))
             pairs = {int(r): active[int(c)] for r, c in zip(rows, cols, strict=True) if cost[r, c] <= self.gate_mm}
         hit = set(pairs.values())
         for i, c in enumerate(centres):  # a hand back after a gap: the held track it must be, by side or reach
