@@ -128,6 +128,8 @@ class Scripted:
     def __init__(self) -> None:
         self.centres: list[np.ndarray] = []
         self.sides: list[str] = []
+        self.confidence = 0.8  # every joint's: the pose's score
+        self.side_confidence = 0.9
         self.searches = 0
         self.priors_seen: list[int] = []  # cubes followed per call
         self.poses_seen: list[list[np.ndarray]] = []  # the followed hands' predicted poses per call
@@ -146,10 +148,29 @@ class Scripted:
             if not (search or near_prior):
                 continue  # without a search only the followed cubes are looked at
             joints = _hand(3) - _hand(3).mean(axis=0) + c
-            out.append(PoseResult(joints=joints, confidence=np.full(21, 0.8, np.float32), reference_point=c,
+            out.append(PoseResult(joints=joints, confidence=np.full(21, self.confidence, np.float32), reference_point=c,
                                   joint_names=HAND_MSRA21.joint_names, skeleton=HAND_MSRA21.name, cube_size=200.0,
-                                  valid=True, handedness=side, handedness_confidence=0.9))
+                                  valid=True, handedness=side, handedness_confidence=self.side_confidence))
         return out[:max_targets]
+
+
+def test_doubtful_poses_do_not_turn_a_tracks_side() -> None:
+    """A hand whose poses turn doubtful (mean joint confidence under 0.6) keeps the side its sure poses
+    gave, however sure the doubtful poses' own side looks; sure poses still revise it."""
+    est = Scripted()
+    tracker = MultiTracker(est, TrackingConfig(enabled=True), max_targets=1)
+    est.centres, est.sides = [np.array([0.0, 0.0, 600.0])], ["right"]
+
+    def run(frames: int, start: int) -> str:
+        for i in range(start, start + frames):
+            found = tracker.estimate_all(None, None, stamp_ns=i * NS // 30)
+        return found[0].handedness
+
+    assert run(10, 0) == "right"
+    est.sides, est.confidence, est.side_confidence = ["left"], 0.45, 0.99
+    assert run(40, 10) == "right"
+    est.confidence = 0.8
+    assert run(40, 50) == "left"
 
 
 def test_ids_do_not_swap_when_two_hands_cross_at_different_depths() -> None:
