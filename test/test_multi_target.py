@@ -154,9 +154,15 @@ class Scripted:
         return out[:max_targets]
 
 
-def test_doubtful_poses_do_not_turn_a_tracks_side() -> None:
-    """A hand whose poses turn doubtful (mean joint confidence under 0.6) keeps the side its sure poses
-    gave, however sure the doubtful poses' own side looks; sure poses still revise it."""
+def test_a_doubtful_pose_reports_its_side_as_a_guess_and_does_not_turn_a_tracks_side() -> None:
+    """A pose the network doubts (mean joint confidence under 0.6) keeps its side as a guess at 0.5; a track
+    fed such poses keeps the side its sure poses gave, and sure poses still revise it."""
+    from v2v_ros.core.handedness import DOUBTFUL_POSE_SCORE, handedness, pose_side
+
+    j = _hand(4)
+    side, sure = handedness(j)
+    assert pose_side(j, DOUBTFUL_POSE_SCORE) == (side, sure)
+    assert pose_side(j, DOUBTFUL_POSE_SCORE - 0.01) == (side, 0.5)
     est = Scripted()
     tracker = MultiTracker(est, TrackingConfig(enabled=True), max_targets=1)
     est.centres, est.sides = [np.array([0.0, 0.0, 600.0])], ["right"]
@@ -167,9 +173,9 @@ def test_doubtful_poses_do_not_turn_a_tracks_side() -> None:
         return found[0].handedness
 
     assert run(10, 0) == "right"
-    est.sides, est.confidence, est.side_confidence = ["left"], 0.45, 0.99
+    est.sides, est.confidence, est.side_confidence = ["left"], 0.45, 0.5  # as pose_side reports them
     assert run(40, 10) == "right"
-    est.confidence = 0.8
+    est.confidence, est.side_confidence = 0.8, 0.99
     assert run(40, 50) == "left"
 
 

@@ -25,8 +25,7 @@ from v2v_ros.core.camera import Intrinsics, cube_footprint
 from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
 from v2v_ros.core.depth_decode import check_depth_units
 from v2v_ros.core.detector import Detector
-from v2v_ros.core.handedness import NUM_HAND_JOINTS
-from v2v_ros.core.handedness import handedness as pose_handedness
+from v2v_ros.core.handedness import NUM_HAND_JOINTS, pose_side
 from v2v_ros.core.inference import (
     BACKENDS,
     PRECISIONS,
@@ -788,7 +787,7 @@ class PoseEstimator:
                     timings=timings, points_in_cube=counts[i],
                 )
                 if joints.shape[1] == NUM_HAND_JOINTS and not self.meta.skeleton.startswith("body"):
-                    results[i].handedness, results[i].handedness_confidence = pose_handedness(joints[k])
+                    results[i].handedness, results[i].handedness_confidence = pose_side(joints[k], results[i].score)
         for i, good in enumerate(ok):
             if not good:
                 results[i] = self._invalid(

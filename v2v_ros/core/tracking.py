@@ -301,7 +301,7 @@ class MultiTracker:
                 self.stats["tracks_started"] += 1
                 tracks.append(t)
             t.joints = np.asarray(r.joints, np.float64)
-            if r.handedness and r.score >= SIDE_MIN_SCORE:  # a doubtful pose's side is a coin toss (below)
+            if r.handedness:  # a doubtful pose's side comes at 0.5 (core.handedness.pose_side): no evidence
                 p = min(max(float(r.handedness_confidence), 0.5), 0.99)
                 logit = float(np.log(p / (1.0 - p)))
                 t.side_evidence = float(np.clip(t.side_evidence + (logit if r.handedness == "right" else -logit),
@@ -364,21 +364,13 @@ REACQUIRE_MM_PER_FRAME = 15.0  # how far a hidden hand may have moved per frame 
 REACQUIRE_MAX_MM = 300.0  # ... but never farther than this by distance alone (a cup must not take a hand's id)
 REACQUIRE_SIDE_EVIDENCE = 3.0  # log-odds (95 %) a held track's side must reach to claim a returning hand by side
 REACQUIRE_SIDE_CONFIDENCE = 0.8  # ... and how sure the returning pose's own side must be
-# Poses whose mean joint confidence is under this carry no side evidence: the side read from a doubtful
-# pose is right about as often as a coin toss, even when it looks sure (three validation stream splits,
-# seeds 79, 81 and 83, 4,438 poses on a hand: mean confidence under 0.5: 53 % right, 0.5-0.6: 85 %,
-# 0.6-0.65: 95 %, 0.65-0.7: 97 %, 0.7 and above: 98 %; of the poses under 0.5 whose side the regression
-# was at least 80 % sure of, 54 %). Pooled per track, leaving them out took handedness on those streams
-# from 99.0 / 96.4 / 95.3 % to 99.3 / 97.3 / 97.7 % of the matched hands (v2v eval --tracking, bf16).
-SIDE_MIN_SCORE = 0.6
 SIDE_EVIDENCE_CAP = 20.0  # log-odds: a long track stays revisable by a few dozen contrary poses
 
 
 def _sure_side(result: Any) -> str:
     """A pose's own side when it is at least :data:`REACQUIRE_SIDE_CONFIDENCE` sure of it, else ""."""
     side = str(getattr(result, "handedness", "") or "")
-    sure = float(getattr(result, "handedness_confidence", 0.0)) >= REACQUIRE_SIDE_CONFIDENCE
-    return side if sure and float(getattr(result, "score", 0.0)) >= SIDE_MIN_SCORE else ""
+    return side if float(getattr(result, "handedness_confidence", 0.0)) >= REACQUIRE_SIDE_CONFIDENCE else ""
 
 
 def _nothing(estimator: Any) -> PoseResult:
