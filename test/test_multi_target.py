@@ -179,6 +179,28 @@ def test_a_doubtful_pose_reports_its_side_as_a_guess_and_does_not_turn_a_tracks_
     assert run(40, 50) == "left"
 
 
+def test_a_missing_hand_is_held_for_camera_time_not_for_answered_frames() -> None:
+    """A CPU answering every 4th frame of a 30 Hz camera: a hand that left is held for 10 camera frames
+    (one third of a second), i.e. three answered frames, not for ten answered frames (1.3 s of cubes
+    and searches for a hand that is gone)."""
+    est = Scripted()
+    tracker = MultiTracker(est, TrackingConfig(enabled=True), hold_frames=10)
+    a, b = np.array([-150.0, 0.0, 600.0]), np.array([150.0, 0.0, 600.0])
+    est.centres, est.sides = [a, b], ["right", "left"]
+    for k in range(3):
+        tracker.estimate_all(None, None, stamp_ns=4 * k * NS // 30)
+    est.centres, est.sides = [a], ["right"]  # the left hand leaves
+    tracker.estimate_all(None, None, stamp_ns=4 * 3 * NS // 30)
+    assert sorted(m for _, _, m in tracker.tracks) == [0, 4]  # four camera frames since it was seen
+    for k in (4, 5):
+        tracker.estimate_all(None, None, stamp_ns=4 * k * NS // 30)
+    assert sorted(m for _, _, m in tracker.tracks) == [0, 12]
+    searches = est.searches
+    tracker.estimate_all(None, None, stamp_ns=4 * 6 * NS // 30)
+    assert est.priors_seen[-1] == 1  # no cube for the gone hand any more
+    assert est.searches == searches  # and no search every frame for it (the next is the 3rd-frame one)
+
+
 def test_ids_do_not_swap_when_two_hands_cross_at_different_depths() -> None:
     est = Scripted()
     tracker = MultiTracker(est, TrackingConfig(enabled=True))

@@ -135,7 +135,7 @@ class _Track:
     centre: np.ndarray  # (3,) mm, joint mean of the last pose
     velocity: np.ndarray  # (3,) mm/s
     stamp_ns: int | None
-    missed: int = 0  # consecutive frames without a pose
+    missed: int = 0  # camera frames (at NOMINAL_RATE_HZ, from the stamps) since its hand was last seen
     side_evidence: float = 0.0  # summed log-odds of "right" over the track's poses (core.handedness)
     joints: np.ndarray | None = None  # (J, 3) mm, the last pose
 
@@ -168,6 +168,8 @@ class MultiTracker:
       tracks' predicted centres (Hungarian, gated at ``gate_mm``); an unassigned confident pose
       starts a new track (a new id); a track without a pose is kept ``hold_frames`` frames (a hand
       briefly hidden by the other comes back under its own id, its cube tried where it should be);
+      missed frames are counted from the stamps, as frames of a 30 Hz camera (:func:`_frames_missed`),
+      so a hold lasts as long on a CPU that answers every third frame;
     * a pose that no followed track claims is first offered to the tracks that lost their hand
       (up to ``remember_frames`` frames ago; no cube is spent on them after ``hold_frames``): it
       takes such a track's id when it lies within the gate widened by how far a hidden hand moves,
@@ -311,7 +313,7 @@ class MultiTracker:
         for k, t in enumerate(list(tracks)):
             if k in hit or id(t) in started:
                 continue
-            t.missed += 1
+            t.missed = _frames_missed(t, stamp_ns)
             t.velocity = np.zeros(3)  # a hidden hand is looked for where it was last seen
         # Tracks missed longer than hold_frames get no cube any more but are remembered (remember_frames) so
         # that their hand, found again by a search, gets its id back; the most recently seen are kept.
@@ -365,6 +367,24 @@ REACQUIRE_MAX_MM = 300.0  # ... but never farther than this by distance alone (a
 REACQUIRE_SIDE_EVIDENCE = 3.0  # log-odds (95 %) a held track's side must reach to claim a returning hand by side
 REACQUIRE_SIDE_CONFIDENCE = 0.8  # ... and how sure the returning pose's own side must be
 SIDE_EVIDENCE_CAP = 20.0  # log-odds: a long track stays revisable by a few dozen contrary poses
+
+
+NOMINAL_RATE_HZ = 30.0  # the camera rate hold_frames and remember_frames are counted at
+
+
+def _frames_missed(track: _Track, stamp_ns: int | None) -> int:
+    """Frames of a :data:`NOMINAL_RATE_HZ` camera since ``track``'s hand was last seen, at a frame that misses it.
+
+    Why time, not the frames this tracker was given: a CPU that cannot keep up answers every third
+    or fourth camera frame (newest frame wins), and a hold of 10 answered frames then lasted over a
+    second, during which every frame searched for the missing hand, which made the CPU fall further
+    behind. Counted from the stamps, a hold means the same time on every machine; on a stream
+    without stamps each call is one frame.
+    """
+    frames = track.missed + 1
+    if stamp_ns is not None and track.stamp_ns is not None and stamp_ns > track.stamp_ns:
+        frames = max(frames, int(round((stamp_ns - track.stamp_ns) * 1e-9 * NOMINAL_RATE_HZ)))
+    return frames
 
 
 def _sure_side(result: Any) -> str:
