@@ -465,6 +465,48 @@ def test_hiding_a_hand_removes_its_pixels_only() -> None:
     assert out[10, 10] == 600.0 and depth.min() == 600.0  # far from the hand and the input: untouched
 
 
+def _without_hands_one_disk_at_a_time(depth: np.ndarray, cam: Intrinsics, poses: list[np.ndarray],
+                                      r: float = 22.0) -> np.ndarray:
+    """The definition of hiding a hand: every pixel tested against every disk over the whole image
+    (without_hands draws each disk in its own small window and must give the same image)."""
+    out = depth.copy()
+    h, w = depth.shape
+    for joints in poses:
+        pts = [joints]
+        for f in range(5):
+            chain = [0, *range(1 + 4 * f, 5 + 4 * f)]
+            a, b = joints[chain[:-1]], joints[chain[1:]]
+            pts += [a + (b - a) * s for s in (0.25, 0.5, 0.75)]
+        for q in np.concatenate(pts):
+            if q[2] <= r:
+                continue
+            r_px = abs(cam.fx) * r / q[2]
+            uc, vc = cam.fx * q[0] / q[2] + cam.cx, cam.fy * q[1] / q[2] + cam.cy
+            vv, uu = np.mgrid[0:h, 0:w]
+            disk = (uu - uc) ** 2 + (vv - vc) ** 2 <= r_px**2
+            out[disk & (np.abs(depth - q[2]) < r)] = 0.0
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), shift=st.tuples(st.floats(-400, 400), st.floats(-300, 300), st.floats(-550, 900)),
+       hands=st.integers(1, 2))
+def test_hiding_hands_in_windows_equals_testing_every_pixel(seed: int, shift: tuple[float, float, float],
+                                                           hands: int) -> None:
+    """Poses anywhere (partly outside the image, some points behind the camera) over a noisy scene."""
+    rng = np.random.default_rng(seed)
+    cam = Intrinsics(float(rng.uniform(200, 700)), float(rng.uniform(200, 700)), 79.5, 59.5)
+    poses = [_hand(seed + k) - _hand(seed + k).mean(axis=0) + np.array(shift) + [0, 0, 600.0] + 90.0 * k
+             for k in range(hands)]
+    depth = rng.uniform(0, 1500, (120, 160)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.2] = 0.0
+    for p in poses:  # put the hand's own surface into the image where it projects
+        uvd = cam.to_uvd(p[p[:, 2] > 1.0]).round().astype(int)
+        ok = (uvd[:, 0] >= 0) & (uvd[:, 0] < 160) & (uvd[:, 1] >= 0) & (uvd[:, 1] < 120)
+        depth[uvd[ok, 1], uvd[ok, 0]] = uvd[ok, 2]
+    np.testing.assert_array_equal(without_hands(depth, cam, poses), _without_hands_one_disk_at_a_time(depth, cam, poses))
+
+
 def test_eval_bag_scores_every_target_of_a_two_hand_stream(tmp_path) -> None:  # noqa: ANN001
     import json
 
