@@ -442,11 +442,8 @@ class PoseEstimator:
                     self._search(depth, intrinsics, rest, max_targets - len(kept), kept, probs, timings, hidden)
                 else:
                     rejected += first
-        if len(kept) > len(results):
-            if not results and n_priors and len(kept) == n_priors:
-                results = self._followed(depth, intrinsics, kept, poses, timings)
-            else:
-                results += self._estimate_cubes(depth, intrinsics, kept[len(results):], timings, check_presence=False)
+        if len(kept) > len(results):  # the followed cubes lead ``kept`` while ``results`` is empty
+            results += self._followed(depth, intrinsics, kept[len(results):], [] if results else poses, timings)
         for p, r in zip(probs, results, strict=True):
             r.presence = p
         # Second batch, one forward: (a) newly detected targets re-estimated in a cube centred on their
@@ -568,10 +565,9 @@ class PoseEstimator:
         in front, crossing) its heatmaps mix the two; with that hand's pixels removed the cube shows
         what the network knows, a hand with a gap in the background.
         """
-        half = self.grid.cube_size / 2.0
         means = [np.asarray(r.joints, np.float64).mean(axis=0) for r in found]
         crowded = [i for i in range(len(found)) if id(found[i]) not in skip and any(
-            j != i and np.all(np.abs(means[i] - means[j]) < 2.0 * half) for j in range(len(found)))]
+            j != i and self._share_cube(means[i], means[j]) for j in range(len(found)))]
         if not crowded:
             return found
         t = time.perf_counter()
@@ -587,28 +583,33 @@ class PoseEstimator:
                 out[i] = r
         return sorted(out, key=lambda r: -r.score)
 
+    def _share_cube(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether cubes centred at ``a`` and ``b`` overlap (each may hold part of the other's hand)."""
+        return bool(np.all(np.abs(a - b) < self.grid.cube_size))
+
     def _followed(self, depth: np.ndarray, intrinsics: Intrinsics, centres: list[np.ndarray],
                   poses: list[Any], timings: dict[str, float]) -> list[PoseResult]:
-        """The followed cubes in one forward, each crowded one voxelised without the other followed hands.
+        """The cubes at ``centres`` in one forward; each of the first ``len(poses)`` (the followed ones)
+        that overlaps another followed cube is voxelised without that hand's pixels.
 
         ``poses`` are the tracker's predictions of the followed hands (last pose moved with the
-        track), aligned with ``centres``. Why: the pose network learnt one hand per cube; a second
-        hand inside it (touching, crossing) pulls joints onto that hand, and the tracker already
-        knows where that hand is. Removing its predicted pixels costs no cube, unlike estimating
-        again on a masked image (:meth:`_separated`). Validation streams (``v2v synth --hands 2
-        --sequence 60 --n 960 --seed 81``, tracked): both hands found in 88.8 % of the frames against
-        84.9 %, error 11.77 against 13.25 mm (touching 8.35 against 11.95), identity switches 0
-        against 6. Restoring the pixels near the cube's own predicted pose found fewer hands (seed
-        79: 870 against 875 of 910); keeping a hand more than 60 mm in front in the cube of the one
-        behind it was no better (seed 81: 88.3 %, 12.02 mm).
+        track), aligned with the first centres. Why: the pose network learnt one hand per cube; a
+        second hand inside it (touching, crossing) pulls joints onto that hand, and the tracker
+        already knows where that hand is. Removing its predicted pixels costs no cube, unlike
+        estimating again on a masked image (:meth:`_separated`). Validation streams (``v2v synth
+        --hands 2 --sequence 60 --n 960 --seed 81``, tracked): both hands found in 88.8 % of the
+        frames against 84.9 %, error 11.77 against 13.25 mm (touching 8.35 against 11.95), identity
+        switches 0 against 6. Restoring the pixels near the cube's own predicted pose found fewer
+        hands (seed 79: 870 against 875 of 910); keeping a hand more than 60 mm in front in the cube
+        of the one behind it was no better (seed 81: 88.3 %, 12.02 mm).
         """
-        if len(poses) != len(centres) or len(centres) < 2 or len(np.asarray(poses[0])) != NUM_HAND_JOINTS:
+        if len(poses) < 2 or len(np.asarray(poses[0])) != NUM_HAND_JOINTS:
             return self._estimate_cubes(depth, intrinsics, centres, timings, check_presence=False)
-        half = self.grid.cube_size / 2.0
         t = time.perf_counter()
         images: list[np.ndarray] = []
         for i, c in enumerate(centres):
-            others = [poses[j] for j in range(len(centres)) if j != i and np.all(np.abs(c - centres[j]) < 2.0 * half)]
+            others = [poses[j] for j in range(len(poses)) if j != i and self._share_cube(c, centres[j])] \
+                if i < len(poses) else []
             images.append(without_hands(depth, intrinsics, others) if others else depth)
         _lap(timings, "presence", t)
         return self._estimate_cubes(images, intrinsics, centres, timings, check_presence=False)  # type: ignore[arg-type]

@@ -135,9 +135,9 @@ class _Track:
     centre: np.ndarray  # (3,) mm, joint mean of the last pose
     velocity: np.ndarray  # (3,) mm/s
     stamp_ns: int | None
+    joints: np.ndarray  # (J, 3) mm, the last pose (its hand's pixels are kept out of the other cubes)
     missed: int = 0  # camera frames (at NOMINAL_RATE_HZ, from the stamps) since its hand was last seen
     side_evidence: float = 0.0  # summed log-odds of "right" over the track's poses (core.handedness)
-    joints: np.ndarray | None = None  # (J, 3) mm, the last pose
 
     def predicted(self, stamp_ns: int | None) -> np.ndarray:
         if stamp_ns is None or self.stamp_ns is None:
@@ -247,9 +247,9 @@ class MultiTracker:
         followed = [(t.predicted(stamp_ns), t) for t in self._active] if cfg.enabled else []
         followed = [(p, t) for p, t in followed if np.all(np.isfinite(p)) and p[2] > 0]
         priors = [p for p, _ in followed]
-        poses = [t.joints + (p - t.centre) for p, t in followed if t.joints is not None]
+        poses = [t.joints + (p - t.centre) for p, t in followed]
         results = self.estimator.estimate_all(depth_mm, intrinsics, self.max_targets, priors=priors, search=search,
-                                               one_at_a_time=True, prior_poses=poses if len(poses) == len(priors) else ())
+                                               one_at_a_time=True, prior_poses=poses)
         self.stats["searched" if search else "followed"] += 1
         self._since_search = 0 if search else self._since_search + 1
         good = [r for r in results if r.score >= cfg.min_score and np.all(np.isfinite(r.joints))]
@@ -296,13 +296,12 @@ class MultiTracker:
                 elif t.stamp_ns is not None and stamp_ns is not None and stamp_ns > t.stamp_ns:
                     v = (c - t.centre) / ((stamp_ns - t.stamp_ns) * 1e-9)
                     t.velocity = 0.5 * t.velocity + 0.5 * v  # smoothed: one noisy pose must not fling the cube
-                t.centre, t.stamp_ns, t.missed = c, stamp_ns, 0
+                t.centre, t.stamp_ns, t.missed, t.joints = c, stamp_ns, 0, np.asarray(r.joints, np.float64)
             else:
-                t = _Track(self._next_id, c, np.zeros(3), stamp_ns)
+                t = _Track(self._next_id, c, np.zeros(3), stamp_ns, np.asarray(r.joints, np.float64))
                 self._next_id += 1
                 self.stats["tracks_started"] += 1
                 tracks.append(t)
-            t.joints = np.asarray(r.joints, np.float64)
             if r.handedness:  # a doubtful pose's side comes at 0.5 (core.handedness.pose_side): no evidence
                 p = min(max(float(r.handedness_confidence), 0.5), 0.99)
                 logit = float(np.log(p / (1.0 - p)))
