@@ -423,6 +423,12 @@ def test_the_tracker_hands_its_predicted_poses_to_the_followed_cubes() -> None:
         assert np.linalg.norm(pose.mean(axis=0) - true) < 3.0  # to where the hand is now (velocity)
 
 
+def _hands_found(est: PoseEstimator, f: Any) -> int:
+    """How many of the frame's hands ``estimate_all`` (max_targets 2) finds (matched to the ground truth)."""
+    res = est.estimate_all(f.depth, f.intrinsics, max_targets=2)
+    return len(match_targets(np.stack([r.joints for r in res]) if res else np.zeros((0, 21, 3)), f.targets))
+
+
 def test_one_more_look_without_the_found_hand_finds_the_hand_the_batch_missed(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
     """Frames of seed 21 (a hand in front of another, two apart, two touching) where the batch finds one
@@ -431,14 +437,36 @@ def test_one_more_look_without_the_found_hand_finds_the_hand_the_batch_missed(
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
     frames = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (7, 25, 28)]
-
-    def hands_found(f: Any) -> int:
-        res = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)
-        return len(match_targets(np.stack([r.joints for r in res]) if res else np.zeros((0, 21, 3)), f.targets))
-
-    assert [hands_found(f) for f in frames] == [2, 2, 2]
+    assert [_hands_found(shipped, f) for f in frames] == [2, 2, 2]
     monkeypatch.setattr(shipped, "_one_more_look", lambda depth, intr, m, found, timings: found)
-    assert [hands_found(f) for f in frames] == [1, 1, 1]
+    assert [_hands_found(shipped, f) for f in frames] == [1, 1, 1]
+
+
+def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
+        shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Touching hands of seed 21: the one more look's cube next to the found hand, voxelised with that hand
+    in it, gives the found hand's pose again (a duplicate, dropped); voxelised on the image without the
+    found hand's pixels, as the classifier saw it, it gives the second hand."""
+    from v2v_ros.data.synthetic import SynthConfig
+    from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
+
+    frames = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (3, 28, 50)]
+    assert {f.info["arrangement"] for f in frames} == {"touching"}
+    assert [_hands_found(shipped, f) for f in frames] == [2, 2, 2]
+    cubes = shipped._estimate_cubes
+    hidden: list[int] = []
+
+    def with_the_found_hand(depth: Any, intr: Any, centers: Any, timings: Any, check_presence: bool = True) -> Any:
+        if isinstance(depth, np.ndarray) and (depth == 0).sum() > (frame.depth == 0).sum():  # a masked image
+            hidden.append(len(centers))
+            depth = frame.depth
+        return cubes(depth, intr, centers, timings, check_presence)
+
+    monkeypatch.setattr(shipped, "_estimate_cubes", with_the_found_hand)
+    found = []
+    for frame in frames:
+        found.append(_hands_found(shipped, frame))
+    assert found == [1, 1, 1] and len(hidden) == 3
 
 
 def test_estimate_all_finds_nothing_in_an_empty_scene_and_estimate_is_unchanged(shipped: PoseEstimator) -> None:
