@@ -469,6 +469,30 @@ def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
     assert found == [1, 1, 1] and len(hidden) == 3
 
 
+def test_without_a_tracker_a_second_target_needs_some_confidence(
+        shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A doubtful second pose (mean joint confidence under SECOND_TARGET_SCORE) is no target on a frame
+    without a tracker; the most confident one stays whatever its score."""
+    from dataclasses import replace
+
+    from v2v_ros.core import estimator as estimator_module
+    from v2v_ros.data.synthetic import render_frame
+
+    f = render_frame(2, 0)
+    own = shipped._own_hands
+
+    def with_a_doubtful_second(depth: Any, intr: Any, found: list[Any], timings: Any) -> list[Any]:
+        kept = own(depth, intr, found, timings)
+        far = replace(kept[0], joints=kept[0].joints + np.array([400.0, 0.0, 0.0]),
+                      confidence=np.full_like(kept[0].confidence, 0.2))
+        return [*kept[:1], far]
+
+    monkeypatch.setattr(shipped, "_own_hands", with_a_doubtful_second)
+    assert len(shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)) == 1
+    monkeypatch.setattr(estimator_module, "SECOND_TARGET_SCORE", 0.1)
+    assert len(shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)) == 2
+
+
 def test_estimate_all_finds_nothing_in_an_empty_scene_and_estimate_is_unchanged(shipped: PoseEstimator) -> None:
     from v2v_ros.data.synthetic import render_frame
 

@@ -66,6 +66,11 @@ OWN_HAND_CHECK_MM = 150.0  # second poses this close to a kept one are checked f
 # a cube on what the mask left of a found hand (its forearm, a finger the mask missed) still gives a pose, a
 # less confident one (validation seed 78: such poses 0.37-0.54 against 0.37-0.81 for hands found this way)
 MASKED_POSE_SCORE = 0.45
+# Without a tracker, a hand after the most confident one is a target only from this confidence: that is
+# where false targets are (validation seeds 78, 80 and the same hands alone: 10 of 11 false targets were
+# a second target, at 0.16-0.54; of 211 second targets on a hand the least confident was at 0.33). A
+# tracker applies its own bar to every target (tracking.min_score).
+SECOND_TARGET_SCORE = 0.3
 SEARCH_PEAKS = 16  # detector peaks placed in 3D when looking for every target (cheap: no network)
 REFINE_TRUST_MM = 50.0  # a refinement moving a peak farther than this went to another hand: the peak stays
 
@@ -485,6 +490,8 @@ class PoseEstimator:
         if self.separate and search and len(found) > 1 and len(found[0].joints) == NUM_HAND_JOINTS:
             followed = {id(r) for r in results[:n_priors]} if one_at_a_time else set()
             found = self._separated(depth, intrinsics, found, timings, skip=followed)
+        if not one_at_a_time and self.presence is not None:
+            found = found[:1] + [r for r in found[1:] if r.score >= SECOND_TARGET_SCORE]
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
         return found
 
@@ -639,7 +646,7 @@ class PoseEstimator:
         both hands found in 85.9 % against 83.8 % of the frames, false targets in 1.0 % against
         1.5 %; the stream frames of seed 79 scored one by one: 90.0 % against 88.6 %, false targets
         0.0 % against 1.9 % (the confidence bar also drops the low poses the plain cubes gave);
-        0-2 hands (seed 80): 79.6 % against 77.8 %, false targets 1.0 % for both.
+        0-2 hands (seed 80): 79.6 % against 77.8 %.
         """
         hidden = [r.joints for r in found if r.score >= SECOND_CHANCE_SCORE]
         if self.presence is None or not hidden or len(found[0].joints) != NUM_HAND_JOINTS:
