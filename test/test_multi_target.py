@@ -454,11 +454,11 @@ def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
     assert {f.info["arrangement"] for f in frames} == {"touching"}
     assert [_hands_found(shipped, f) for f in frames] == [2, 2, 2]
     cubes = shipped._estimate_cubes
-    hidden: list[int] = []
+    masked_forwards: list[int] = []
 
     def with_the_found_hand(depth: Any, intr: Any, centers: Any, timings: Any, check_presence: bool = True) -> Any:
         if isinstance(depth, np.ndarray) and (depth == 0).sum() > (frame.depth == 0).sum():  # a masked image
-            hidden.append(len(centers))
+            masked_forwards.append(len(centers))
             depth = frame.depth
         return cubes(depth, intr, centers, timings, check_presence)
 
@@ -466,7 +466,7 @@ def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
     found = []
     for frame in frames:
         found.append(_hands_found(shipped, frame))
-    assert found == [1, 1, 1] and len(hidden) == 3
+    assert found == [1, 1, 1] and len(masked_forwards) == 3
 
 
 def test_without_a_tracker_a_second_target_needs_some_confidence(

@@ -448,9 +448,7 @@ class PoseEstimator:
                 hidden = [r.joints for r in results if r.valid and r.score >= SECOND_CHANCE_SCORE]
                 rest = [c for c in candidates if all(np.linalg.norm(c - k) >= self._duplicate_mm for k in kept)]
                 if hidden and rest and len(kept) < max_targets:
-                    t = time.perf_counter()
-                    masked = without_hands(depth, intrinsics, hidden)
-                    _lap(timings, "presence", t)
+                    masked = _timed_without_hands(depth, intrinsics, hidden, timings)
                     self._search(depth, intrinsics, rest, max_targets - len(kept), kept, probs, timings, masked)
                 else:
                     rejected += first
@@ -659,9 +657,7 @@ class PoseEstimator:
         probs: list[float] = []
         if not rest:
             return found
-        t = time.perf_counter()
-        masked = without_hands(depth, intrinsics, hidden)
-        _lap(timings, "presence", t)
+        masked = _timed_without_hands(depth, intrinsics, hidden, timings)
         self._search(depth, intrinsics, rest, max_targets - len(found), centres, probs, timings, masked)
         if not centres:
             return found
@@ -953,6 +949,15 @@ def without_hands(depth: np.ndarray, intrinsics: Intrinsics, poses: Sequence[np.
             vv, uu = np.ogrid[v0:v1, u0:u1]
             disk = (uu - uc) ** 2 + (vv - vc) ** 2 <= r_px**2
             win[disk & (np.abs(win - q[2]) < h_r)] = 0.0
+    return out
+
+
+def _timed_without_hands(depth: np.ndarray, intrinsics: Intrinsics, poses: Sequence[np.ndarray],
+                         timings: dict[str, float]) -> np.ndarray:
+    """:func:`without_hands`, its time added to the 'presence' stage (the masks serve the classifier's questions)."""
+    t = time.perf_counter()
+    out = without_hands(depth, intrinsics, poses)
+    _lap(timings, "presence", t)
     return out
 
 
