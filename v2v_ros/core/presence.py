@@ -84,10 +84,16 @@ class Presence(CompanionNet):
     def threshold(self) -> float:
         return float(self.meta.threshold)
 
-    def __call__(self, depth: np.ndarray, intr: Intrinsics, centers: Sequence[np.ndarray]) -> np.ndarray:
+    def __call__(self, depth: np.ndarray | Sequence[np.ndarray], intr: Intrinsics,
+                 centers: Sequence[np.ndarray]) -> np.ndarray:
+        """``depth``: one image for every centre, or a list with each centre's own image (one batch either way)."""
         if len(centers) == 0:
             return np.zeros(0, np.float32)
-        x = np.stack([presence_input(depth, intr, np.asarray(c, np.float64), self.meta) for c in centers])
+        images = depth if isinstance(depth, list) else [depth] * len(centers)
+        if len(images) != len(centers):
+            raise ValueError(f"{len(images)} images for {len(centers)} centres")
+        x = np.stack([presence_input(d, intr, np.asarray(c, np.float64), self.meta)
+                      for d, c in zip(images, centers, strict=True)])
         with torch.inference_mode():
             logits = self.fast(self.prepare(torch.from_numpy(x)[:, None].to(self.device)))
         return torch.sigmoid(logits.float()).cpu().numpy().astype(np.float32)
