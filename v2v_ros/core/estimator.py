@@ -63,9 +63,10 @@ HAND_MASK_MM = 22.0  # pixels this close to a found hand's joints and bones are 
 SEPARATE_KEEP = 1.0  # the pose estimated without the other hands replaces the first when at least as confident (validation seed 78: taking it always was worse)
 OWN_HAND_CHECK_MM = 150.0  # second poses this close to a kept one are checked for being that hand (seen: 73-97 mm)
 # A hand the "one more look" finds on the image without the found hands' pixels is kept at this confidence:
-# a cube on what the mask left of a found hand (its forearm, a finger the mask missed) still gives a pose, a
-# less confident one (validation seed 78: such poses 0.37-0.54 against 0.37-0.81 for hands found this way)
-MASKED_POSE_SCORE = 0.45
+# a cube on what the mask left of a found hand (its forearm, a finger the mask missed) or on clutter still
+# gives a pose, a less confident one (validation seeds 78, 80 and the same hands alone: such poses were
+# 0.46-0.55, 29 poses on a hand 0.51-0.81; 0.45: 29 hands and 6 false targets, 0.55: 24 and 1, 0.6: 22 and 0)
+MASKED_POSE_SCORE = 0.55
 # Without a tracker, a hand after the most confident one is a target only from this confidence: that is
 # where false targets are (validation seeds 78, 80 and the same hands alone: 10 of 11 false targets were
 # a second target, at 0.16-0.54; of 211 second targets on a hand the least confident was at 0.33). A
@@ -684,19 +685,29 @@ class PoseEstimator:
         1.5 %; the stream frames of seed 79 scored one by one: 90.0 % against 88.6 %, false targets
         0.0 % against 1.9 % (the confidence bar also drops the low poses the plain cubes gave);
         0-2 hands (seed 80): 79.6 % against 77.8 %.
+
+        The detector's peaks are placed on that image too: a near hand takes the 16 peaks of the
+        whole image, and a far or hidden hand has none until the near one's pixels are gone. With
+        the bar at 0.55 (clutter and a found hand's remains give such a pose too): validation seed 78,
+        359 → 360 of 385 hands, both found 85 → 87 % of the frames, false targets 2 → 3; 0-2 hands
+        (seed 80) 185 → 187 of 197, false 1 → 0; the same hands alone, false 5 → 4; the stream frames
+        of seed 79 one by one, 863 → 876 of 910. The price: a cube on a candidate the mask leaves
+        (a forearm, clutter) in one frame in ten with one hand in view (seed 78 alone: 43 cubes in
+        400 frames against 5), a cost that trackers, which never take this look, do not pay.
         """
         hidden = [r.joints for r in found if r.score >= SECOND_CHANCE_SCORE]
         if self.presence is None or not hidden or len(found[0].joints) != NUM_HAND_JOINTS:
             return found
-        # the detector's peaks thinned around the found hands (not around the batch's candidates, whose
-        # balls may have swallowed a peak on the hand the batch missed)
+        # The detector's peaks on the image without the found hands, thinned around them (not around the
+        # batch's candidates, whose balls may have swallowed a peak on the hand the batch missed): a near
+        # hand takes all of the image's peaks and hides a far one, whose peaks come back once it is gone.
         means = [np.asarray(r.joints, np.float64).mean(axis=0) for r in found]
-        rest = self._candidates(depth, intrinsics, max_targets, means, timings)
+        masked = _timed_without_hands(depth, intrinsics, hidden, timings)
+        rest = self._candidates(masked, intrinsics, max_targets, means, timings)
         centres: list[np.ndarray] = []
         probs: list[float] = []
         if not rest:
             return found
-        masked = _timed_without_hands(depth, intrinsics, hidden, timings)
         self._search(depth, intrinsics, rest, max_targets - len(found), centres, probs, timings, masked)
         if not centres:
             return found
