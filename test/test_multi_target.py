@@ -408,6 +408,23 @@ def test_followed_touching_hands_are_each_estimated_without_the_other_in_one_for
     assert all(img is f.depth for img in seen[0])  # nothing to mask without the tracker's poses
 
 
+@settings(max_examples=60, deadline=None)
+@given(x=st.floats(-300, 300), y=st.floats(-200, 200), z=st.floats(300, 1200), dz=st.floats(20, 600),
+       side=st.floats(-1.5, 1.5))
+def test_a_hand_hides_another_only_when_nearer_and_over_it_in_the_image(
+        shipped: PoseEstimator, x: float, y: float, z: float, dz: float, side: float) -> None:
+    """``_hides``: a hand on the ray to another one and nearer hides it, whatever the depth gap; the one
+    behind never hides the one in front; a hand more than a cube's width away in the image hides nothing."""
+    k = Intrinsics(fx=615.0, fy=615.0, cx=320.0, cy=240.0)
+    back = np.array([x, y, z + dz])
+    on_ray = back * (z / (z + dz))  # same pixel, nearer
+    assert shipped._hides(k, on_ray, back)
+    assert not shipped._hides(k, back, on_ray)
+    width = shipped.grid.cube_size / back[2]  # a cube's width at the back hand's depth, in normalised image units
+    aside = on_ray + np.array([(1.01 + abs(side)) * width * z, 0.0, 0.0])  # over a cube's width away in the image
+    assert not shipped._hides(k, aside, back)
+
+
 def test_a_followed_hand_half_hidden_by_the_other_is_checked_without_it(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
     """The presence classifier sees each followed cube on the image its pose is estimated on (the other
