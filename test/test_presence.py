@@ -210,6 +210,20 @@ def test_shipped_model_loads_the_presence_classifier(shipped: PoseEstimator) -> 
     assert isinstance(shipped.presence, Presence) and 0.0 < shipped.presence.threshold < 1.0
 
 
+def test_presence_takes_one_image_per_centre_in_one_batch(shipped: PoseEstimator) -> None:
+    """A list of images gives each centre its own (a followed hand checked without the other one), with the
+    same answers as one image per call; a list of the wrong length is refused."""
+    f = render_frame(2, 0)
+    centre = f.joints.mean(axis=0)
+    empty = np.zeros_like(f.depth)
+    both = shipped.presence([f.depth, empty], f.intrinsics, [centre, centre])
+    np.testing.assert_allclose(both[0], shipped.presence(f.depth, f.intrinsics, [centre])[0], rtol=1e-5)
+    np.testing.assert_allclose(both[1], shipped.presence(empty, f.intrinsics, [centre])[0], rtol=1e-5)
+    assert both[0] >= shipped.presence.threshold > both[1]
+    with pytest.raises(ValueError, match="1 images for 2 centres"):
+        shipped.presence([f.depth], f.intrinsics, [centre, centre])
+
+
 def test_shipped_model_finds_no_hand_in_the_shapes_that_used_to_pass(shipped: PoseEstimator) -> None:
     v, u = np.mgrid[0:480, 0:640]
     disc = np.where((u - 320) ** 2 + (v - 240) ** 2 <= 60**2, 500.0, 0.0).astype(np.float32)

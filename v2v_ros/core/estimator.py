@@ -611,7 +611,8 @@ class PoseEstimator:
                   poses: list[Any], timings: dict[str, float], seen: Sequence[np.ndarray] = ()
                   ) -> list[PoseResult]:
         """The cubes at ``centres`` in one forward; each of the first ``len(poses)`` (the followed ones)
-        that overlaps another followed cube is voxelised without that hand's pixels.
+        that overlaps another followed cube, or that a nearer followed hand may hide, is voxelised
+        without that hand's pixels (:meth:`_followed_images`; ``seen``: those images, already drawn).
 
         ``poses`` are the tracker's predictions of the followed hands (last pose moved with the
         track), aligned with the first centres. Why: the pose network learnt one hand per cube; a
@@ -632,7 +633,8 @@ class PoseEstimator:
     def _followed_images(self, depth: np.ndarray, intrinsics: Intrinsics, centres: list[np.ndarray],
                          poses: list[Any], timings: dict[str, float]) -> list[np.ndarray]:
         """The image each cube at ``centres`` is seen on: for each of the first ``len(poses)`` (followed)
-        cubes that overlaps another followed cube, ``depth`` without that hand's predicted pixels.
+        cubes, ``depth`` without the predicted pixels of the other followed hands that share its cube
+        or may hide part of it (:meth:`_hides`).
 
         Only hands (21 joints) are masked; bodies and single cubes see ``depth`` itself. The masks are
         timed as 'presence' (they serve the same purpose as the classifier's masks).
