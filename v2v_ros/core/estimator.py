@@ -659,13 +659,11 @@ class PoseEstimator:
         made the presence classifier turn that hand down (synthetic occluding frames, seed 21: 0.0-0.2
         on the image, 0.9-1.0 without the front hand's pixels).
         """
-        zf, zb = float(front[2]), float(back[2])
-        if not 0 < zf < zb:
+        if not 0 < float(front[2]) < float(back[2]):
             return False
-        du = intrinsics.fx * (front[0] / zf - back[0] / zb)
-        dv = intrinsics.fy * (front[1] / zf - back[1] / zb)
+        (uf, vf), (ub, vb, zb) = intrinsics.to_uvd(front)[:2], intrinsics.to_uvd(back)
         width = self.grid.cube_size / zb
-        return bool(abs(du) < abs(intrinsics.fx) * width and abs(dv) < abs(intrinsics.fy) * width)
+        return bool(abs(uf - ub) < abs(intrinsics.fx) * width and abs(vf - vb) < abs(intrinsics.fy) * width)
 
     def _one_more_look(self, depth: np.ndarray, intrinsics: Intrinsics, max_targets: int,
                        found: list[PoseResult], timings: dict[str, float]) -> list[PoseResult]:

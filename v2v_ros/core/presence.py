@@ -84,7 +84,7 @@ class Presence(CompanionNet):
     def threshold(self) -> float:
         return float(self.meta.threshold)
 
-    def __call__(self, depth: np.ndarray | Sequence[np.ndarray], intr: Intrinsics,
+    def __call__(self, depth: np.ndarray | list[np.ndarray], intr: Intrinsics,
                  centers: Sequence[np.ndarray]) -> np.ndarray:
         """``depth``: one image for every centre, or a list with each centre's own image (one batch either way)."""
         if len(centers) == 0:
