@@ -349,3 +349,33 @@ def test_two_hand_scene_crops_label_each_visible_hand_positive() -> None:
     assert int(jittered.sum()) == 2 * sum(v >= tp.MIN_VISIBLE for v in visible)
     assert np.all(out["y"][jittered] == 1)
     assert out["x"].shape[1:] == (cfg.input_size, cfg.input_size) and out["x"].dtype == np.int8
+
+
+def test_a_model_uses_the_companions_of_the_model_it_names(tmp_path: Path) -> None:
+    """A second pose network (e.g. a cheaper grid) names the model whose refiner, detector and presence
+    classifier it shares: they load from there, its own files win, and without the name a required
+    companion is an error that names the missing file."""
+    from v2v_ros.core.checkpoint import CheckpointError, save_checkpoint  # noqa: PLC0415
+    from v2v_ros.core.model import V2VPoseNet  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    state = V2VPoseNet(21).state_dict()
+
+    def meta(**kw: Any) -> ModelMeta:
+        return ModelMeta(**{"skeleton": HAND_MSRA21.name, "joint_names": list(HAND_MSRA21.joint_names),
+                            "grid_size": 32, "cube_size": 250.0, **kw})
+
+    base = save_checkpoint(tmp_path / "base.safetensors", state, meta())
+    Presence(PresenceNet(), PresenceMeta(threshold=0.37)).save(Presence.paths(base)[0])
+    fast = save_checkpoint(tmp_path / "fast.safetensors", state, meta(grid_size=24, companions="base"))
+    est = PoseEstimator.load(fast, device="cpu", presence=True)
+    assert est.presence is not None and est.presence.threshold == pytest.approx(0.37)
+    assert est.grid.size == 24
+    alone = save_checkpoint(tmp_path / "alone.safetensors", state, meta())
+    assert PoseEstimator.load(alone, device="cpu").presence is None  # "auto": none of its own, none named
+    with pytest.raises(CheckpointError, match="alone.presence.safetensors"):
+        PoseEstimator.load(alone, device="cpu", presence=True)
+    Presence(PresenceNet(), PresenceMeta(threshold=0.61)).save(Presence.paths(fast)[0])
+    assert PoseEstimator.load(fast, device="cpu").presence.threshold == pytest.approx(0.61)
+    with pytest.raises(CheckpointError, match="companions must be the stem"):
+        meta(companions="../base").validate()

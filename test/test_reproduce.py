@@ -74,14 +74,15 @@ def test_randomised_frames_really_vary() -> None:
     assert min(f.info["scale"] for f in frames) < 0.8  # children's hands, below the default range
 
 
-def test_shipped_hand_model_reproduces_its_recorded_error() -> None:
-    """The shipped model's recorded true-centre error on 50 freshly rendered validation frames (within 0.3 mm),
-    on exactly the frames it was recorded on (fingerprint)."""
+@pytest.mark.parametrize("model", ["hand_default", "hand_fast"])
+def test_shipped_hand_model_reproduces_its_recorded_error(model: str) -> None:
+    """Each shipped hand model's recorded true-centre error on 50 freshly rendered validation frames (within
+    0.3 mm), on exactly the frames it was recorded on (fingerprint)."""
     from v2v_ros.train.reproduce import frames_fingerprint, network_error, render_split
 
-    meta = json.loads((ROOT / "models" / "hand_default.json").read_text())
+    meta = json.loads((ROOT / "models" / f"{model}.json").read_text())
     rec = meta["provenance"]["reproduce"]
     frames = render_split(rec["seed"], rec["frames"], rec["preset"])
     assert frames_fingerprint(frames) == rec["fingerprint"], "the validation frames differ from the recorded ones"
-    err = network_error(ROOT / "models" / "hand_default.safetensors", frames)
+    err = network_error(ROOT / "models" / f"{model}.safetensors", frames)
     assert abs(err - rec["val_mean_error_mm"]) <= 0.3, (err, rec["val_mean_error_mm"])

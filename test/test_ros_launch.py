@@ -12,7 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHES = [ROOT / "launch" / "hand_pose.launch.py", ROOT / "launch" / "body_pose.launch.py"]
-CONFIGS = [ROOT / "config" / "hand_pose.yaml", ROOT / "config" / "body_pose.yaml"]
+CONFIGS = [ROOT / "config" / "hand_pose.yaml", ROOT / "config" / "body_pose.yaml", ROOT / "config" / "two_hands.yaml"]
 ARGS = {"namespace", "depth_topic", "camera_info_topic", "params_file", "use_sim_time", "log_level"}
 
 

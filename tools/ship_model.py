@@ -1,7 +1,7 @@
 """Turn training checkpoints into the shipped model files (fp16 weights, ≤ ~15 MB).
 
     python tools/ship_model.py runs/hand_default/epoch_08.safetensors models/hand_default \
-        [--refiner runs/refiner/hand_default.refiner.safetensors]
+        [--companions hand_default] [--refiner runs/refiner/hand_default.refiner.safetensors]
         [--detector runs/detector/hand_default.detector.safetensors] [--note key=value ...]
 
 Writes ``DEST.safetensors`` + ``DEST.json`` (provenance kept, ``shipped_from`` added)
@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refiner", default=None)
     ap.add_argument("--detector", default=None)
     ap.add_argument("--fp32", action="store_true", help="keep float32 weights")
+    ap.add_argument("--companions", default="", metavar="STEM",
+                    help="use the refiner, detector and presence classifier of the model STEM in the same "
+                         "folder (e.g. hand_default) instead of copies")
     ap.add_argument("--note", nargs="*", default=[], metavar="KEY=VALUE", help="extra provenance entries")
     ap.add_argument("--no-reproduce", action="store_true",
                     help="do not record provenance.reproduce (the network's error on 50 freshly rendered "
@@ -37,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     reship = Path(args.checkpoint).with_suffix("").resolve() == Path(args.dest).resolve()
     source = meta.provenance.get("shipped_from", str(args.checkpoint)) if reship else str(args.checkpoint)
     meta.provenance = dict(meta.provenance, shipped_from=source, **dict(n.split("=", 1) for n in args.note))
+    if args.companions:
+        if not (Path(args.dest).parent / f"{args.companions}.safetensors").is_file():
+            ap.error(f"--companions {args.companions}: no {args.companions}.safetensors next to {args.dest}")
+        meta.companions = args.companions
     out = save_checkpoint(Path(args.dest + ".safetensors"), state, meta, half=not args.fp32)
     if not args.no_reproduce and meta.skeleton.startswith("hand"):
         # Measured on the weights as shipped (fp16 or not), so the test compares like with like.

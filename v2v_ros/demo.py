@@ -43,6 +43,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bag", type=Path, default=None, help="use this bag instead of generating one")
     p.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16", "int8"],
+                   help="the node's precision (default: the parameter file's); int8 with models/hand_fast for "
+                        "two hands at camera rate on a CPU (docs/multi_target.md)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: derived from the pid)")
     p.add_argument("--hands", type=int, default=1, choices=[1, 2],
                    help="2: a stream of two moving hands (v2v synth --hands 2: apart, touching, occluding, crossing), "
@@ -114,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     max_targets = getattr(args, "max_targets", None) or (hands if hands > 1 else None)
     if max_targets is not None:  # otherwise the shipped parameter file's, as a user runs it
         node_cmd += ["-p", f"max_targets:={max_targets}"]
+    if getattr(args, "precision", None):
+        node_cmd += ["-p", f"precision:={args.precision}"]
     node = subprocess.Popen(node_cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
     try:
         from v2v_ros.ros.record import replay_and_record  # noqa: PLC0415  (rclpy lives in v2v_ros.ros)

@@ -37,6 +37,11 @@ class ModelMeta:
     format_version: int = FORMAT_VERSION
     dtype: str = "float32"
     provenance: dict[str, Any] = field(default_factory=dict)
+    # Stem of another model in the same folder whose refiner, detector and presence classifier this one
+    # uses when it has none of its own ("" = its own only). Why: those three look at the depth image,
+    # not at the pose network's grid or weights, so a second pose network (e.g. a cheaper grid) shares
+    # them instead of shipping copies that could drift apart.
+    companions: str = ""
 
     @property
     def num_joints(self) -> int:
@@ -57,6 +62,10 @@ class ModelMeta:
         if isinstance(self.cube_size, bool) or not isinstance(self.cube_size, (int, float)) \
                 or not 0 < self.cube_size < float("inf"):  # JSON admits Infinity; NaN fails both comparisons
             raise CheckpointError(f"{source}: cube_size must be a positive finite number of mm, got {self.cube_size!r}")
+        if not isinstance(self.companions, str) or any(c in self.companions for c in "/\\") \
+                or self.companions in (".", ".."):
+            raise CheckpointError(f"{source}: companions must be the stem of a model in the same folder "
+                                  f"(no path), got {self.companions!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "metadata") -> "ModelMeta":

@@ -22,7 +22,7 @@ import torch
 
 from v2v_ros.core.arrays import cupy_available, to_numpy, to_torch
 from v2v_ros.core.camera import Intrinsics, cube_footprint
-from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
+from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, checkpoint_paths, load_checkpoint
 from v2v_ros.core.depth_decode import check_depth_units
 from v2v_ros.core.detector import Detector
 from v2v_ros.core.handedness import NUM_HAND_JOINTS, pose_side
@@ -269,9 +269,9 @@ class PoseEstimator:
         dev = resolve_device(device)
         # Ensemble members get BN folded before stacking (the vmapped forward runs eagerly).
         model = models[0] if len(models) == 1 else EnsembleNet([fold_batchnorm(m).to(dev) for m in models])
-        ref = _companion(Refiner, paths[0], refiner, dev)
-        det = _companion(Detector, paths[0], detector, dev)
-        pres = _companion(Presence, paths[0], presence, dev)
+        ref = _companion(Refiner, paths[0], refiner, dev, meta.companions)
+        det = _companion(Detector, paths[0], detector, dev, meta.companions)
+        pres = _companion(Presence, paths[0], presence, dev, meta.companions)
         name = Path(paths[0]).stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
         return cls(model, meta, device=dev, refiner=ref, detector=det, presence=pres, name=name, **kwargs)
 
@@ -953,14 +953,24 @@ class EnsembleNet(torch.nn.Module):
         return torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
 
 
-def _companion(kind: Any, pose_path: str | Path, option: str | Path | bool, device: torch.device) -> Any:
-    """Load a network stored next to a pose model (refiner, detector) as ``option`` asks.
+def _companion(kind: Any, pose_path: str | Path, option: str | Path | bool, device: torch.device,
+               shared: str = "") -> Any:
+    """Load a network stored next to a pose model (refiner, detector, presence) as ``option`` asks.
 
     ``"auto"``: when the file exists; ``True``: required; ``False``: never; a path: that file.
+    With ``"auto"`` or ``True``, the pose model's own ``x.<role>.safetensors`` comes first, then
+    that of the model it shares its companions with (``shared``, :attr:`ModelMeta.companions`).
     """
     if option is False:
         return None
-    path = kind.paths(pose_path)[0] if option in ("auto", True) else Path(option)
+    if option in ("auto", True):
+        weights = checkpoint_paths(pose_path)[0]
+        candidates = [kind.paths(weights)[0]]
+        if shared:
+            candidates.append(kind.paths(weights.with_name(f"{shared}.safetensors"))[0])
+        path = next((c for c in candidates if c.exists()), candidates[-1])
+    else:
+        path = Path(option)
     if path.exists():
         return kind.load(path, device)
     if option != "auto":
