@@ -179,6 +179,16 @@ def amx_bf16_cpu() -> bool:
     return "amx_bf16" in cpu_flags() and cpu_bf16_supported()
 
 
+def int8_dot_product_cpu() -> bool:
+    """True on CPUs whose int8 dot products accumulate in 32 bits (AVX512-VNNI, AVX-VNNI or AMX).
+
+    Without them x86 int8 kernels multiply-add pairs of u8 × s8 into saturating 16-bit sums, which
+    is why PyTorch's x86 default quantises activations to 7 bits (``reduce_range``); with them all
+    8 bits are safe (:func:`quantize_int8`).
+    """
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` -> the fastest precision that keeps the accuracy (docs/performance.md):
     bf16 on CUDA with bf16 support (else fp16) and on CPUs with native bf16, fp32 elsewhere."""
@@ -249,9 +259,14 @@ def quantize_int8(model: nn.Module, calibration: np.ndarray) -> nn.Module:
     ConvTranspose3d upsamplers (<2% of the MACs) stay fp32: PyTorch's quantised
     transposed convolution gave a 25% relative heatmap error on a test network,
     against 6% with them in fp32.
+
+    Activations use all 8 bits on CPUs with 32-bit int8 accumulation
+    (:func:`int8_dot_product_cpu`), 7 bits (PyTorch's x86 default) elsewhere. Measured with the
+    cube on the true joint mean, 200 validation frames (``data/hand_val``): the 40³ ``hand_fast``
+    8.46 mm with 7 bits, 7.84 mm with 8, 7.78 mm in bf16; the 48³ ``hand_default`` 7.87 and 7.86 mm.
     """
     try:  # deprecated upstream (successor: torchao's pt2e flow) but present and working in torch 2.13
-        from torch.ao.quantization import get_default_qconfig_mapping  # noqa: PLC0415
+        from torch.ao.quantization import HistogramObserver, QConfig, get_default_qconfig_mapping  # noqa: PLC0415
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx  # noqa: PLC0415
     except ImportError as exc:
         raise ValueError(f"int8 with the torch backend needs torch.ao.quantization ({exc}); "
@@ -262,6 +277,13 @@ def quantize_int8(model: nn.Module, calibration: np.ndarray) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao deprecation notices
         mapping = get_default_qconfig_mapping(torch.backends.quantized.engine)
+        if int8_dot_product_cpu():
+            default = mapping.global_qconfig
+            full = QConfig(activation=HistogramObserver.with_args(reduce_range=False), weight=default.weight)
+            mapping.set_global(full)
+            for kind, qconfig in list(mapping.object_type_qconfigs.items()):
+                if qconfig is default:
+                    mapping.set_object_type(kind, full)
         mapping.set_object_type(nn.ConvTranspose3d, None)
         prepared = prepare_fx(copy.deepcopy(model).cpu().eval(), mapping, (example,))
         with torch.inference_mode():
