@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16", "int8"],
                    help="the node's precision (default: the parameter file's); int8 with models/hand_fast for "
-                        "two hands at camera rate on a CPU (docs/multi_target.md)")
+                        "two hands above 20 frames/s on a CPU (docs/multi_target.md)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: derived from the pid)")
     p.add_argument("--hands", type=int, default=1, choices=[1, 2],
                    help="2: a stream of two moving hands (v2v synth --hands 2: apart, touching, occluding, crossing), "
