@@ -22,7 +22,7 @@ import torch
 
 from v2v_ros.core.arrays import cupy_available, to_numpy, to_torch
 from v2v_ros.core.camera import Intrinsics, cube_footprint
-from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, checkpoint_paths, load_checkpoint
+from v2v_ros.core.checkpoint import CheckpointError, ModelMeta, build_model, load_checkpoint
 from v2v_ros.core.depth_decode import check_depth_units
 from v2v_ros.core.detector import Detector
 from v2v_ros.core.handedness import NUM_HAND_JOINTS, pose_side
@@ -964,10 +964,9 @@ def _companion(kind: Any, pose_path: str | Path, option: str | Path | bool, devi
     if option is False:
         return None
     if option in ("auto", True):
-        weights = checkpoint_paths(pose_path)[0]
-        candidates = [kind.paths(weights)[0]]
-        if shared:
-            candidates.append(kind.paths(weights.with_name(f"{shared}.safetensors"))[0])
+        candidates = [kind.paths(pose_path)[0]]
+        if shared:  # the same folder: the other model's weights are named like its stem
+            candidates.append(kind.paths(candidates[0].with_name(f"{shared}.safetensors"))[0])
         path = next((c for c in candidates if c.exists()), candidates[-1])
     else:
         path = Path(option)
