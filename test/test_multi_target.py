@@ -129,7 +129,7 @@ class Scripted:
         self.centres: list[np.ndarray] = []
         self.sides: list[str] = []
         self.confidence = 0.8  # every joint's: the pose's score
-        self.side_confidence = 0.9
+        self.side_confidence: float | list[float] = 0.9  # every pose's, or one per centre
         self.searches = 0
         self.priors_seen: list[int] = []  # cubes followed per call
         self.poses_seen: list[list[np.ndarray]] = []  # the followed hands' predicted poses per call
@@ -143,14 +143,15 @@ class Scripted:
         self.priors_seen.append(len(priors))
         self.poses_seen.append([np.asarray(p) for p in prior_poses])
         out = []
-        for c, side in zip(self.centres, self.sides, strict=True):
+        sure = self.side_confidence if isinstance(self.side_confidence, list) else [self.side_confidence] * len(self.sides)
+        for c, side, side_confidence in zip(self.centres, self.sides, sure, strict=True):
             near_prior = any(np.linalg.norm(c - p) < 150.0 for p in priors)
             if not (search or near_prior):
                 continue  # without a search only the followed cubes are looked at
             joints = _hand(3) - _hand(3).mean(axis=0) + c
             out.append(PoseResult(joints=joints, confidence=np.full(21, self.confidence, np.float32), reference_point=c,
                                   joint_names=HAND_MSRA21.joint_names, skeleton=HAND_MSRA21.name, cube_size=200.0,
-                                  valid=True, handedness=side, handedness_confidence=self.side_confidence))
+                                  valid=True, handedness=side, handedness_confidence=side_confidence))
         return out[:max_targets]
 
 
@@ -177,6 +178,34 @@ def test_a_doubtful_pose_reports_its_side_as_a_guess_and_does_not_turn_a_tracks_
     assert run(40, 10) == "right"
     est.confidence, est.side_confidence = 0.8, 0.99
     assert run(40, 50) == "left"
+
+
+def test_two_hands_seen_together_decide_their_sides_together() -> None:
+    """Next to a hand surely left, a hand whose poses only weakly say "left" too is published right (one
+    person's two hands); two hands both surely right stay right (two people's); opposite_prior 0.5 decides
+    each hand alone; bodies (no side) stay without one."""
+    left, right = np.array([-150.0, 0.0, 600.0]), np.array([150.0, 0.0, 600.0])
+
+    def sides(prior: float, said: list[str], sure: list[float], frames: int = 5) -> dict[int, tuple[str, float]]:
+        est = Scripted()
+        est.centres, est.sides, est.side_confidence = [left, right], said, sure
+        tracker = MultiTracker(est, TrackingConfig(enabled=True), opposite_prior=prior)
+        for i in range(frames):
+            found = tracker.estimate_all(None, None, stamp_ns=i * NS // 30)
+        return {r.track_id: (r.handedness, round(r.handedness_confidence, 3)) for r in found}
+
+    together = sides(0.99, ["left", "left"], [0.99, 0.6])
+    assert together[0][0] == "left" and together[1][0] == "right"
+    assert together[1][1] > 0.9  # surer than its own five weak poses ever were of "left"
+    alone = sides(0.5, ["left", "left"], [0.99, 0.6])
+    assert alone[0][0] == alone[1][0] == "left"
+    assert alone[1][1] == pytest.approx(1.0 / (1.0 + 0.4**5 / 0.6**5), abs=1e-3)  # its own pooled poses
+    two_people = sides(0.99, ["right", "right"], [0.99, 0.99], frames=10)
+    assert [s for s, _ in two_people.values()] == ["right", "right"]
+    assert sides(0.99, ["", ""], [0.0, 0.0]) == {0: ("", 0.0), 1: ("", 0.0)}  # bodies: no side to decide
+    for bad in (0.4, 1.0):
+        with pytest.raises(ValueError, match="opposite_prior"):
+            MultiTracker(Scripted(), opposite_prior=bad)
 
 
 def test_a_missing_hand_is_held_for_camera_time_not_for_answered_frames() -> None:

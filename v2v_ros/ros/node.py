@@ -174,7 +174,7 @@ class PoseNode(LifecycleNode):
                      "localization.hypotheses", "localization.verify_below"}:
             with self._est_lock:
                 self._apply_geometry()
-        if "max_targets" in names:
+        if names & {"max_targets", "opposite_hands_prior"}:
             with self._est_lock:
                 if self._main_estimator is not None:
                     self._estimator = self._wrap(self._main_estimator, self._cfg)
@@ -346,7 +346,8 @@ class PoseNode(LifecycleNode):
         """What frames go through: the single-target tracker, or with max_targets > 1 the multi-target one
         (every target, each with a stable id; core.tracking.MultiTracker)."""
         if int(cfg["max_targets"]) > 1:
-            return MultiTracker(est, tracking_config(cfg), max_targets=int(cfg["max_targets"]))
+            return MultiTracker(est, tracking_config(cfg), max_targets=int(cfg["max_targets"]),
+                                opposite_prior=float(cfg["opposite_hands_prior"]))
         return TrackingEstimator(est, tracking_config(cfg))
 
     def _release(self) -> None:

@@ -110,6 +110,11 @@ PARAMS: tuple[Param, ...] = (
           "tracking.enabled), handedness and score (core.estimator.estimate_all, core.tracking.MultiTracker). "
           "Each target in view adds a cube to every frame's forward, and fewer targets than this in view "
           "make the node look for more every few frames.", range=(1, 16)),
+    Param("opposite_hands_prior", 0.99, "With max_targets > 1: how likely two hands seen together are one "
+          "person's left and right hand. Their sides are then decided together from both tracks' poses, so a hand "
+          "whose poses say little (or keep mirroring it) takes the side the other hand leaves it unless its own "
+          "evidence outweighs this prior (core.tracking.MultiTracker._sides). 0.5 decides each hand alone "
+          "(several people's hands).", range=(0.5, 0.999)),
     # -- reference-point tracking (runtime; core.tracking) --
     Param("tracking.enabled", False, "Centre each frame's cube on the previous frame's estimate, so the detector "
           "and refinement CNN run only to acquire, re-check or recover the target (a stream moves a few mm per "
