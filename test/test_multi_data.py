@@ -225,3 +225,37 @@ def test_training_target_draws_a_visible_hand_of_a_two_hand_frame() -> None:
     state = rng.bit_generator.state
     np.testing.assert_array_equal(training_target(single, rng), single.joints)
     assert rng.bit_generator.state == state
+
+
+def test_masking_the_other_hand_removes_its_pixels_in_the_crop_and_keeps_the_target_hand() -> None:
+    """Training with mask_other_hands: the other hand of a two-hand crop is cut out where it is (the crop's
+    offset taken into account), the target hand is left whole, and a single-hand frame has no other hand."""
+    from v2v_ros.train.config import TrainConfig
+    from v2v_ros.train.stream import other_hands, without_other_hands
+
+    cfg = SynthConfig()
+    frame = next(f for f in (render_multi_frame(7, i, cfg, HandsSpec(2, 2)) for i in range(40))
+                 if f.info["arrangement"] == "apart" and min(t["visible"] for t in f.info["targets"]) > 0.8)
+    uv = [cfg.intrinsics.to_uvd(t.astype(np.float64))[:, :2] for t in frame.targets]
+    lo = np.floor(np.min([p.min(0) for p in uv], axis=0)).astype(int) - 15
+    hi = np.ceil(np.max([p.max(0) for p in uv], axis=0)).astype(int) + 15
+    u0, v0 = max(int(lo[0]), 1), max(int(lo[1]), 1)
+    full = frame.full_depth()
+    crop = replace(frame, depth=full[v0:hi[1], u0:hi[0]].copy(), offset=(u0, v0))
+    target, other = frame.targets[0], frame.targets[1]
+    others = other_hands(crop, target)
+    assert len(others) == 1 and np.array_equal(others[0], other)
+    masked = without_other_hands(crop, others, np.random.default_rng(0))
+
+    def on(joints: np.ndarray, image: np.ndarray) -> float:
+        """Share of the hand's joints whose pixel has a reading within 30 mm of the joint's depth."""
+        uvd = cfg.intrinsics.to_uvd(joints.astype(np.float64))
+        px = np.round(uvd[:, :2]).astype(int) - [u0, v0]
+        d = image[px[:, 1], px[:, 0]]
+        return float(np.mean((d > 0) & (np.abs(d - uvd[:, 2]) < 30.0)))
+
+    assert on(other, crop.depth) > 0.5 and on(other, masked) == 0.0  # the other hand is gone
+    assert on(target, masked) == on(target, crop.depth) > 0.5  # the target hand is untouched
+    assert other_hands(render_frame(3, 0), render_frame(3, 0).joints) == []
+    with pytest.raises(ValueError, match="mask_other_hands"):
+        TrainConfig.from_dict({"mask_other_hands": 1.5})

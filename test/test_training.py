@@ -270,7 +270,7 @@ def test_several_train_folders_are_pooled(shards: Path, tmp_path: Path, monkeypa
 
 def test_every_shipped_training_config_is_valid() -> None:
     """Each config/train/*.yaml parses; a fine-tune's init_from names another config's run or committed
-    stage weights (models/stages/, what a stage run in another session starts from)."""
+    weights (a shipped model or models/stages/, what a stage run in another session starts from)."""
     from v2v_ros.train.detector import DetectorConfig
     from v2v_ros.train.presence import PresenceConfig
     from v2v_ros.train.refiner import RefinerConfig
@@ -289,7 +289,7 @@ def test_every_shipped_training_config_is_valid() -> None:
     runs = {c.out_dir for c in pose.values()}
     assert len(runs) == len(pose), "two configs write the same run folder"
     for name, cfg in pose.items():
-        if cfg.init_from.startswith("models/stages/"):
+        if cfg.init_from.startswith("models/"):
             assert (ROOT / cfg.init_from).is_file() and (ROOT / cfg.init_from).with_suffix(".json").is_file(), name
         elif cfg.init_from:
             assert cfg.init_from.endswith("/last.pt") and str(Path(cfg.init_from).parent) in runs - {cfg.out_dir}, name

@@ -39,6 +39,9 @@ class TrainConfig:
     # Where the cube is centred during training: the joints' mean (what the refiner
     # predicts at test time) plus this much Gaussian jitter in mm.
     center_jitter_mm: float = 0.0
+    # Two-hand frames: the share of samples whose other hands are masked out as a tracker masks them
+    # at run time (train.stream, without_other_hands); 0 = the other hands stay in the cube.
+    mask_other_hands: float = 0.0
     # Start a fresh run from another run's weights (ignored once this run has its own
     # last.pt). V2V-PoseNet is fully convolutional, so a model trained at one grid size
     # initialises another (same skeleton): a 32³ model fine-tuned at 40³ costs a few epochs,
@@ -85,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"{source}: grid_size must be a positive multiple of 8, got {self.grid_size}")
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"{source}: batch_size and epochs must be >= 1")
+        if not 0.0 <= self.mask_other_hands <= 1.0:
+            raise ValueError(f"{source}: mask_other_hands must be a probability in [0, 1], got {self.mask_other_hands}")
         if any(m < 1 for m in self.lr_milestones) or not 0 < self.lr_gamma <= 1:
             raise ValueError(f"{source}: lr_milestones must be epochs >= 1 and 0 < lr_gamma <= 1, got "
                              f"{self.lr_milestones}, {self.lr_gamma}")

@@ -237,7 +237,7 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
     started = time.time()
     while epoch < cfg.epochs:
         stream = ShardStream(cfg.train_data, grid, aug, cfg.sigma, cfg.seed, epoch, info.rank, info.world_size,
-                             cfg.center_jitter_mm, start_step=step)
+                             cfg.center_jitter_mm, start_step=step, mask_other_hands=cfg.mask_other_hands)
         loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers,
                             pin_memory=device.type == "cuda", persistent_workers=False)
         for group in opt.param_groups:

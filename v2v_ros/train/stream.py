@@ -15,6 +15,12 @@ their hands drawn at random among those at least :data:`MIN_VISIBLE` visible, wi
 joints as the target and every other hand's pixels left in the cube: the network learns to
 estimate the hand its cube is centred on when another hand touches or hides part of it (at
 run time each target's cube is centred on its own hand). Frames without a usable hand are skipped.
+
+With ``mask_other_hands`` (a probability), such a sample instead sees the other hands' pixels removed
+the way a tracker removes them at run time (:func:`v2v_ros.core.estimator.without_hands` around a
+pose a few millimetres off the true one, as a followed hand's predicted pose is): a followed cube is
+voxelised without the other followed hand (``PoseEstimator._followed``), so the network meets the
+hole that hand leaves, sometimes bitten into its own hand where the two touch.
 """
 
 from __future__ import annotations
@@ -50,6 +56,32 @@ def training_target(frame: Any, rng: np.random.Generator) -> np.ndarray | None:
     return np.asarray(targets[usable[int(rng.integers(len(usable)))]])
 
 
+# How far the pose a tracker masks a hand with is from that hand: the previous frame's pose moved
+# by the track's velocity (a whole-hand shift) plus the pose's own error per joint.
+MASK_SHIFT_MM = 6.0
+MASK_JOINT_MM = 5.0
+
+
+def other_hands(frame: Any, joints: np.ndarray) -> list[np.ndarray]:
+    """The (J, 3) joints of every target of ``frame`` other than ``joints`` (finite ones only)."""
+    targets = getattr(frame, "targets", None)
+    if targets is None:
+        return []
+    return [np.asarray(t) for t in targets if np.all(np.isfinite(t)) and not np.array_equal(t, joints)]
+
+
+def without_other_hands(frame: Any, others: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """``frame.depth`` (its crop) without the pixels of ``others``, each masked around a perturbed pose."""
+    from v2v_ros.core.camera import Intrinsics  # noqa: PLC0415
+    from v2v_ros.core.estimator import without_hands  # noqa: PLC0415
+
+    k = frame.intrinsics
+    u0, v0 = frame.offset
+    crop = Intrinsics(k.fx, k.fy, k.cx - u0, k.cy - v0)  # the crop's own pixel coordinates
+    poses = [o + rng.normal(0.0, MASK_SHIFT_MM, 3) + rng.normal(0.0, MASK_JOINT_MM, o.shape) for o in others]
+    return without_hands(np.asarray(frame.depth, np.float32), crop, poses)
+
+
 def data_roots(root: str | Sequence[str]) -> list[str]:
     """``train_data`` as a list of folders (one folder or several)."""
     return [root] if isinstance(root, str) else [str(r) for r in root]
@@ -70,12 +102,14 @@ class ShardStream(IterableDataset):
         world_size: int = 1,
         center_jitter_mm: float = 0.0,
         start_step: int = 0,
+        mask_other_hands: float = 0.0,
     ) -> None:
         super().__init__()
         self.root, self.grid, self.aug, self.sigma = root, grid, aug, sigma
         self.seed, self.epoch, self.rank, self.world_size = seed, epoch, rank, world_size
         self.center_jitter_mm = center_jitter_mm
         self.start_step = start_step
+        self.mask_other_hands = mask_other_hands
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         from v2v_ros.data.shards import ShardDataset  # noqa: PLC0415 - heavy, only in workers
@@ -99,8 +133,13 @@ class ShardStream(IterableDataset):
                     joints = training_target(f, rng)
                     if joints is None:
                         continue
+                    depth = f.depth
+                    if self.mask_other_hands > 0:
+                        others = other_hands(f, joints)
+                        if others and rng.random() < self.mask_other_hands:
+                            depth = without_other_hands(f, others, rng)
                     vox, hm = make_sample(
-                        f.depth, f.offset, f.intrinsics, joints, self.grid, rng, self.aug, self.sigma,
+                        depth, f.offset, f.intrinsics, joints, self.grid, rng, self.aug, self.sigma,
                         center_jitter_mm=self.center_jitter_mm,
                     )
                     yield torch.from_numpy(vox), torch.from_numpy(hm)
