@@ -125,7 +125,7 @@ def test_int8_activations_use_all_8_bits_only_where_int8_sums_cannot_saturate(
         net: V2VPoseNet, volumes: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     """On CPUs with 32-bit int8 accumulation (VNNI, AMX) every activation gets 256 levels, half the step
     of PyTorch's 7-bit x86 default (which guards the 16-bit saturating sums of older CPUs); the
-    40³ hand model's true-centre error went from 8.46 to 7.84 mm with it (bf16: 7.78)."""
+    40³ hand model's stage-2 weights went from 8.46 to 7.84 mm of true-centre error with it (bf16: 7.78)."""
     from v2v_ros.core import inference
     from v2v_ros.core.inference import quantize_int8
 

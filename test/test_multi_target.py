@@ -675,6 +675,8 @@ def test_eval_bag_scores_every_target_of_a_two_hand_stream(tmp_path) -> None:  #
     counts = [len(msg.skeletons) for _, _, msg in iter_messages(out / "predictions", ["/v2v_pose_node/skeletons"])]
     assert len(counts) == 8 and max(counts) <= 2
     assert main(["eval-bag", str(data / "bag"), "--out", str(tmp_path / "bad"), "--max-targets", "0"]) == 1
+    assert main(["eval-bag", str(data / "bag"), "--out", str(tmp_path / "bad"), "--max-targets", "2",
+                 "--opposite-hands-prior", "1.0"]) == 1
 
 
 def test_bags_recorded_with_the_skeleton_layout_before_handedness_still_read(tmp_path) -> None:  # noqa: ANN001

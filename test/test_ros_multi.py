@@ -91,3 +91,19 @@ def test_max_targets_one_publishes_a_single_skeleton_again(harness: Harness) -> 
         assert not node.set_parameters([Parameter("max_targets", value=0)])[0].successful
     finally:
         node.set_parameters([Parameter("max_targets", value=2)])
+
+
+def test_opposite_hands_prior_is_a_runtime_parameter_the_tracker_uses(harness: Harness) -> None:
+    """0.5 (several people's hands) reaches the multi-target tracker at once; out-of-range values are refused."""
+    from v2v_ros.core.tracking import OPPOSITE_PRIOR, MultiTracker
+
+    node = harness.node
+    assert isinstance(node._estimator, MultiTracker) and node._estimator.opposite_prior == OPPOSITE_PRIOR
+    assert node.set_parameters([Parameter("opposite_hands_prior", value=0.5)])[0].successful
+    try:
+        assert node._estimator.opposite_prior == 0.5
+        assert len(_send(harness, _two_hands(), 1_700_000_020_000_000_000).skeletons) == 2
+        assert not node.set_parameters([Parameter("opposite_hands_prior", value=1.0)])[0].successful
+        assert not node.set_parameters([Parameter("opposite_hands_prior", value=0.3)])[0].successful
+    finally:
+        node.set_parameters([Parameter("opposite_hands_prior", value=OPPOSITE_PRIOR)])

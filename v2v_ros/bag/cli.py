@@ -47,6 +47,9 @@ def register(subparsers: Any) -> None:
                    help="targets per frame as the node's max_targets: > 1 estimates every target (each with its "
                         "track id) and, with --gt-topic, adds the multi-target metrics (matching, detection, "
                         "identity switches, handedness) to metrics.json")
+    p.add_argument("--opposite-hands-prior", type=float, default=None, metavar="P",
+                   help="with several targets: how likely two hands seen together are one person's left and right hand "
+                        "(the node's opposite_hands_prior, default 0.99); 0.5 decides each hand's side alone")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_eval_bag)
 
@@ -66,12 +69,16 @@ def run_eval_bag(args: argparse.Namespace) -> int:
     if not 1 <= args.max_targets <= 16:
         print(f"eval-bag: --max-targets must be in [1, 16], got {args.max_targets}", file=sys.stderr)
         return 1
+    if args.opposite_hands_prior is not None and not 0.5 <= args.opposite_hands_prior < 1.0:
+        print(f"eval-bag: --opposite-hands-prior must be in [0.5, 1), got {args.opposite_hands_prior}", file=sys.stderr)
+        return 1
     try:
         model = _resolve(args.model)
         est = PoseEstimator.load(model, device=args.device, precision=args.precision, backend=args.backend,
                                  calibration=synthetic_calibration_source)  # used by --precision int8 only
         config = TrackingConfig(enabled=args.tracking, redetect_every=args.redetect_every)
-        tracker: Any = (MultiTracker(est, config, max_targets=args.max_targets) if args.max_targets > 1
+        tracker: Any = (MultiTracker(est, config, max_targets=args.max_targets,
+                                     opposite_prior=args.opposite_hands_prior) if args.max_targets > 1
                         else TrackingEstimator(est, config))
         open_reader(args.bag).close()
         storage = args.storage or bag_storage(args.bag)
@@ -136,3 +143,4 @@ def _resolve(path: str) -> Path:
     if (root / p).with_suffix(".safetensors").exists():
         return root / p
     raise FileNotFoundError(f"model {path!r} not found (tried {Path.cwd() / p} and {root / p})")
+

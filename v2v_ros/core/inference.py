@@ -263,7 +263,8 @@ def quantize_int8(model: nn.Module, calibration: np.ndarray) -> nn.Module:
     Activations use all 8 bits on CPUs with 32-bit int8 accumulation
     (:func:`int8_dot_product_cpu`), 7 bits (PyTorch's x86 default) elsewhere. With the cube on the
     true joint mean, on 200 validation frames (``v2v bench --eval-reference gt``, docs/performance.md),
-    the 40³ ``hand_fast`` measured 8.46 mm with 7 bits, 7.84 mm with 8 and 7.78 mm in bf16.
+    the 40³ hand model's stage-2 weights (``models/stages/hand_grid40_two_s2``) measured 8.46 mm
+    with 7 bits, 7.84 mm with 8 and 7.78 mm in bf16.
     """
     try:  # deprecated upstream (successor: torchao's pt2e flow) but present and working in torch 2.13
         from torch.ao.quantization import HistogramObserver, QConfig, get_default_qconfig_mapping  # noqa: PLC0415

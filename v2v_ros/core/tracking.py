@@ -191,9 +191,10 @@ class MultiTracker:
 
     def __init__(self, estimator: Any, config: TrackingConfig | None = None, max_targets: int = 2,
                  hold_frames: int = 10, search_every: int = 3, gate_mm: float = 120.0,
-                 remember_frames: int = 90, opposite_prior: float = OPPOSITE_PRIOR) -> None:
+                 remember_frames: int = 90, opposite_prior: float | None = None) -> None:
         if not isinstance(max_targets, int) or not 1 <= max_targets <= 16:
             raise ValueError(f"max_targets must be an integer in [1, 16], got {max_targets!r}")
+        opposite_prior = OPPOSITE_PRIOR if opposite_prior is None else opposite_prior
         if not 0.5 <= opposite_prior < 1.0:
             raise ValueError(f"opposite_prior must be in [0.5, 1), got {opposite_prior!r}")
         if hold_frames < 0 or search_every < 1 or not gate_mm > 0 or remember_frames < hold_frames:
@@ -366,9 +367,10 @@ class MultiTracker:
         whose network keeps mirroring a hand it sees badly (a hand touching the other gave one left
         pose after another for two seconds), takes the side the other hand leaves it, unless its own
         evidence outweighs the prior. With ``opposite_prior`` 0.5 (two people's hands) each track
-        decides alone. Validation streams (seeds 79, 81, 83; ``v2v eval --tracking``), handedness of
-        the matched hands, decided alone -> together (0.99): ``hand_fast`` int8 97.6 -> 98.0 %, bf16
-        99.0 -> 99.3 %, ``hand_default`` bf16 98.8 -> 99.7 %.
+        decides alone. Validation streams (seeds 79, 81, 83; ``v2v eval --tracking
+        --opposite-hands-prior P``), handedness of the matched hands pooled, decided alone (0.5) ->
+        together (0.99): ``hand_default`` bf16 97.8 -> 98.7 %, ``hand_fast`` bf16 96.5 -> 97.0 %,
+        int8 96.5 -> 97.2 % (docs/multi_target.md, "Two hands, one person").
         """
         evidence = [t.side_evidence for t in tracks]
         if len(tracks) == 2 and self.opposite_prior > 0.5 and any(evidence):

@@ -78,6 +78,9 @@ def register(subparsers: Any) -> None:
                    help="data with several targets per frame (v2v synth --hands): at most this many targets "
                         "per frame are estimated (PoseEstimator.estimate_all; with --tracking each gets an id); "
                         "scored by minimum-cost matching (v2v_ros.evaluate.multi)")
+    e.add_argument("--opposite-hands-prior", type=float, default=None, metavar="P",
+                   help="with several targets: how likely two hands seen together are one person's left and right hand "
+                        "(the node's opposite_hands_prior, default 0.99); 0.5 decides each hand's side alone")
     e.add_argument("--single", action="store_true",
                    help="on data with several targets per frame, run the single-target estimator anyway "
                         "(scores the nearest/most visible hand as before)")
@@ -248,8 +251,12 @@ def _eval_multi(args: argparse.Namespace, estimator: Any, frames: Any, extra: di
     if not 1 <= args.max_targets <= 16:
         _err(f"--max-targets must be in [1, 16], got {args.max_targets}")
         return 2
+    if args.opposite_hands_prior is not None and not 0.5 <= args.opposite_hands_prior < 1.0:
+        _err(f"--opposite-hands-prior must be in [0.5, 1), got {args.opposite_hands_prior}")
+        return 2
     if isinstance(estimator, TrackingEstimator):
-        runner: Any = MultiTracker(estimator.estimator, estimator.config, max_targets=args.max_targets)
+        runner: Any = MultiTracker(estimator.estimator, estimator.config, max_targets=args.max_targets,
+                                   opposite_prior=args.opposite_hands_prior)
     else:
         runner = _AllTargets(estimator, args.max_targets)
     # a pose within 50 mm (mean joint distance) or centred within 60 mm is that hand's; people: within 200 mm
@@ -312,3 +319,4 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report["reference"] = dict(estimator.stats)
     _emit(report, args.json)
     return 0
+
