@@ -143,4 +143,3 @@ def _resolve(path: str) -> Path:
     if (root / p).with_suffix(".safetensors").exists():
         return root / p
     raise FileNotFoundError(f"model {path!r} not found (tried {Path.cwd() / p} and {root / p})")
-

@@ -319,4 +319,3 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report["reference"] = dict(estimator.stats)
     _emit(report, args.json)
     return 0
-
