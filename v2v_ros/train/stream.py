@@ -72,14 +72,11 @@ def other_hands(frame: Any, joints: np.ndarray) -> list[np.ndarray]:
 
 def without_other_hands(frame: Any, others: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """``frame.depth`` (its crop) without the pixels of ``others``, each masked around a perturbed pose."""
-    from v2v_ros.core.camera import Intrinsics  # noqa: PLC0415
     from v2v_ros.core.estimator import without_hands  # noqa: PLC0415
+    from v2v_ros.train.refiner import crop_intrinsics  # noqa: PLC0415
 
-    k = frame.intrinsics
-    u0, v0 = frame.offset
-    crop = Intrinsics(k.fx, k.fy, k.cx - u0, k.cy - v0)  # the crop's own pixel coordinates
     poses = [o + rng.normal(0.0, MASK_SHIFT_MM, 3) + rng.normal(0.0, MASK_JOINT_MM, o.shape) for o in others]
-    return without_hands(np.asarray(frame.depth, np.float32), crop, poses)
+    return without_hands(np.asarray(frame.depth, np.float32), crop_intrinsics(frame.intrinsics, frame.offset), poses)
 
 
 def data_roots(root: str | Sequence[str]) -> list[str]:
