@@ -99,3 +99,31 @@ def test_bench_contended_starts_and_stops_its_competitor(capsys: pytest.CaptureF
     assert [r["threads_setting"] for r in c["compare"]] == [1]
     assert c["compare"][0]["idle"]["threads"] == [1] and c["compare"][0]["contended"]["policy"] == "fixed 1"
     assert main(["bench", "--skip-base", "--contended", "--compare-threads", "-1", "--random-weights"]) == 2
+
+
+@pytest.mark.slow
+def test_bench_two_hands_times_the_same_scenes_with_one_and_two_hands(capsys: pytest.CaptureFixture[str]) -> None:
+    """--two-hands: the one-hand stream is the two-hand stream's scenes with its first hand alone, every
+    frame of every round is accounted for, and the ratio is of the two streams' times (not timed here)."""
+    import numpy as np
+
+    from v2v_ros.bench_hands import render_streams
+
+    two, one = render_streams(3)
+    for a, b in zip(two, one, strict=True):
+        assert len(a.targets) == 2 and len(b.targets) == 1
+        np.testing.assert_array_equal(a.targets[0], b.targets[0])  # the same hand, in the same place
+        assert not np.array_equal(a.depth, b.depth)  # ... without the second one
+
+    assert main(["bench", "--json", "--skip-base", "--two-hands", "--stream-frames", "6", "--stream-rounds", "2",
+                 "--model", "models/hand_fast.safetensors"]) == 0
+    r = json.loads(capsys.readouterr().out)["two_hands"]
+    assert (r["frames"], r["rounds"], r["seed"]) == (6, 2, 902)
+    for key in ("one_hand", "two_hands"):
+        s = r[key]
+        assert len(s["ms_per_frame_rounds"]) == 2 and all(ms > 0 for ms in s["ms_per_frame_rounds"])
+        assert sum(v["frames"] for v in s["by_hands_returned"].values()) == 6
+    assert set(r["one_hand"]["by_hands_returned"]) <= {"0", "1"}  # max_targets 1 returns one hand at most
+    assert r["ratio"] == pytest.approx(r["two_hands"]["ms_per_frame"] / r["one_hand"]["ms_per_frame"])
+    assert r["two_hands"]["by_hands_returned"].get("2", {}).get("frames", 0) > 0  # the shipped model finds both
+    assert main(["bench", "--skip-base", "--two-hands", "--stream-frames", "1", "--random-weights"]) == 2

@@ -731,6 +731,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cube centre for the error column: the estimator's own localisation (default) or the "
                         "ground-truth joint mean (isolates the network's precision)")
     p.add_argument("--scaling", action="store_true", help="time vs hands per frame, resolution and grid")
+    p.add_argument("--two-hands", action="store_true",
+                   help="time a tracked 30 Hz stream of two hands against the same scenes with one hand "
+                        "(max_targets 2 against the default 1; v2v_ros.bench_hands)")
+    p.add_argument("--stream-frames", type=int, default=240, help="frames of each --two-hands stream (default 240: four 2-s clips)")
+    p.add_argument("--stream-rounds", type=int, default=3, help="alternating rounds of --two-hands (default 3)")
     p.add_argument("--scaling-grids", default="16,32,48,64,88", help="grids of the --scaling forward curve")
     p.add_argument("--out", type=Path, default=None, help="folder for bench.json and PNG plots")
     p.add_argument("--skip-base", action="store_true", help="only the trade-off/scaling parts")
@@ -766,6 +771,10 @@ def _main(args: argparse.Namespace) -> int:
         print(f"v2v bench: --threads and --compare-threads must be >= 0, got {args.threads}, {args.compare_threads}",
               file=sys.stderr)
         return 2
+    if args.two_hands and (args.stream_frames < 2 or args.stream_rounds < 1):
+        print(f"v2v bench: --stream-frames must be >= 2 and --stream-rounds >= 1, got {args.stream_frames}, "
+              f"{args.stream_rounds}", file=sys.stderr)
+        return 2
     configure_threads(args.threads)
     from v2v_ros.core.estimator import resolve_device  # noqa: PLC0415
 
@@ -792,6 +801,11 @@ def _main(args: argparse.Namespace) -> int:
     if args.scaling:
         full["scaling"] = run_scaling(args.model, args.device, precision, args.backend, max(2, args.repeats // 3),
                                       [int(g) for g in args.scaling_grids.split(",") if g.strip()])
+    if args.two_hands:
+        from v2v_ros.bench_hands import run_two_hands  # noqa: PLC0415
+
+        est, _, _ = _load(args.model, dev, precision, args.backend, [])
+        full["two_hands"] = run_two_hands(est, args.stream_frames, args.stream_rounds)
     text = "" if args.skip_base else format_table(r)
     if "tradeoff" in full:
         text += "\n\n" + format_tradeoff(full["tradeoff"])
@@ -799,6 +813,10 @@ def _main(args: argparse.Namespace) -> int:
         text += "\n\n" + format_scaling(full["scaling"])
     if "contended" in full:
         text += "\n\n" + format_contended(full["contended"])
+    if "two_hands" in full:
+        from v2v_ros.bench_hands import format_two_hands  # noqa: PLC0415
+
+        text += "\n\n" + format_two_hands(full["two_hands"])
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         full["plots"] = write_plots(full, args.out)
