@@ -60,7 +60,7 @@ def run_eval_bag(args: argparse.Namespace) -> int:
     from v2v_ros.core.checkpoint import CheckpointError  # noqa: PLC0415
     from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415
     from v2v_ros.core.skeletons import SKELETONS  # noqa: PLC0415
-    from v2v_ros.core.tracking import MultiTracker, TrackingConfig, TrackingEstimator  # noqa: PLC0415
+    from v2v_ros.core.tracking import MultiTracker, TrackingConfig, TrackingEstimator, checked_opposite_prior  # noqa: PLC0415
     from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
 
     if not 0.0 <= args.min_confidence <= 1.0:
@@ -69,8 +69,10 @@ def run_eval_bag(args: argparse.Namespace) -> int:
     if not 1 <= args.max_targets <= 16:
         print(f"eval-bag: --max-targets must be in [1, 16], got {args.max_targets}", file=sys.stderr)
         return 1
-    if args.opposite_hands_prior is not None and not 0.5 <= args.opposite_hands_prior < 1.0:
-        print(f"eval-bag: --opposite-hands-prior must be in [0.5, 1), got {args.opposite_hands_prior}", file=sys.stderr)
+    try:
+        checked_opposite_prior(args.opposite_hands_prior)
+    except ValueError as exc:
+        print(f"eval-bag: --opposite-hands-prior: {exc}", file=sys.stderr)
         return 1
     try:
         model = _resolve(args.model)

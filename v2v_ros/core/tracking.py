@@ -130,6 +130,15 @@ def _summed(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
 OPPOSITE_PRIOR = 0.99  # two hands seen together are one person's left and right hand (MultiTracker._sides)
 
 
+def checked_opposite_prior(value: float | None) -> float:
+    """``value`` (None: :data:`OPPOSITE_PRIOR`) checked to be a probability in [0.5, 1): below 0.5 would
+    favour two hands of one side, and 1 would forbid them (two people's right hands)."""
+    prior = OPPOSITE_PRIOR if value is None else float(value)
+    if not 0.5 <= prior < 1.0:
+        raise ValueError(f"opposite_prior must be in [0.5, 1), got {value!r}")
+    return prior
+
+
 @dataclass
 class _Track:
     """One followed target: where it is, how it moves, and what its poses said about its side."""
@@ -194,9 +203,6 @@ class MultiTracker:
                  remember_frames: int = 90, opposite_prior: float | None = None) -> None:
         if not isinstance(max_targets, int) or not 1 <= max_targets <= 16:
             raise ValueError(f"max_targets must be an integer in [1, 16], got {max_targets!r}")
-        opposite_prior = OPPOSITE_PRIOR if opposite_prior is None else opposite_prior
-        if not 0.5 <= opposite_prior < 1.0:
-            raise ValueError(f"opposite_prior must be in [0.5, 1), got {opposite_prior!r}")
         if hold_frames < 0 or search_every < 1 or not gate_mm > 0 or remember_frames < hold_frames:
             raise ValueError("hold_frames must be >= 0, search_every >= 1, gate_mm > 0 and remember_frames >= hold_frames")
         # Imported here, not on the first frame with a target: SciPy's import takes 0.2-0.4 s, which
@@ -211,7 +217,7 @@ class MultiTracker:
         self.search_every = search_every
         self.gate_mm = float(gate_mm)
         self.remember_frames = remember_frames
-        self.opposite_prior = float(opposite_prior)
+        self.opposite_prior = checked_opposite_prior(opposite_prior)
         self.stats = {"searched": 0, "followed": 0, "tracks_started": 0, "tracks_ended": 0}
         self._tracks: list[_Track] = []
         self._next_id = 0

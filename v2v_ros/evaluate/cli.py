@@ -242,7 +242,7 @@ class _AllTargets:
 
 def _eval_multi(args: argparse.Namespace, estimator: Any, frames: Any, extra: dict[str, Any]) -> int:
     """Several targets per frame: every target estimated (and tracked with --tracking), then matched and scored."""
-    from v2v_ros.core.tracking import MultiTracker, TrackingEstimator
+    from v2v_ros.core.tracking import MultiTracker, TrackingEstimator, checked_opposite_prior
     from v2v_ros.evaluate.multi import evaluate_multi, format_multi
 
     if args.centers is not None:
@@ -251,8 +251,10 @@ def _eval_multi(args: argparse.Namespace, estimator: Any, frames: Any, extra: di
     if not 1 <= args.max_targets <= 16:
         _err(f"--max-targets must be in [1, 16], got {args.max_targets}")
         return 2
-    if args.opposite_hands_prior is not None and not 0.5 <= args.opposite_hands_prior < 1.0:
-        _err(f"--opposite-hands-prior must be in [0.5, 1), got {args.opposite_hands_prior}")
+    try:
+        checked_opposite_prior(args.opposite_hands_prior)
+    except ValueError as exc:
+        _err(f"--opposite-hands-prior: {exc}")
         return 2
     if isinstance(estimator, TrackingEstimator):
         runner: Any = MultiTracker(estimator.estimator, estimator.config, max_targets=args.max_targets,
