@@ -72,6 +72,20 @@ MASKED_POSE_SCORE = 0.55
 # a second target, at 0.16-0.54; of 211 second targets on a hand the least confident was at 0.33). A
 # tracker applies its own bar to every target (tracking.min_score).
 SECOND_TARGET_SCORE = 0.3
+# Two touching hands often give one pose between them (the refiner pulls both hands' cubes towards the
+# middle and each cube mixes the hands): the classifier's candidates sharing that pose's cube are then tried
+# in pairs, each cube first without the pixels nearer the other candidate (PoseEstimator._split_pair).
+PAIR_CANDIDATES = 3  # at most this many candidates, 3 pairs, two batched forwards for all of them
+PAIR_SPLIT_MM = 120.0  # only pixels this close to the other candidate are given to it (a hand's length)
+# A pair replaces the one pose only when its more confident pose is at least about as confident as that pose:
+# on a single hand the split's poses of its parts are distinct and can pass MASKED_POSE_SCORE, but they are
+# less confident than the hand's own pose (same hands alone, seed 901: 0.56-0.61 against 0.86), where two
+# touching hands' mixed pose is less confident than the better of their separated poses.
+PAIR_MARGIN = 0.05
+# Candidates the classifier scored from this up to its threshold are refined and asked again
+# (PoseEstimator._doubted); 0.05 found the same hands with the same false targets on the validation frames
+# (seed 78, the same hands alone, 0-2 hands of seed 80) and refines more candidates.
+DOUBTED_PRESENCE = 0.2
 SEARCH_PEAKS = 16  # detector peaks placed in 3D when looking for every target (cheap: no network)
 REFINE_TRUST_MM = 50.0  # a refinement moving a peak farther than this went to another hand: the peak stays
 
@@ -441,11 +455,12 @@ class PoseEstimator:
         # no pose forward).
         search = search or (self.presence is not None and len(rejected) > 0 and one_at_a_time)
         results: list[PoseResult] = []
+        accepted: list[tuple[np.ndarray, float]] = []  # the batch's candidates the classifier passed, as detected
         if search and len(kept) < max_targets:
             candidates = self._candidates(depth, intrinsics, max_targets, kept, timings)
             if self.presence is None or not (kept or one_at_a_time):
                 rejected += self._search(depth, intrinsics, candidates, 2 * max_targets - len(kept), kept, probs,
-                                         timings)
+                                         timings, accepted=accepted, doubt=self.presence is not None)
             else:
                 # One hand at a time: the most likely hand first (or the followed ones), then the others on
                 # the image without its pixels, so a peak on its fingers or forearm costs no cube (_search).
@@ -489,6 +504,8 @@ class PoseEstimator:
         found = _distinct(sorted((r for r in results if r.valid and r.score >= floor), key=lambda r: -r.score),
                           self._duplicate_mm)
         found = self._own_hands(depth, intrinsics, found, timings)[:max_targets]
+        if len(found) == 1 < max_targets and len(accepted) > 1 and len(found[0].joints) == NUM_HAND_JOINTS:
+            found = self._split_pair(depth, intrinsics, found, accepted, timings)
         if search and not one_at_a_time and 0 < len(found) < max_targets:
             found = self._one_more_look(depth, intrinsics, max_targets, found, timings)
         # Crowded cubes, on frames that search (bodies: no, the masks are drawn for hands). A tracker
@@ -539,7 +556,8 @@ class PoseEstimator:
 
     def _search(self, depth: np.ndarray, intrinsics: Intrinsics, candidates: list[np.ndarray], budget: int,
                 kept: list[np.ndarray], probs: list[float], timings: dict[str, float],
-                masked: np.ndarray | None = None) -> list[np.ndarray]:
+                masked: np.ndarray | None = None, accepted: list[tuple[np.ndarray, float]] | None = None,
+                doubt: bool = False) -> list[np.ndarray]:
         """Add at most ``budget`` of the ``candidates`` to ``kept`` (refined), those with a hand at them.
 
         The presence classifier checks the candidates in one batch; the survivors, in the detector's
@@ -550,6 +568,11 @@ class PoseEstimator:
         :func:`without_hands`) the classifier looks at that image: the peaks on a found hand then
         find no hand and only other hands get a cube, the most likely ones first. Candidates turned
         down there have had their second look already: none are returned.
+
+        ``accepted`` receives (candidate as detected, probability) of every candidate the classifier
+        passed, beyond the budget too (:meth:`_split_pair` starts from them). With ``doubt`` (the
+        batch of a frame without a tracker) the candidates it doubted are refined and asked again
+        (:meth:`_doubted`).
         """
         t = time.perf_counter()
         found = list(candidates)
@@ -559,12 +582,27 @@ class PoseEstimator:
             p_found = [float(p) for p in self.presence(depth if masked is None else masked, intrinsics, found)]
             _lap(timings, "presence", t)
             here = [i for i, p in enumerate(p_found) if p >= self.presence.threshold]
+            refined: dict[int, np.ndarray] = {}
+            if doubt and masked is None:
+                for i, (r, q) in self._doubted(depth, intrinsics, found, p_found, timings).items():
+                    refined[i], p_found[i] = r, q
+                here = sorted({*here, *refined})
             if masked is not None:
                 here.sort(key=lambda i: -p_found[i])
             else:
                 rejected = [found[i] for i in range(len(found)) if i not in here]
+            pre = [refined.get(i) for i in here]
             found, p_found = [found[i] for i in here], [p_found[i] for i in here]
-        for c, p in zip(found[: max(0, budget)], p_found, strict=False):
+        else:
+            pre = [None] * len(found)
+        if accepted is not None and self.presence is not None:
+            accepted += zip(found, p_found, strict=True)
+        for c, p, r0 in zip(found[: max(0, budget)], p_found, pre, strict=False):
+            if r0 is not None:  # refined already (_doubted); a centre that converged onto a kept one is that hand
+                if all(np.linalg.norm(r0 - k) >= self._duplicate_mm for k in kept):
+                    kept.append(r0)
+                    probs.append(p)
+                continue
             r = self._refined(depth, intrinsics, c, timings)
             # The refiner was trained on one hand per crop: next to another hand it pulls the centre onto
             # that hand, or between the two. The peak's own centre is then the better start for this one.
@@ -574,6 +612,30 @@ class PoseEstimator:
             kept.append(r)
             probs.append(p)
         return rejected
+
+    def _doubted(self, depth: np.ndarray, intrinsics: Intrinsics, candidates: list[np.ndarray], probs: list[float],
+                 timings: dict[str, float]) -> dict[int, tuple[np.ndarray, float]]:
+        """{index: (refined centre, probability there)} of the candidates the classifier doubted (a probability
+        in [DOUBTED_PRESENCE, threshold)) and passes once the refiner has centred them.
+
+        Why: the classifier learnt on refined centres (``v2v_ros.train.presence``), while the batch asks
+        it about the detector's peaks as placed, which can sit 40-120 mm off their hand: on a hand
+        280 mm from the camera (validation seed 78) the peak's depth is the near surface and the hand's
+        centre lies deeper, and its two peaks scored 0.44 and 0.33 where their refined centres scored 1.0.
+        """
+        assert self.presence is not None
+        out: dict[int, np.ndarray] = {}
+        for i, p in enumerate(probs):
+            if DOUBTED_PRESENCE <= p < self.presence.threshold:
+                r = np.asarray(self._refined(depth, intrinsics, candidates[i], timings), np.float64)
+                if np.all(np.isfinite(r)) and r[2] > 0:
+                    out[i] = r
+        if not out:
+            return {}
+        t = time.perf_counter()
+        again = self.presence(depth, intrinsics, list(out.values()))
+        _lap(timings, "presence", t)
+        return {i: (r, float(q)) for (i, r), q in zip(out.items(), again, strict=True) if q >= self.presence.threshold}
 
     def _separated(self, depth: np.ndarray, intrinsics: Intrinsics, found: list[PoseResult],
                    timings: dict[str, float], skip: Container[int] = frozenset()) -> list[PoseResult]:
@@ -602,6 +664,53 @@ class PoseEstimator:
                 r.presence = found[i].presence
                 out[i] = r
         return sorted(out, key=lambda r: -r.score)
+
+    def _split_pair(self, depth: np.ndarray, intrinsics: Intrinsics, found: list[PoseResult],
+                    accepted: list[tuple[np.ndarray, float]], timings: dict[str, float]) -> list[PoseResult]:
+        """``found`` (one pose), or the two touching hands that pose mixed, each from its own cube.
+
+        Why: with two hands touching, the classifier passes a candidate on each, but the refiner
+        (which learnt one hand per crop) pulls both towards the middle and both cubes give one pose
+        between the hands, a duplicate of itself: one hand is lost and the other's pose is wrong,
+        and masking that pose's pixels hides both hands from every later look. Centred on a hand
+        with the other hand's pixels removed, the network poses each well and more confidently.
+        The accepted candidates (as detected, not refined) that share the pose's cube are taken in
+        pairs: each candidate's cube is first voxelised without the pixels nearer the other
+        candidate (:func:`without_nearer`), then each resulting pose's cube again without the
+        other pose's hand (:func:`without_hands`), two batched forwards for all pairs. The pair
+        whose weaker pose is the most confident replaces the one pose when both are distinct hands
+        and at least :data:`MASKED_POSE_SCORE` confident (poses from masked images: a cube on a
+        part of one hand gives a pose too, a less confident one).
+        """
+        mean = np.asarray(found[0].joints, np.float64).mean(axis=0)
+        near = [(c, p) for c, p in accepted if self._share_cube(c, mean)][:PAIR_CANDIDATES]
+        pairs = list(itertools.combinations(range(len(near)), 2))
+        if not pairs:
+            return found
+        t = time.perf_counter()
+        images = [without_nearer(depth, intrinsics, near[a][0], near[b][0]) for i, j in pairs for a, b in ((i, j), (j, i))]
+        _lap(timings, "presence", t)
+        first = self._estimate_cubes(images, intrinsics, [near[a][0] for pair in pairs for a in pair], timings,
+                                     check_presence=False)
+        posed = [k for k in range(len(pairs)) if first[2 * k].valid and first[2 * k + 1].valid]
+        if not posed:
+            return found
+        t = time.perf_counter()
+        images = [without_hands(depth, intrinsics, [first[2 * k + 1 - s].joints]) for k in posed for s in (0, 1)]
+        _lap(timings, "presence", t)
+        second = self._estimate_cubes(images, intrinsics, [first[2 * k + s].joints.mean(axis=0) for k in posed
+                                                           for s in (0, 1)], timings, check_presence=False)
+        best: list[PoseResult] = []
+        for n, k in enumerate(posed):
+            two = second[2 * n: 2 * n + 2]
+            if (all(r.valid and r.score >= MASKED_POSE_SCORE for r in two)
+                    and max(r.score for r in two) >= found[0].score - PAIR_MARGIN
+                    and len(_distinct(two, self._duplicate_mm)) == 2
+                    and (not best or min(r.score for r in two) > min(r.score for r in best))):
+                for r, a in zip(two, pairs[k], strict=True):
+                    r.presence = near[a][1]
+                best = two
+        return sorted(best, key=lambda r: -r.score) if best else found
 
     def _share_cube(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether cubes centred at ``a`` and ``b`` overlap (each may hold part of the other's hand)."""
@@ -1009,6 +1118,39 @@ def without_hands(depth: np.ndarray, intrinsics: Intrinsics, poses: Sequence[np.
             vv, uu = index[v0:v1, None], index[None, u0:u1]
             disk = (uu - uc) ** 2 + (vv - vc) ** 2 <= r_px**2
             win[disk & (np.abs(win - q[2]) < h_r)] = 0.0
+    return out
+
+
+def without_nearer(depth: np.ndarray, intrinsics: Intrinsics, keep: Any, other: Any,
+                   radius_mm: float = PAIR_SPLIT_MM) -> np.ndarray:
+    """A copy of ``depth`` without the pixels whose 3D point is nearer ``other`` than ``keep`` and within
+    ``radius_mm`` of ``other`` (mm, the camera's optical frame).
+
+    Why: a first split of two touching hands before either pose is known: each candidate centre
+    keeps the surface on its side of the plane halfway to the other (:meth:`PoseEstimator._split_pair`).
+    Only the window that the ball around ``other`` projects to is back-projected.
+    """
+    out = depth.copy()
+    keep, other = np.asarray(keep, np.float64), np.asarray(other, np.float64)
+    h, w = depth.shape
+    u0, u1, v0, v1 = 0, w, 0, h
+    if other[2] > radius_mm:  # the ball lies in front of the camera: its image is bounded
+        z_near = other[2] - radius_mm
+        r_u = abs(intrinsics.fx) * radius_mm * np.hypot(1.0, other[0] / other[2]) / z_near
+        r_v = abs(intrinsics.fy) * radius_mm * np.hypot(1.0, other[1] / other[2]) / z_near
+        uc = intrinsics.fx * other[0] / other[2] + intrinsics.cx
+        vc = intrinsics.fy * other[1] / other[2] + intrinsics.cy
+        u0, u1 = max(int(np.floor(uc - r_u)), 0), min(int(np.ceil(uc + r_u)) + 1, w)
+        v0, v1 = max(int(np.floor(vc - r_v)), 0), min(int(np.ceil(vc + r_v)) + 1, h)
+        if u0 >= u1 or v0 >= v1:
+            return out
+    win = out[v0:v1, u0:u1]
+    z = win.astype(np.float64)
+    x = (np.arange(u0, u1)[None, :] - intrinsics.cx) * z / intrinsics.fx
+    y = (np.arange(v0, v1)[:, None] - intrinsics.cy) * z / intrinsics.fy
+    d_other = (x - other[0]) ** 2 + (y - other[1]) ** 2 + (z - other[2]) ** 2
+    d_keep = (x - keep[0]) ** 2 + (y - keep[1]) ** 2 + (z - keep[2]) ** 2
+    win[(z > 0) & (d_other < d_keep) & (d_other < radius_mm**2)] = 0.0
     return out
 
 
