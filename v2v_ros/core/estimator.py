@@ -82,6 +82,11 @@ PAIR_SPLIT_MM = 120.0  # only pixels this close to the other candidate are given
 # less confident than the hand's own pose (same hands alone, seed 901: 0.56-0.61 against 0.86), where two
 # touching hands' mixed pose is less confident than the better of their separated poses.
 PAIR_MARGIN = 0.05
+# ... and is tried only on a pose less confident than this: touching hands' one pose was under it on every
+# frame the split changed (validation seed 78: 15 frames, 0.58-0.84), while on a single hand, where the
+# classifier often passes two candidates (palm, fingers), most poses are above it and each try costs two
+# forwards of two cubes or more (the same hands alone: 166 tries in 400 frames, 90 under 0.85, none split).
+SPLIT_BELOW = 0.85
 # Candidates the classifier scored from this up to its threshold are refined and asked again
 # (PoseEstimator._doubted); 0.05 found the same hands with the same false targets on the validation frames
 # (seed 78, the same hands alone, 0-2 hands of seed 80) and refines more candidates.
@@ -504,7 +509,8 @@ class PoseEstimator:
         found = _distinct(sorted((r for r in results if r.valid and r.score >= floor), key=lambda r: -r.score),
                           self._duplicate_mm)
         found = self._own_hands(depth, intrinsics, found, timings)[:max_targets]
-        if len(found) == 1 < max_targets and len(accepted) > 1 and len(found[0].joints) == NUM_HAND_JOINTS:
+        if (len(found) == 1 < max_targets and len(accepted) > 1 and len(found[0].joints) == NUM_HAND_JOINTS
+                and found[0].score < SPLIT_BELOW):
             found = self._split_pair(depth, intrinsics, found, accepted, timings)
         if search and not one_at_a_time and 0 < len(found) < max_targets:
             found = self._one_more_look(depth, intrinsics, max_targets, found, timings)
@@ -619,7 +625,7 @@ class PoseEstimator:
         in [DOUBTED_PRESENCE, threshold)) and passes once the refiner has centred them.
 
         Why: the classifier learnt on refined centres (``v2v_ros.train.presence``), while the batch asks
-        it about the detector's peaks as placed, which can sit 40-120 mm off their hand: on a hand
+        it about the detector's peaks as placed, which can sit 45-120 mm off their hand: on a hand
         280 mm from the camera (validation seed 78) the peak's depth is the near surface and the hand's
         centre lies deeper, and its two peaks scored 0.44 and 0.33 where their refined centres scored 1.0.
         """
