@@ -83,9 +83,9 @@ PAIR_SPLIT_MM = 120.0  # only pixels this close to the other candidate are given
 # touching hands' mixed pose is less confident than the better of their separated poses.
 PAIR_MARGIN = 0.05
 # ... and is tried only on a pose less confident than this: touching hands' one pose was under it on every
-# frame the split changed (validation seed 78: 15 frames, 0.58-0.84), while on a single hand, where the
-# classifier often passes two candidates (palm, fingers), most poses are above it and each try costs two
-# forwards of two cubes or more (the same hands alone: 166 tries in 400 frames, 90 under 0.85, none split).
+# frame where the split gave two poses (validation seed 78: 15 frames, 6 of them from 0.8), while on a single
+# hand, where the classifier often passes two candidates (palm, fingers), each try costs two forwards of two
+# cubes or more and splits nothing (the same hands alone, seed 78: 166 tries in 400 frames, 90 under 0.85).
 SPLIT_BELOW = 0.85
 # Candidates the classifier scored from this up to its threshold are refined and asked again
 # (PoseEstimator._doubted); 0.05 found the same hands with the same false targets on the validation frames
