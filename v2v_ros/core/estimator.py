@@ -423,6 +423,10 @@ class PoseEstimator:
         prior the presence classifier turns down (its hand moved away or left) also makes the frame
         search, as the single-target tracker re-acquires in the frame that lost its target.
 
+        Without a tracker the batch also refines the candidates the classifier doubted and asks again
+        (:meth:`_doubted`), and one pose found where the classifier passed two candidates may be two
+        touching hands, which :meth:`_split_pair` separates.
+
         ``prior_poses`` (a tracker's predicted pose of each prior, aligned with ``priors``): each
         followed cube that holds another followed hand is voxelised without that hand's pixels, in
         the same forward (:meth:`_followed`).
