@@ -469,7 +469,7 @@ class PoseEstimator:
             candidates = self._candidates(depth, intrinsics, max_targets, kept, timings)
             if self.presence is None or not (kept or one_at_a_time):
                 rejected += self._search(depth, intrinsics, candidates, 2 * max_targets - len(kept), kept, probs,
-                                         timings, accepted=accepted, doubt=self.presence is not None)
+                                         timings, accepted=accepted, doubt=True)
             else:
                 # One hand at a time: the most likely hand first (or the followed ones), then the others on
                 # the image without its pixels, so a peak on its fingers or forearm costs no cube (_search).
@@ -582,7 +582,7 @@ class PoseEstimator:
         ``accepted`` receives (candidate as detected, probability) of every candidate the classifier
         passed, beyond the budget too (:meth:`_split_pair` starts from them). With ``doubt`` (the
         batch of a frame without a tracker) the candidates it doubted are refined and asked again
-        (:meth:`_doubted`).
+        (:meth:`_doubted`). Both need the classifier.
         """
         t = time.perf_counter()
         found = list(candidates)
@@ -603,10 +603,10 @@ class PoseEstimator:
                 rejected = [found[i] for i in range(len(found)) if i not in here]
             pre = [refined.get(i) for i in here]
             found, p_found = [found[i] for i in here], [p_found[i] for i in here]
+            if accepted is not None:
+                accepted += zip(found, p_found, strict=True)
         else:
             pre = [None] * len(found)
-        if accepted is not None and self.presence is not None:
-            accepted += zip(found, p_found, strict=True)
         for c, p, r0 in zip(found[: max(0, budget)], p_found, pre, strict=False):
             if r0 is not None:  # refined already (_doubted); a centre that converged onto a kept one is that hand
                 if all(np.linalg.norm(r0 - k) >= self._duplicate_mm for k in kept):
