@@ -783,9 +783,11 @@ def test_touching_hands_posed_as_one_are_split_into_their_two_hands(
 
 
 def test_a_single_hand_is_not_split_in_two(shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A hand of seed 21 rendered alone (frame 118) on which the classifier passes two candidates: the split's
-    poses of its parts are distinct and confident enough, but less confident than the hand's own pose, so
-    they are not taken for two hands; without that comparison the frame publishes a false second hand."""
+    """A hand of seed 21 rendered alone (frame 118) on which the classifier passes two candidates. Two rules
+    each keep the split from making two hands of it: its first poses of the hand's parts lie less than
+    PAIR_FIRST_JOINTS_MM apart (no second forward), and its final poses, distinct and confident enough,
+    are less confident than the hand's own pose (PAIR_MARGIN). Without both the frame publishes a false
+    second hand."""
     from v2v_ros.core import estimator as estimator_module
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
@@ -794,9 +796,12 @@ def test_a_single_hand_is_not_split_in_two(shipped: PoseEstimator, monkeypatch: 
     assert len(f.targets) == 1
     res = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)
     assert len(res) == 1 and len(match_targets(np.stack([r.joints for r in res]), f.targets)) == 1
-    monkeypatch.setattr(estimator_module, "PAIR_MARGIN", 1.0)
-    res = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)
-    assert len(res) == 2 and len(match_targets(np.stack([r.joints for r in res]), f.targets)) == 1
+    for margin, apart, published in ((1.0, estimator_module.PAIR_FIRST_JOINTS_MM, 1),
+                                     (estimator_module.PAIR_MARGIN, 0.0, 1), (1.0, 0.0, 2)):
+        monkeypatch.setattr(estimator_module, "PAIR_MARGIN", margin)
+        monkeypatch.setattr(estimator_module, "PAIR_FIRST_JOINTS_MM", apart)
+        res = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)
+        assert len(res) == published and len(match_targets(np.stack([r.joints for r in res]), f.targets)) == 1
 
 
 def test_a_doubted_candidate_is_asked_again_once_refined(shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -810,3 +815,24 @@ def test_a_doubted_candidate_is_asked_again_once_refined(shipped: PoseEstimator,
     assert f.info["arrangement"] == "apart" and _hands_found(shipped, f) == 2
     monkeypatch.setattr(estimator_module, "DOUBTED_PRESENCE", 1.0)
     assert _hands_found(shipped, f) == 1
+
+
+def test_a_split_goes_on_only_with_first_poses_that_may_be_two_hands() -> None:
+    """The split's second forward is spent only on pairs whose first poses are both confident enough and
+    whose joints lie a hand apart: the same hand twice, or a weak pose, would not give two hands."""
+    from v2v_ros.core import estimator as estimator_module
+    from v2v_ros.core.estimator import _two_hands
+
+    def pose(shift_mm: float, confidence: float, valid: bool = True) -> PoseResult:
+        joints = _hand(3) + np.array([shift_mm, 0.0, 0.0])
+        return PoseResult(joints=joints, confidence=np.full(21, confidence, np.float32),
+                          reference_point=joints.mean(axis=0), joint_names=HAND_MSRA21.joint_names,
+                          skeleton=HAND_MSRA21.name, cube_size=250.0, valid=valid)
+
+    apart = estimator_module.PAIR_FIRST_JOINTS_MM + 5.0
+    bar = estimator_module.PAIR_FIRST_SCORE
+    assert _two_hands(pose(0.0, 0.7), pose(apart, bar + 0.01))
+    assert _two_hands(pose(apart, 0.7), pose(0.0, 0.7))
+    assert not _two_hands(pose(0.0, 0.7), pose(apart - 10.0, 0.7))  # the same hand, posed twice
+    assert not _two_hands(pose(0.0, 0.7), pose(apart, bar - 0.01))  # too weak a pose
+    assert not _two_hands(pose(0.0, 0.7), pose(apart, 0.7, valid=False))

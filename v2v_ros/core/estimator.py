@@ -87,6 +87,13 @@ PAIR_MARGIN = 0.05
 # hand, where the classifier often passes two candidates (palm, fingers), each try costs two forwards of two
 # cubes or more and splits nothing (the same hands alone, seed 78: 166 tries in 400 frames, 90 under 0.85).
 SPLIT_BELOW = 0.85
+# A pair's first poses (each candidate's cube without the other's side) go on to the second forward only
+# when they are two hands: both at least this confident and their joints this far apart on average. On
+# the validation frames every pair that split had both first poses from 0.42 and joints from 92 mm apart,
+# while on single hands most pairs' first poses were weaker or the same hand (seeds 78 and 86, two hands;
+# 78 and 85 alone).
+PAIR_FIRST_SCORE = 0.35
+PAIR_FIRST_JOINTS_MM = 80.0
 # Candidates the classifier scored from this up to its threshold are refined and asked again
 # (PoseEstimator._doubted); 0.05 found the same hands with the same false targets on the validation frames
 # (seed 78, the same hands alone, 0-2 hands of seed 80) and refines more candidates.
@@ -687,7 +694,8 @@ class PoseEstimator:
         The accepted candidates (as detected, not refined) that share the pose's cube are taken in
         pairs: each candidate's cube is first voxelised without the pixels nearer the other
         candidate (:func:`without_nearer`), then each resulting pose's cube again without the
-        other pose's hand (:func:`without_hands`), two batched forwards for all pairs. The pair
+        other pose's hand (:func:`without_hands`), two batched forwards for all pairs (the second
+        only for pairs whose first poses may be two hands: :func:`_two_hands`). The pair
         whose weaker pose is the most confident replaces the one pose when both are distinct hands
         and at least :data:`MASKED_POSE_SCORE` confident (poses from masked images: a cube on a
         part of one hand gives a pose too, a less confident one).
@@ -702,7 +710,7 @@ class PoseEstimator:
         _lap(timings, "presence", t)
         first = self._estimate_cubes(images, intrinsics, [near[a][0] for pair in pairs for a in pair], timings,
                                      check_presence=False)
-        posed = [k for k in range(len(pairs)) if first[2 * k].valid and first[2 * k + 1].valid]
+        posed = [k for k in range(len(pairs)) if _two_hands(first[2 * k], first[2 * k + 1])]
         if not posed:
             return found
         t = time.perf_counter()
@@ -1184,6 +1192,12 @@ def _distinct(results: list[PoseResult], duplicate_mm: float = DUPLICATE_MM) -> 
             continue
         out.append(r)
     return out
+
+
+def _two_hands(a: PoseResult, b: PoseResult) -> bool:
+    """Whether the split's first poses of a pair may be two hands (:data:`PAIR_FIRST_SCORE`, :data:`PAIR_FIRST_JOINTS_MM`)."""
+    return (a.valid and b.valid and min(a.score, b.score) >= PAIR_FIRST_SCORE
+            and float(np.linalg.norm(a.joints - b.joints, axis=1).mean()) >= PAIR_FIRST_JOINTS_MM)
 
 
 def _check_point(p: Any, name: str = "reference_point") -> np.ndarray:
