@@ -259,3 +259,29 @@ def test_masking_the_other_hand_removes_its_pixels_in_the_crop_and_keeps_the_tar
     assert other_hands(render_frame(3, 0), render_frame(3, 0).joints) == []
     with pytest.raises(ValueError, match="mask_other_hands"):
         TrainConfig.from_dict({"mask_other_hands": 1.5})
+
+
+def test_presence_crops_of_two_hands_hold_each_hand_without_the_other() -> None:
+    """The presence classifier's two-hand crops (v2v_ros.train.presence) include each visible hand on the
+    image without the other hand, labelled a hand, and the other hand's centre there, labelled no hand: the
+    estimator asks both questions once it has found a hand and masked it."""
+    from dataclasses import asdict
+
+    from v2v_ros.train import presence as P
+
+    cfg = P.PresenceConfig()
+    meta = {k: v for k, v in asdict(P._meta(cfg)).items() if k != "provenance"}
+    P._init_worker(cfg.candidates_model, meta, cfg.hypotheses)
+    f = render_multi_frame(27, 4, hands=HandsSpec(2, 2))  # touching, both hands in full view
+    out = P._crops((27, 4, False, cfg.jitter_mm, cfg.positive_within_mm, cfg.negative_beyond_mm, P.TWO_HANDS))
+    masked = out["source"] == 3
+    visible = [d["visible"] >= P.MIN_VISIBLE for d in f.info["targets"]]
+    assert visible == [True, True]
+    # per visible hand: two jittered centres of that hand (a hand) and the other hand's centre (no hand)
+    assert int((out["y"][masked] == 1).sum()) == 2 * sum(visible)
+    assert int((out["y"][masked] == 0).sum()) >= sum(visible)
+    # the first such "no hand" crop is the other hand's centre, its hand gone from the image
+    other = f.targets[1].mean(axis=0).astype(np.float64)
+    gone = out["x"][np.flatnonzero(masked & (out["y"] == 0))[0]]
+    whole = np.rint(P.presence_input(f.depth, f.intrinsics, other, P._meta(cfg)) * 127).astype(np.int8)
+    assert (gone != whole).mean() > 0.04  # 7.7 % of the crop: the hand, now background

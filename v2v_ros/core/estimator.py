@@ -61,12 +61,17 @@ NEAR_HAND_MM = 250.0  # a candidate the presence classifier doubts this close to
 SECOND_CHANCE_SCORE = 0.4  # only a pose at least this confident (the trackers' bar) hides its hand's pixels
 HAND_MASK_MM = 22.0  # pixels this close to a found hand's joints and bones are hidden from that second question
 SEPARATE_KEEP = 1.0  # the pose estimated without the other hands replaces the first when at least as confident (validation seed 78: taking it always was worse)
+# ... in rounds: the second masks each hand with the other's pose from the first round, better than the pose
+# it had with both hands in its cube (validation seeds 78 and 86, two hands: 12.64 against 13.19 mm and 12.80
+# against 13.24 mm, touching 17.20 against 18.61 and 16.95 against 18.13, the same hands found).
+SEPARATE_ROUNDS = 2
 OWN_HAND_CHECK_MM = 150.0  # second poses this close to a kept one are checked for being that hand (seen: 73-97 mm)
 # A hand the "one more look" finds on the image without the found hands' pixels is kept at this confidence:
 # a cube on what the mask left of a found hand (its forearm, a finger the mask missed) or on clutter still
 # gives a pose, a less confident one (validation seeds 78, 80 and the same hands alone: such poses were
 # 0.46-0.55, 29 poses on a hand 0.51-0.81; 0.45: 29 hands and 6 false targets, 0.55: 24 and 1, 0.6: 22 and 0)
 MASKED_POSE_SCORE = 0.55
+LOOK_POSE_SCORE = 0.55
 # Without a tracker, a hand after the most confident one is a target only from this confidence: that is
 # where false targets are (validation seeds 78, 80 and the same hands alone: 10 of 11 false targets were
 # a second target, at 0.16-0.54; of 211 second targets on a hand the least confident was at 0.33). A
@@ -664,22 +669,26 @@ class PoseEstimator:
         in front, crossing) its heatmaps mix the two; with that hand's pixels removed the cube shows
         what the network knows, a hand with a gap in the background.
         """
-        means = [np.asarray(r.joints, np.float64).mean(axis=0) for r in found]
-        crowded = [i for i in range(len(found)) if id(found[i]) not in skip and any(
-            j != i and self._share_cube(means[i], means[j]) for j in range(len(found)))]
-        if not crowded:
-            return found
-        t = time.perf_counter()
-        images = [without_hands(depth, intrinsics, [found[j].joints for j in range(len(found)) if j != i])
-                  for i in crowded]
-        _lap(timings, "presence", t)
-        redo = self._estimate_cubes(images, intrinsics, [means[i] for i in crowded], timings,  # type: ignore[arg-type]
-                                    check_presence=False)
         out = list(found)
-        for i, r in zip(crowded, redo, strict=True):
-            if r.valid and r.score >= SEPARATE_KEEP * found[i].score:
-                r.presence = found[i].presence
-                out[i] = r
+        for _ in range(SEPARATE_ROUNDS):
+            means = [np.asarray(r.joints, np.float64).mean(axis=0) for r in out]
+            crowded = [i for i in range(len(out)) if id(out[i]) not in skip and any(
+                j != i and self._share_cube(means[i], means[j]) for j in range(len(out)))]
+            if not crowded:
+                break
+            t = time.perf_counter()
+            images = [without_hands(depth, intrinsics, [out[j].joints for j in range(len(out)) if j != i])
+                      for i in crowded]
+            _lap(timings, "presence", t)
+            redo = self._estimate_cubes(images, intrinsics, [means[i] for i in crowded], timings,  # type: ignore[arg-type]
+                                        check_presence=False)
+            changed = False
+            for i, r in zip(crowded, redo, strict=True):
+                if r.valid and r.score >= SEPARATE_KEEP * out[i].score:
+                    r.presence = out[i].presence
+                    out[i], changed = r, True
+            if not changed:  # the next round would see the same images and cubes again
+                break
         return sorted(out, key=lambda r: -r.score)
 
     def _split_pair(self, depth: np.ndarray, intrinsics: Intrinsics, found: list[PoseResult],
@@ -841,7 +850,7 @@ class PoseEstimator:
         extra = self._estimate_cubes(masked, intrinsics, centres, timings, check_presence=False)
         for p, r in zip(probs, extra, strict=True):
             r.presence = p
-        more = sorted([*found, *(r for r in extra if r.valid and r.score >= MASKED_POSE_SCORE)],
+        more = sorted([*found, *(r for r in extra if r.valid and r.score >= LOOK_POSE_SCORE)],
                       key=lambda r: -r.score)
         return self._own_hands(depth, intrinsics, _distinct(more, self._duplicate_mm), timings)[:max_targets]
 

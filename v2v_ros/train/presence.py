@@ -96,7 +96,11 @@ def candidate_centres(depth: np.ndarray, intr: Any, hypotheses: int) -> list[np.
 
 
 def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
-    """Crops of one frame: (input crops int8, labels, source) and the frame's kind."""
+    """Crops of one frame: (input crops int8, labels, source) and the frame's kind.
+
+    ``source``: 0 a jittered true hand centre, 1 a candidate the pipeline proposes, 2 a random
+    surface point, 3 a two-hand scene's crop on the image without one of its hands.
+    """
     from v2v_ros.data.synthetic import render_frame  # noqa: PLC0415
     from v2v_ros.data.synthetic.negatives import NEGATIVE_KINDS, render_negative  # noqa: PLC0415
 
@@ -104,6 +108,7 @@ def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
     meta = _STATE["meta"]
     if kinds == TWO_HANDS:
         from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame  # noqa: PLC0415
+        from v2v_ros.train.stream import without_hands_as_estimated  # noqa: PLC0415
 
         frame = render_multi_frame(seed, index, hands=HandsSpec(2, 2))
     else:
@@ -127,6 +132,20 @@ def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
                 centres.append(c), labels.append(1), source.append(1)
             elif min(d) >= neg_mm:
                 centres.append(c), labels.append(0), source.append(1)
+        # Each hand again on the image without the other one, as the estimator asks about it once it has
+        # found the other hand (a second look, a tracker's followed cube): a positive; the other hand's
+        # remains there (its centre, the candidates that were on it) are negatives, or the pipeline would
+        # find a found hand again in what its mask left.
+        images = [depth] * len(centres)
+        for i, j in ((0, 1), (1, 0)):
+            if visible[i] < MIN_VISIBLE:
+                continue
+            masked = without_hands_as_estimated(depth, intr, [frame.targets[j]], rng)
+            here = [truths[i] + np.clip(rng.normal(0.0, jitter, 3), -2.5 * jitter, 2.5 * jitter) for _ in range(2)]
+            gone = [truths[j]] + [c for c in cands if np.linalg.norm(c - truths[j]) <= pos_mm
+                                  and np.linalg.norm(c - truths[i]) >= neg_mm]
+            for c, label in [(c, 1) for c in here] + [(c, 0) for c in gone]:
+                centres.append(c), labels.append(label), source.append(3), images.append(masked)
     elif negative:
         for c in cands:
             centres.append(c), labels.append(0), source.append(1)
@@ -144,7 +163,9 @@ def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
             d = float(np.linalg.norm(c - truth))
             if d <= pos_mm or d >= neg_mm:
                 centres.append(c), labels.append(int(d <= pos_mm)), source.append(1)
-    x = np.stack([presence_input(depth, intr, c, meta) for c in centres]) if centres else np.zeros(
+    if kinds != TWO_HANDS:
+        images = [depth] * len(centres)
+    x = np.stack([presence_input(im, intr, c, meta) for im, c in zip(images, centres, strict=True)]) if centres else np.zeros(
         (0, meta.input_size, meta.input_size), np.float32)
     return {"x": np.rint(x * 127).astype(np.int8), "y": np.asarray(labels, np.int8), "source": np.asarray(source, np.int8),
             "kind": "two_hands" if kinds == TWO_HANDS else str(frame.info.get("scene", "hand"))}

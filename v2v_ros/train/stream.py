@@ -72,11 +72,22 @@ def other_hands(frame: Any, joints: np.ndarray) -> list[np.ndarray]:
 
 def without_other_hands(frame: Any, others: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """``frame.depth`` (its crop) without the pixels of ``others``, each masked around a perturbed pose."""
-    from v2v_ros.core.estimator import without_hands  # noqa: PLC0415
     from v2v_ros.train.refiner import crop_intrinsics  # noqa: PLC0415
 
-    poses = [o + rng.normal(0.0, MASK_SHIFT_MM, 3) + rng.normal(0.0, MASK_JOINT_MM, o.shape) for o in others]
-    return without_hands(np.asarray(frame.depth, np.float32), crop_intrinsics(frame.intrinsics, frame.offset), poses)
+    return without_hands_as_estimated(frame.depth, crop_intrinsics(frame.intrinsics, frame.offset), others, rng)
+
+
+def without_hands_as_estimated(depth: np.ndarray, intrinsics: Any, hands: Sequence[np.ndarray],
+                               rng: np.random.Generator) -> np.ndarray:
+    """``depth`` without the pixels of ``hands`` (true joints), each masked around a perturbed pose.
+
+    Why perturbed: at run time the estimator masks a hand with its estimated pose (a tracker's
+    prediction, a found hand's pose), never with the true one, so some of its pixels survive.
+    """
+    from v2v_ros.core.estimator import without_hands  # noqa: PLC0415
+
+    poses = [o + rng.normal(0.0, MASK_SHIFT_MM, 3) + rng.normal(0.0, MASK_JOINT_MM, o.shape) for o in hands]
+    return without_hands(np.asarray(depth, np.float32), intrinsics, poses)
 
 
 def data_roots(root: str | Sequence[str]) -> list[str]:
