@@ -71,7 +71,6 @@ OWN_HAND_CHECK_MM = 150.0  # second poses this close to a kept one are checked f
 # gives a pose, a less confident one (validation seeds 78, 80 and the same hands alone: such poses were
 # 0.46-0.55, 29 poses on a hand 0.51-0.81; 0.45: 29 hands and 6 false targets, 0.55: 24 and 1, 0.6: 22 and 0)
 MASKED_POSE_SCORE = 0.55
-LOOK_POSE_SCORE = 0.55
 # Without a tracker, a hand after the most confident one is a target only from this confidence: that is
 # where false targets are (validation seeds 78, 80 and the same hands alone: 10 of 11 false targets were
 # a second target, at 0.16-0.54; of 211 second targets on a hand the least confident was at 0.33). A
@@ -850,7 +849,7 @@ class PoseEstimator:
         extra = self._estimate_cubes(masked, intrinsics, centres, timings, check_presence=False)
         for p, r in zip(probs, extra, strict=True):
             r.presence = p
-        more = sorted([*found, *(r for r in extra if r.valid and r.score >= LOOK_POSE_SCORE)],
+        more = sorted([*found, *(r for r in extra if r.valid and r.score >= MASKED_POSE_SCORE)],
                       key=lambda r: -r.score)
         return self._own_hands(depth, intrinsics, _distinct(more, self._duplicate_mm), timings)[:max_targets]
 
