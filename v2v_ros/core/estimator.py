@@ -63,7 +63,8 @@ HAND_MASK_MM = 22.0  # pixels this close to a found hand's joints and bones are 
 SEPARATE_KEEP = 1.0  # the pose estimated without the other hands replaces the first when at least as confident (validation seed 78: taking it always was worse)
 # ... in rounds: the second masks each hand with the other's pose from the first round, better than the pose
 # it had with both hands in its cube (validation seeds 78 and 86, two hands: 12.64 against 13.19 mm and 12.80
-# against 13.24 mm, touching 17.20 against 18.61 and 16.95 against 18.13, the same hands found).
+# against 13.24 mm, touching 17.20 against 18.61 and 16.95 against 18.13; 370 and 713 against 370 and 712
+# hands found).
 SEPARATE_ROUNDS = 2
 OWN_HAND_CHECK_MM = 150.0  # second poses this close to a kept one are checked for being that hand (seen: 73-97 mm)
 # A hand the "one more look" finds on the image without the found hands' pixels is kept at this confidence:
