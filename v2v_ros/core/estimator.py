@@ -1155,22 +1155,14 @@ def without_nearer(depth: np.ndarray, intrinsics: Intrinsics, keep: Any, other: 
 
     Why: a first split of two touching hands before either pose is known: each candidate centre
     keeps the surface on its side of the plane halfway to the other (:meth:`PoseEstimator._split_pair`).
-    Only the window that the ball around ``other`` projects to is back-projected.
+    Only the footprint of the cube around that ball (:func:`cube_footprint`) is back-projected.
     """
     out = depth.copy()
     keep, other = np.asarray(keep, np.float64), np.asarray(other, np.float64)
     h, w = depth.shape
-    u0, u1, v0, v1 = 0, w, 0, h
-    if other[2] > radius_mm:  # the ball lies in front of the camera: its image is bounded
-        z_near = other[2] - radius_mm
-        r_u = abs(intrinsics.fx) * radius_mm * np.hypot(1.0, other[0] / other[2]) / z_near
-        r_v = abs(intrinsics.fy) * radius_mm * np.hypot(1.0, other[1] / other[2]) / z_near
-        uc = intrinsics.fx * other[0] / other[2] + intrinsics.cx
-        vc = intrinsics.fy * other[1] / other[2] + intrinsics.cy
-        u0, u1 = max(int(np.floor(uc - r_u)), 0), min(int(np.ceil(uc + r_u)) + 1, w)
-        v0, v1 = max(int(np.floor(vc - r_v)), 0), min(int(np.ceil(vc + r_v)) + 1, h)
-        if u0 >= u1 or v0 >= v1:
-            return out
+    u0, v0, u1, v1 = cube_footprint(intrinsics, other, 2.0 * radius_mm, w, h)
+    if u0 >= u1 or v0 >= v1:
+        return out
     win = out[v0:v1, u0:u1]
     z = win.astype(np.float64)
     x = (np.arange(u0, u1)[None, :] - intrinsics.cx) * z / intrinsics.fx

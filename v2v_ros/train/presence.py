@@ -116,6 +116,7 @@ def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
     depth, intr = frame.depth, frame.intrinsics
     rng = np.random.default_rng([seed, index, int(negative), 99])
     centres, labels, source = [], [], []
+    masked_images: list[np.ndarray] = []  # the image of each of the last centres (two-hand scenes), else depth
     cands = candidate_centres(depth, intr, _STATE["hypotheses"]) if np.any(depth > 0) else []
     if kinds == TWO_HANDS:
         visible = [float(t["visible"]) for t in frame.info["targets"]]
@@ -136,7 +137,6 @@ def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
         # found the other hand (a second look, a tracker's followed cube): a positive; the other hand's
         # remains there (its centre, the candidates that were on it) are negatives, or the pipeline would
         # find a found hand again in what its mask left.
-        images = [depth] * len(centres)
         for i, j in ((0, 1), (1, 0)):
             if visible[i] < MIN_VISIBLE:
                 continue
@@ -145,7 +145,7 @@ def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
             gone = [truths[j]] + [c for c in cands if np.linalg.norm(c - truths[j]) <= pos_mm
                                   and np.linalg.norm(c - truths[i]) >= neg_mm]
             for c, label in [(c, 1) for c in here] + [(c, 0) for c in gone]:
-                centres.append(c), labels.append(label), source.append(3), images.append(masked)
+                centres.append(c), labels.append(label), source.append(3), masked_images.append(masked)
     elif negative:
         for c in cands:
             centres.append(c), labels.append(0), source.append(1)
@@ -163,8 +163,7 @@ def _crops(job: tuple[Any, ...]) -> dict[str, Any]:
             d = float(np.linalg.norm(c - truth))
             if d <= pos_mm or d >= neg_mm:
                 centres.append(c), labels.append(int(d <= pos_mm)), source.append(1)
-    if kinds != TWO_HANDS:
-        images = [depth] * len(centres)
+    images = [depth] * (len(centres) - len(masked_images)) + masked_images
     x = np.stack([presence_input(im, intr, c, meta) for im, c in zip(images, centres, strict=True)]) if centres else np.zeros(
         (0, meta.input_size, meta.input_size), np.float32)
     return {"x": np.rint(x * 127).astype(np.int8), "y": np.asarray(labels, np.int8), "source": np.asarray(source, np.int8),
