@@ -72,6 +72,13 @@ OWN_HAND_CHECK_MM = 150.0  # second poses this close to a kept one are checked f
 # gives a pose, a less confident one (validation seeds 78, 80 and the same hands alone: such poses were
 # 0.46-0.55, 29 poses on a hand 0.51-0.81; 0.45: 29 hands and 6 false targets, 0.55: 24 and 1, 0.6: 22 and 0)
 MASKED_POSE_SCORE = 0.55
+# The one more look keeps its poses from a lower bar, but not a pose centred on a found hand's wrist: what
+# the mask leaves of that hand is its forearm, and a cube there gives a hand around the wrist (validation
+# seeds 78, 86, 80 and the same hands alone, every look pose from 0.40 logged: 13 of 15 false poses were
+# centred 6-38 mm from a found hand's wrist, the 36 on a hand the mask had hidden were 38 mm (one, 279 mm
+# from the camera) and from 58 mm away). Validation and held-out figures: docs/multi_target.md.
+LOOK_POSE_SCORE = 0.45
+FOREARM_MM = 45.0
 # Without a tracker, a hand after the most confident one is a target only from this confidence: that is
 # where false targets are (validation seeds 78, 80 and the same hands alone: 10 of 11 false targets were
 # a second target, at 0.16-0.54; of 211 second targets on a hand the least confident was at 0.33). A
@@ -814,7 +821,9 @@ class PoseEstimator:
         Hands only: the classifier and the masks are drawn for hands.
 
         The new cubes are voxelised on that image too, and their poses kept from
-        :data:`MASKED_POSE_SCORE`: a cube next to a found hand, voxelised with it, gives that hand's
+        :data:`LOOK_POSE_SCORE` unless centred on a found hand's wrist (:data:`FOREARM_MM`: the mask
+        leaves that hand's forearm, and a cube there poses a hand around it): a cube next to a found
+        hand, voxelised with it, gives that hand's
         pose again (the network follows the more visible hand), which is then dropped as a
         duplicate and the second hand is lost. Validation seed 78 (independent two-hand frames):
         both hands found in 85.9 % against 83.8 % of the frames, false targets in 1.0 % against
@@ -850,7 +859,7 @@ class PoseEstimator:
         extra = self._estimate_cubes(masked, intrinsics, centres, timings, check_presence=False)
         for p, r in zip(probs, extra, strict=True):
             r.presence = p
-        more = sorted([*found, *(r for r in extra if r.valid and r.score >= MASKED_POSE_SCORE)],
+        more = sorted([*found, *(r for r in extra if r.valid and r.score >= LOOK_POSE_SCORE and not _at_wrist(r, found))],
                       key=lambda r: -r.score)
         return self._own_hands(depth, intrinsics, _distinct(more, self._duplicate_mm), timings)[:max_targets]
 
@@ -1193,6 +1202,12 @@ def _distinct(results: list[PoseResult], duplicate_mm: float = DUPLICATE_MM) -> 
             continue
         out.append(r)
     return out
+
+
+def _at_wrist(r: PoseResult, found: Sequence[PoseResult]) -> bool:
+    """Whether ``r``'s joint mean lies within :data:`FOREARM_MM` of a found hand's wrist (joint 0, MSRA)."""
+    centre = np.asarray(r.joints, np.float64).mean(axis=0)
+    return any(float(np.linalg.norm(centre - np.asarray(f.joints, np.float64)[0])) < FOREARM_MM for f in found)
 
 
 def _two_hands(a: PoseResult, b: PoseResult) -> bool:
