@@ -516,6 +516,7 @@ def test_one_more_look_without_the_found_hand_finds_the_hand_the_batch_missed(
     assert [_hands_found(shipped, f) for f in frames] == [2, 2, 2]
     monkeypatch.setattr(shipped, "_one_more_look", lambda depth, intr, m, found, timings: found)
     monkeypatch.setattr(shipped, "_split_pair", lambda depth, intr, found, accepted, timings: found)  # the batch alone
+    monkeypatch.setattr(shipped, "_doubted_poses", lambda depth, intr, m, found, doubted, timings: found)
     assert [_hands_found(shipped, f) for f in frames] == [1, 1, 1]
 
 
@@ -567,6 +568,23 @@ def test_the_look_keeps_less_confident_hands_but_not_a_found_hands_forearm(
     assert len(shipped.estimate_all(alone.depth, alone.intrinsics, max_targets=2)) == 2
     monkeypatch.setattr(estimator_module, "LOOK_POSE_SCORE", estimator_module.MASKED_POSE_SCORE)
     assert [_hands_found(shipped, f) for f in hidden] == [1, 1]
+
+
+def test_a_hand_the_classifier_doubts_even_refined_is_kept_when_its_pose_is_confident(
+        shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed 21 frame 72, the first hand alone: the classifier doubts its candidate even at the refined centre
+    (no later look asks again: nothing is found), and the pose network poses it confidently there."""
+    from v2v_ros.core import estimator as estimator_module
+    from v2v_ros.data.synthetic import SynthConfig
+    from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
+
+    f = render_multi_frame(21, 72, SynthConfig(), HandsSpec(2, 2), only=0)
+    res = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)
+    assert len(res) == 1 and len(match_targets(np.stack([r.joints for r in res]), f.targets)) == 1
+    assert res[0].presence < shipped.presence.threshold  # type: ignore[union-attr]  # (at the refined centre)
+    assert res[0].score >= estimator_module.DOUBTED_POSE_SCORE
+    monkeypatch.setattr(estimator_module, "DOUBTED_POSE_SCORE", 1.01)
+    assert shipped.estimate_all(f.depth, f.intrinsics, max_targets=2) == []
 
 
 def test_one_more_look_places_the_detector_peaks_on_the_image_without_the_found_hands(
