@@ -104,7 +104,8 @@ def test_bench_contended_starts_and_stops_its_competitor(capsys: pytest.CaptureF
 @pytest.mark.slow
 def test_bench_two_hands_times_the_same_scenes_with_one_and_two_hands(capsys: pytest.CaptureFixture[str]) -> None:
     """--two-hands: the one-hand stream is the two-hand stream's scenes with its first hand alone, every
-    frame of every round is accounted for, and the ratio is of the two streams' times (not timed here)."""
+    frame of every round is accounted for, and the ratios are of the two streams' times and of the network's
+    forwards on two cubes and one (not timed here)."""
     import numpy as np
 
     from v2v_ros.bench_hands import render_streams
@@ -126,4 +127,6 @@ def test_bench_two_hands_times_the_same_scenes_with_one_and_two_hands(capsys: py
     assert set(r["one_hand"]["by_hands_returned"]) <= {"0", "1"}  # max_targets 1 returns one hand at most
     assert r["ratio"] == pytest.approx(r["two_hands"]["ms_per_frame"] / r["one_hand"]["ms_per_frame"])
     assert r["two_hands"]["by_hands_returned"].get("2", {}).get("frames", 0) > 0  # the shipped model finds both
+    f = r["forward"]
+    assert f["repeats"] == 20 and f["one_cube_ms"] > 0 and f["ratio"] == pytest.approx(f["two_cubes_ms"] / f["one_cube_ms"])
     assert main(["bench", "--skip-base", "--two-hands", "--stream-frames", "1", "--random-weights"]) == 2

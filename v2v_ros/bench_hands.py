@@ -13,6 +13,10 @@ machine's load falls on both. Reported per stream: the mean time per frame (the 
 and the mean time of the frames that returned 0, 1 and 2 hands: a frame whose hand the pipeline
 lost costs a search instead of a followed cube, so "two hands followed" against "one hand followed"
 compares like with like when the two streams lose hands in different frames.
+
+Also reported: the pose network's forward alone, a batch of two cubes against one (alternating,
+``FORWARD_REPEATS`` per round). It bounds the ratio from below: on a CPU the network is most of a
+followed frame, and a batch of two costs nearly twice one there, whatever the pipeline around it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 STREAM_SEED = 902  # the held-out two-hand streams (`v2v synth --hands 2 --sequence 60 --seed 902`)
 CLIP_FRAMES = 60  # 2 s clips at 30 Hz, as the held-out two-hand streams
 FRAME_NS = 33_333_333
+FORWARD_REPEATS = 10  # forwards of each batch size per round (the network's own ratio)
 
 
 def render_streams(frames: int, seed: int = STREAM_SEED) -> tuple[list[Any], list[Any]]:
@@ -74,6 +79,25 @@ def _summary(rounds: list[tuple[list[float], list[int]]]) -> dict[str, Any]:
     }
 
 
+def forward_ratio(est: Any, repeats: int) -> dict[str, float]:
+    """Median ms of the pose network's forward on one cube and on a batch of two (alternating), and their ratio."""
+    import numpy as np  # noqa: PLC0415
+
+    n = est.grid.size
+    vox = np.zeros((2, 1, n, n, n), np.float32)
+    vox[:, :, n // 4: 3 * n // 4, n // 4: 3 * n // 4, n // 2] = 1.0  # a surface across the cube (the cost is dense)
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for b in (1, 2):
+        est.forward(vox[:b])  # the engine's shapes for both batch sizes
+    for _ in range(repeats):
+        for b in (1, 2):
+            t = time.perf_counter()
+            est.forward(vox[:b])
+            times[b].append(1e3 * (time.perf_counter() - t))
+    one, two = statistics.median(times[1]), statistics.median(times[2])
+    return {"one_cube_ms": one, "two_cubes_ms": two, "ratio": two / one, "repeats": repeats}
+
+
 def run_two_hands(est: Any, frames: int = 240, rounds: int = 3, seed: int = STREAM_SEED) -> dict[str, Any]:
     """Time the one-hand and the two-hand stream (alternating, ``rounds`` each) with the same estimator."""
     from v2v_ros.core.tracking import MultiTracker, TrackingConfig, TrackingEstimator  # noqa: PLC0415
@@ -89,12 +113,13 @@ def run_two_hands(est: Any, frames: int = 240, rounds: int = 3, seed: int = STRE
     for _ in range(rounds):
         runs_one.append(_play(single, one, False))
         runs_two.append(_play(multi, two, True))
+    forward = forward_ratio(est, FORWARD_REPEATS * rounds)
     a, b = _summary(runs_one), _summary(runs_two)
     followed_one = a["by_hands_returned"].get("1", {}).get("mean_ms")
     followed_two = b["by_hands_returned"].get("2", {}).get("mean_ms")
     return {
         "seed": seed, "frames": frames, "rounds": rounds, "clip_frames": CLIP_FRAMES,
-        "one_hand": a, "two_hands": b,
+        "one_hand": a, "two_hands": b, "forward": forward,
         "ratio": b["ms_per_frame"] / a["ms_per_frame"],
         "ratio_found": followed_two / followed_one if followed_one and followed_two else None,
         "both_found_rate": b["by_hands_returned"].get("2", {}).get("frames", 0.0) / frames,
@@ -116,6 +141,8 @@ def format_two_hands(r: dict[str, Any]) -> str:
         ("same scenes, two hands (max_targets 2)", f"{b['ms_per_frame']:.1f} ms/frame = {b['fps']:.1f} fps ({by(b)})"),
         ("two hands / one hand, per frame", f"{r['ratio']:.2f}"),
         ("frames with two hands found / with the one hand found", found),
+        ("network forward alone, two cubes / one cube",
+         f"{r['forward']['ratio']:.2f} ({r['forward']['two_cubes_ms']:.1f} / {r['forward']['one_cube_ms']:.1f} ms)"),
     ]
     w = max(len(k) for k, _ in rows)
     head = f"{r['frames']} frames (seed {r['seed']}, clips of {r['clip_frames']}), {r['rounds']} rounds each, alternating"
