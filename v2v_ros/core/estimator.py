@@ -115,8 +115,10 @@ DOUBTED_PRESENCE = 0.2
 # anyway and kept from this confidence (PoseEstimator._doubted_poses): some hands scored 0.24-0.89 there.
 # Validation seeds 78, 86, 80, the same hands alone (seed 78) and 1000 hand-free frames (seed 29), every
 # such candidate's pose logged: the 7 on a hand nothing had found scored 0.66-0.86, those on no hand at
-# most 0.53 (hand-free) and 0.69 (68 mm from a found hand).
-DOUBTED_POSE_SCORE = 0.65
+# most 0.53 (hand-free) and 0.69 (68 mm from a found hand). The one more look poses the candidates the
+# classifier doubts on its masked image too, with the same bar (seeds 78, 86, 80 and 78 alone logged: 6 on
+# a hand nothing had found at 0.62-0.82; on no hand, away from a found wrist, at most 0.47).
+DOUBTED_POSE_SCORE = 0.6
 SEARCH_PEAKS = 16  # detector peaks placed in 3D when looking for every target (cheap: no network)
 REFINE_TRUST_MM = 50.0  # a refinement moving a peak farther than this went to another hand: the peak stays
 
@@ -612,8 +614,8 @@ class PoseEstimator:
         ``accepted`` receives (candidate as detected, probability) of every candidate the classifier
         passed, beyond the budget too (:meth:`_split_pair` starts from them). With ``doubt`` (the
         batch of a frame without a tracker) the candidates it doubted are refined and asked again
-        (:meth:`_doubted`); ``doubted`` receives (refined centre, probability) of those it still doubts.
-        Both need the classifier.
+        (:meth:`_doubted`); ``doubted`` receives (refined centre, probability) of those it still doubts
+        (with ``masked``: the candidates it doubted there, as placed). Both need the classifier.
         """
         t = time.perf_counter()
         found = list(candidates)
@@ -630,6 +632,9 @@ class PoseEstimator:
                 here = sorted({*here, *refined})
             if masked is not None:
                 here.sort(key=lambda i: -p_found[i])
+                if doubted is not None:  # not refined: the look poses them where the classifier saw them
+                    doubted += [(found[i], p_found[i]) for i in range(len(found))
+                                if i not in here and DOUBTED_PRESENCE <= p_found[i]]
             else:
                 rejected = [found[i] for i in range(len(found)) if i not in here]
             pre = [refined.get(i) for i in here]
@@ -866,6 +871,11 @@ class PoseEstimator:
         validation split (seed 78): both hands found in 85.4 % against 78.4 % of the frames.
         Hands only: the classifier and the masks are drawn for hands.
 
+        When fewer candidates pass than hands are missing, the ones it doubted there (from
+        :data:`DOUBTED_PRESENCE`) get the remaining cubes of the same forward, their poses kept from
+        :data:`DOUBTED_POSE_SCORE`: a hand half hidden behind the found one scored 0.38-0.88 at the
+        detector's peaks on the masked image and up to 1.0 at its own centre.
+
         The new cubes are voxelised on that image too, and their poses kept from
         :data:`LOOK_POSE_SCORE` unless centred on a found hand's wrist (:data:`FOREARM_MM`: the mask
         leaves that hand's forearm, and a cube there poses a hand around it). A cube next to a found
@@ -898,13 +908,20 @@ class PoseEstimator:
         probs: list[float] = []
         if not rest:
             return found
-        self._search(depth, intrinsics, rest, max_targets - len(found), centres, probs, timings, masked)
+        doubted: list[tuple[np.ndarray, float]] = []
+        budget = max_targets - len(found)
+        self._search(depth, intrinsics, rest, budget, centres, probs, timings, masked, doubted=doubted)
+        passed = len(centres)
+        for c, p in sorted(doubted, key=lambda cp: -cp[1])[: budget - passed]:  # in the same forward
+            centres.append(c)
+            probs.append(p)
         if not centres:
             return found
         extra = self._estimate_cubes(masked, intrinsics, centres, timings, check_presence=False)
         for p, r in zip(probs, extra, strict=True):
             r.presence = p
-        new = [r for r in extra if r.valid and r.score >= LOOK_POSE_SCORE and not _at_wrist(r, found)]
+        new = [r for k, r in enumerate(extra) if r.valid and not _at_wrist(r, found)
+               and r.score >= (LOOK_POSE_SCORE if k < passed else DOUBTED_POSE_SCORE)]
         more = sorted([*found, *new], key=lambda r: -r.score)
         return self._own_hands(depth, intrinsics, _distinct(more, self._duplicate_mm), timings)[:max_targets]
 
