@@ -893,7 +893,9 @@ class PoseEstimator:
         (seed 80) 185 → 187 of 197, false 1 → 0; the same hands alone, false 5 → 4; the stream frames
         of seed 79 one by one, 863 → 876 of 910. The price: a cube on a candidate the mask leaves
         (a forearm, clutter) in one frame in ten with one hand in view (seed 78 alone: 43 cubes in
-        400 frames against 5), a cost that trackers, which never take this look, do not pay.
+        400 frames against 5), a cost that trackers, which never take this look, do not pay. The
+        doubted candidates add such cubes (held-out, the same hands alone: 151 against 137 ms per
+        frame, docs/multi_target.md).
         """
         hidden = [r.joints for r in found if r.score >= SECOND_CHANCE_SCORE]
         if self.presence is None or not hidden or len(found[0].joints) != NUM_HAND_JOINTS:
