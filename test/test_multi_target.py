@@ -524,16 +524,17 @@ def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
     """Touching hands of seed 21: the one more look's cube next to the found hand, voxelised with that hand
     in it, gives the found hand's pose again (a duplicate, dropped); voxelised on the image without the
-    found hand's pixels, as the classifier saw it, it gives the second hand (frames 50 and 153: of the 8
-    touching frames among the first 200 where the look finds the second hand, the ones where the unmasked cube
-    loses it; in the 6 others that cube's pose, less confident, still lands on the second hand)."""
+    found hand's pixels, as the classifier saw it, it gives the second hand (frames 36 and 50, chosen for the
+    shipped weights: of the 4 touching frames among the first 200 where the look, without the split of
+    touching hands, finds the second hand, the ones where the unmasked cube loses it; in the 2 others that
+    cube's pose still lands on the second hand)."""
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
-    frames = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (50, 153)]
+    frames = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (36, 50)]
     assert {f.info["arrangement"] for f in frames} == {"touching"}
-    assert [_hands_found(shipped, f) for f in frames] == [2, 2]
     monkeypatch.setattr(shipped, "_split_pair", lambda depth, intr, found, accepted, timings: found)  # the look alone
+    assert [_hands_found(shipped, f) for f in frames] == [2, 2]
     cubes = shipped._estimate_cubes
     masked_forwards: list[int] = []
 
@@ -552,15 +553,16 @@ def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
 
 def test_the_look_keeps_less_confident_hands_but_not_a_found_hands_forearm(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Seed 21: behind a near hand (occluding frames 16 and 18) the look's pose of the hidden hand is under
-    MASKED_POSE_SCORE and kept from LOOK_POSE_SCORE; on a hand alone (frame 15, the first hand) the look's
-    cube on what the mask left of it gives a pose around its wrist, which is no second hand."""
+    """Seed 21: behind a near hand (occluding frames 57 and 194) the look's pose of the hidden hand is under
+    MASKED_POSE_SCORE and kept from LOOK_POSE_SCORE; on a hand alone (frame 68, the first hand) the look's
+    cube on what the mask left of it gives a pose around its wrist, which is no second hand. (Frames
+    chosen for the shipped weights.)"""
     from v2v_ros.core import estimator as estimator_module
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
-    hidden = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (16, 18)]
-    alone = render_multi_frame(21, 15, SynthConfig(), HandsSpec(2, 2), only=0)
+    hidden = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (57, 194)]
+    alone = render_multi_frame(21, 68, SynthConfig(), HandsSpec(2, 2), only=0)
     assert {f.info["arrangement"] for f in hidden} == {"occluding"} and len(alone.targets) == 1
     assert [_hands_found(shipped, f) for f in hidden] == [2, 2]
     assert len(shipped.estimate_all(alone.depth, alone.intrinsics, max_targets=2)) == 1
@@ -827,14 +829,14 @@ def test_splitting_two_candidates_in_a_window_equals_testing_every_pixel(
 
 def test_touching_hands_posed_as_one_are_split_into_their_two_hands(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Touching hands of seed 21 (frame 71, found by a search over the seed's touching frames) where the
-    batch's cubes, both pulled between the hands, give one pose: the classifier's two candidates, each cube
-    without the pixels nearer the other, give both hands. The one more look, which runs after the split and
-    finds this frame's second hand too, is off here."""
+    """Touching hands of seed 21 (frame 160, found for the shipped weights by a search over the seed's
+    touching frames) where the batch's cubes give one hand: the classifier's two candidates, each cube
+    without the pixels nearer the other, give both hands. The one more look, which runs after the split,
+    is off here (on this frame it does not find the second hand either)."""
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
-    f = render_multi_frame(21, 71, SynthConfig(), HandsSpec(2, 2))
+    f = render_multi_frame(21, 160, SynthConfig(), HandsSpec(2, 2))
     assert f.info["arrangement"] == "touching"
     monkeypatch.setattr(shipped, "_one_more_look", lambda depth, intr, m, found, timings: found)
     res = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)
@@ -902,14 +904,14 @@ def test_a_split_goes_on_only_with_first_poses_that_may_be_two_hands() -> None:
 
 def test_crowded_hands_are_estimated_again_with_the_masks_of_the_better_poses(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two touching hands (seed 21, frame 130): the first re-estimate of each crowded cube removes the other
+    """Two touching hands (seed 21, frame 4, chosen for the shipped weights): the first re-estimate of each crowded cube removes the other
     hand's pixels as its first pose placed them; the second round removes them as the first round's better
     pose places them, and both hands come out closer (validation figures in docs/multi_target.md)."""
     from v2v_ros.core import estimator as estimator_module
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
-    f = render_multi_frame(21, 130, SynthConfig(), HandsSpec(2, 2))
+    f = render_multi_frame(21, 4, SynthConfig(), HandsSpec(2, 2))
     assert f.info["arrangement"] == "touching"
     errors = {}
     for rounds in (1, 2):
@@ -918,4 +920,4 @@ def test_crowded_hands_are_estimated_again_with_the_masks_of_the_better_poses(
         pairs = match_targets(np.stack([r.joints for r in res]), f.targets)
         assert len(res) == len(pairs) == 2
         errors[rounds] = float(np.mean([e for _, _, e in pairs]))
-    assert errors[2] < errors[1] - 3.0  # 9.7 against 17.9 mm
+    assert errors[2] < errors[1] - 3.0  # 14.8 against 28.7 mm
