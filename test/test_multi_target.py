@@ -904,9 +904,10 @@ def test_a_split_goes_on_only_with_first_poses_that_may_be_two_hands() -> None:
 
 def test_crowded_hands_are_estimated_again_with_the_masks_of_the_better_poses(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two touching hands (seed 21, frame 4, chosen for the shipped weights): the first re-estimate of each crowded cube removes the other
-    hand's pixels as its first pose placed them; the second round removes them as the first round's better
-    pose places them, and both hands come out closer (validation figures in docs/multi_target.md)."""
+    """Two touching hands (seed 21, frame 4, chosen for the shipped weights): the first re-estimate of
+    each crowded cube removes the other hand's pixels as its first pose placed them; the second round
+    removes them as the first round's better pose places them, and both hands come out closer
+    (validation figures in docs/multi_target.md)."""
     from v2v_ros.core import estimator as estimator_module
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
