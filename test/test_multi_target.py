@@ -158,12 +158,17 @@ class Scripted:
 def test_a_doubtful_pose_reports_its_side_as_a_guess_and_does_not_turn_a_tracks_side() -> None:
     """A pose the network doubts (mean joint confidence under 0.6) keeps its side as a guess at 0.5; a track
     fed such poses keeps the side its sure poses gave, and sure poses still revise it."""
-    from v2v_ros.core.handedness import DOUBTFUL_POSE_SCORE, handedness, pose_side
+    from v2v_ros.core.handedness import DOUBTFUL_POSE_SCORE, SIDE_RELIABILITY, handedness, pose_side
 
     j = _hand(4)
     side, sure = handedness(j)
-    assert pose_side(j, DOUBTFUL_POSE_SCORE) == (side, sure)
+    assert sure > 0.97  # so that the caps below bite
+    assert pose_side(j, 0.9) == (side, sure)
     assert pose_side(j, DOUBTFUL_POSE_SCORE - 0.01) == (side, 0.5)
+    # just above the bar, no surer than poses of that confidence were: capped, and never above a surer pose's cap
+    caps = [pose_side(j, s)[1] for s in (DOUBTFUL_POSE_SCORE, 0.66, SIDE_RELIABILITY[-1][0])]
+    assert caps == [SIDE_RELIABILITY[0][1], SIDE_RELIABILITY[1][1], sure]
+    assert all(pose_side(j, s)[0] == side for s in (DOUBTFUL_POSE_SCORE, 0.66))
     est = Scripted()
     tracker = MultiTracker(est, TrackingConfig(enabled=True), max_targets=1)
     est.centres, est.sides = [np.array([0.0, 0.0, 600.0])], ["right"]
@@ -524,14 +529,14 @@ def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
     """Touching hands of seed 21: the one more look's cube next to the found hand, voxelised with that hand
     in it, gives the found hand's pose again (a duplicate, dropped); voxelised on the image without the
-    found hand's pixels, as the classifier saw it, it gives the second hand (frames 36 and 50, chosen for the
-    shipped weights: of the 4 touching frames among the first 200 where the look, without the split of
-    touching hands, finds the second hand, the ones where the unmasked cube loses it; in the 2 others that
-    cube's pose still lands on the second hand)."""
+    found hand's pixels, as the classifier saw it, it gives the second hand (frames 50 and 176, chosen for the
+    shipped weights: of the 8 touching frames among the first 200 where the look, without the split of
+    touching hands, finds the second hand, 3 are ones where the unmasked cube loses it; in the 5 others
+    that cube's pose still lands on the second hand)."""
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
-    frames = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (36, 50)]
+    frames = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (50, 176)]
     assert {f.info["arrangement"] for f in frames} == {"touching"}
     monkeypatch.setattr(shipped, "_split_pair", lambda depth, intr, found, accepted, timings: found)  # the look alone
     assert [_hands_found(shipped, f) for f in frames] == [2, 2]
@@ -554,7 +559,7 @@ def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
 def test_the_look_keeps_less_confident_hands_but_not_a_found_hands_forearm(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
     """Seed 21: behind a near hand (occluding frames 57 and 194) the look's pose of the hidden hand is under
-    MASKED_POSE_SCORE and kept from LOOK_POSE_SCORE; on a hand alone (frame 68, the first hand) the look's
+    MASKED_POSE_SCORE and kept from LOOK_POSE_SCORE; on a hand alone (frame 111, the first hand) the look's
     cube on what the mask left of it gives a pose around its wrist, which is no second hand. (Frames
     chosen for the shipped weights.)"""
     from v2v_ros.core import estimator as estimator_module
@@ -562,7 +567,7 @@ def test_the_look_keeps_less_confident_hands_but_not_a_found_hands_forearm(
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
     hidden = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (57, 194)]
-    alone = render_multi_frame(21, 68, SynthConfig(), HandsSpec(2, 2), only=0)
+    alone = render_multi_frame(21, 111, SynthConfig(), HandsSpec(2, 2), only=0)
     assert {f.info["arrangement"] for f in hidden} == {"occluding"} and len(alone.targets) == 1
     assert [_hands_found(shipped, f) for f in hidden] == [2, 2]
     assert len(shipped.estimate_all(alone.depth, alone.intrinsics, max_targets=2)) == 1
@@ -591,22 +596,23 @@ def test_a_hand_the_classifier_doubts_even_refined_is_kept_when_its_pose_is_conf
 
 def test_the_look_poses_the_candidates_it_doubts_on_the_masked_image(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Seed 86, occluding frames 5 and 57: on the image without the near hand the classifier still doubts the
-    peaks on the hand behind it; the look gives its free cube to the doubted candidate, and the pose there is
-    confident. (The batch's own doubted candidates are off here: this is the look.)"""
+    """Seed 86, occluding frame 57 (chosen for the shipped weights: the only such frame among the first 400):
+    on the image without the near hand the classifier still doubts the peaks on the hand behind it; the look
+    gives its free cube to the doubted candidate, and the pose there is confident. (The batch's own doubted
+    candidates are off here: this is the look.)"""
     from v2v_ros.core import estimator as estimator_module
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
-    frames = [render_multi_frame(86, i, SynthConfig(), HandsSpec(2, 2)) for i in (5, 57)]
+    frames = [render_multi_frame(86, i, SynthConfig(), HandsSpec(2, 2)) for i in (57,)]
     assert {f.info["arrangement"] for f in frames} == {"occluding"}
     monkeypatch.setattr(shipped, "_doubted_poses", lambda depth, intr, m, found, doubted, timings: found)
-    assert [_hands_found(shipped, f) for f in frames] == [2, 2]
+    assert [_hands_found(shipped, f) for f in frames] == [2]
     for f in frames:
         second = shipped.estimate_all(f.depth, f.intrinsics, max_targets=2)[1]
         assert second.presence < shipped.presence.threshold  # type: ignore[union-attr]
     monkeypatch.setattr(estimator_module, "DOUBTED_POSE_SCORE", 1.01)
-    assert [_hands_found(shipped, f) for f in frames] == [1, 1]
+    assert [_hands_found(shipped, f) for f in frames] == [1]
 
 
 def test_one_more_look_places_the_detector_peaks_on_the_image_without_the_found_hands(
@@ -904,7 +910,7 @@ def test_a_split_goes_on_only_with_first_poses_that_may_be_two_hands() -> None:
 
 def test_crowded_hands_are_estimated_again_with_the_masks_of_the_better_poses(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two touching hands (seed 21, frame 4, chosen for the shipped weights): the first re-estimate of
+    """Two touching hands (seed 21, frame 2, chosen for the shipped weights): the first re-estimate of
     each crowded cube removes the other hand's pixels as its first pose placed them; the second round
     removes them as the first round's better pose places them, and both hands come out closer
     (validation figures in docs/multi_target.md)."""
@@ -912,7 +918,7 @@ def test_crowded_hands_are_estimated_again_with_the_masks_of_the_better_poses(
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
-    f = render_multi_frame(21, 4, SynthConfig(), HandsSpec(2, 2))
+    f = render_multi_frame(21, 2, SynthConfig(), HandsSpec(2, 2))
     assert f.info["arrangement"] == "touching"
     errors = {}
     for rounds in (1, 2):
@@ -921,4 +927,4 @@ def test_crowded_hands_are_estimated_again_with_the_masks_of_the_better_poses(
         pairs = match_targets(np.stack([r.joints for r in res]), f.targets)
         assert len(res) == len(pairs) == 2
         errors[rounds] = float(np.mean([e for _, _, e in pairs]))
-    assert errors[2] < errors[1] - 3.0  # 14.8 against 28.7 mm
+    assert errors[2] < errors[1] - 3.0  # 6.3 against 11.4 mm

@@ -72,6 +72,12 @@ def handedness(joints: np.ndarray, weights: np.ndarray = WEIGHTS, scale: float =
 # above: 98 %; of the poses under 0.5 whose side the regression was at least 80 % sure of, 54 %).
 DOUBTFUL_POSE_SCORE = 0.6
 
+# Above that bar a pose's side is still no surer than poses of its confidence turned out to be: the
+# regression's own confidence is capped at the share of such poses whose side was right (the stage-5
+# weights of hand_default on four validation streams, seeds 79 and 81, one and two hands, 1,134 poses
+# scored 0.6-0.8: 0.6-0.65 88.7 % of 71, 0.65-0.7 97.7 % of 130, 0.7 and above 98-100 %).
+SIDE_RELIABILITY = ((0.65, 0.9), (0.7, 0.97))  # (pose score below, largest side confidence)
+
 
 def pose_side(joints: np.ndarray, pose_score: float) -> tuple[str, float]:
     """:func:`handedness` of an estimated pose, its confidence 0.5 (a guess) when the pose is doubtful.
@@ -80,9 +86,14 @@ def pose_side(joints: np.ndarray, pose_score: float) -> tuple[str, float]:
     sure-looking side would otherwise be published, and pooled by a tracker, as if it were known; one
     such hand followed for a second settled its track on the wrong side. On those streams, leaving
     doubtful poses out of the pooled side took handedness from 99.0 / 96.4 / 95.3 % to
-    99.3 / 97.3 / 97.7 % of the matched hands (``v2v eval --tracking``, bf16).
+    99.3 / 97.3 / 97.7 % of the matched hands (``v2v eval --tracking``, bf16). A pose just above the
+    bar counts for no more than poses of its confidence were worth (``SIDE_RELIABILITY``): a few
+    mirrored poses at 0.6-0.65 must not outvote a track's sure ones.
     """
     side, confidence = handedness(joints)
     if side and pose_score < DOUBTFUL_POSE_SCORE:
         return side, 0.5
+    for below, most in SIDE_RELIABILITY:
+        if side and pose_score < below:
+            return side, min(confidence, most)
     return side, confidence
