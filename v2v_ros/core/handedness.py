@@ -73,9 +73,11 @@ def handedness(joints: np.ndarray, weights: np.ndarray = WEIGHTS, scale: float =
 DOUBTFUL_POSE_SCORE = 0.6
 
 # Above that bar a pose's side is still no surer than poses of its confidence turned out to be: the
-# regression's own confidence is capped at the share of such poses whose side was right (the stage-5
-# weights of hand_default on four validation streams, seeds 79 and 81, one and two hands, 1,134 poses
-# scored 0.6-0.8: 0.6-0.65 88.7 % of 71, 0.65-0.7 97.7 % of 130, 0.7 and above 98-100 %).
+# regression's own confidence is capped at the share of such poses whose side was right
+# (`python tools/side_reliability.py` on four validation streams, one and two hands, seeds 79 and 81,
+# the stage-5 weights of hand_default: 0.6-0.65 88.7 % of 71 poses, 0.65-0.7 97.7 % of 130, 0.7-0.8
+# 99.7 % of 811; from 0.8, 97.2 % of 1,509, where the misses are flat hands the regression itself
+# is unsure of).
 SIDE_RELIABILITY = ((0.65, 0.9), (0.7, 0.97))  # (pose score below, largest side confidence)
 
 
