@@ -529,14 +529,14 @@ def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
     """Touching hands of seed 21: the one more look's cube next to the found hand, voxelised with that hand
     in it, gives the found hand's pose again (a duplicate, dropped); voxelised on the image without the
-    found hand's pixels, as the classifier saw it, it gives the second hand (frames 50 and 176, chosen for the
-    shipped weights: of the 8 touching frames among the first 200 where the look, without the split of
-    touching hands, finds the second hand, 3 are ones where the unmasked cube loses it; in the 5 others
+    found hand's pixels, as the classifier saw it, it gives the second hand (frames 46 and 71, chosen for the
+    shipped weights: of the 9 touching frames among the first 200 where the look, without the split of
+    touching hands, finds the second hand, 3 are ones where the unmasked cube loses it; in the 6 others
     that cube's pose still lands on the second hand)."""
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
-    frames = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (50, 176)]
+    frames = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (46, 71)]
     assert {f.info["arrangement"] for f in frames} == {"touching"}
     monkeypatch.setattr(shipped, "_split_pair", lambda depth, intr, found, accepted, timings: found)  # the look alone
     assert [_hands_found(shipped, f) for f in frames] == [2, 2]
@@ -558,23 +558,23 @@ def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
 
 def test_the_look_keeps_less_confident_hands_but_not_a_found_hands_forearm(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Seed 21: behind a near hand (occluding frames 57 and 194) the look's pose of the hidden hand is under
-    MASKED_POSE_SCORE and kept from LOOK_POSE_SCORE; on a hand alone (frame 111, the first hand) the look's
-    cube on what the mask left of it gives a pose around its wrist, which is no second hand. (Frames
-    chosen for the shipped weights.)"""
+    """Seed 21: behind a near hand (occluding frame 194, the only such frame among the first 200) the look's
+    pose of the hidden hand is under MASKED_POSE_SCORE and kept from LOOK_POSE_SCORE; on a hand alone
+    (frame 111, the first hand) the look's cube on what the mask left of it gives a pose around its wrist,
+    which is no second hand. (Frames chosen for the shipped weights.)"""
     from v2v_ros.core import estimator as estimator_module
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
-    hidden = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (57, 194)]
+    hidden = [render_multi_frame(21, i, SynthConfig(), HandsSpec(2, 2)) for i in (194,)]
     alone = render_multi_frame(21, 111, SynthConfig(), HandsSpec(2, 2), only=0)
     assert {f.info["arrangement"] for f in hidden} == {"occluding"} and len(alone.targets) == 1
-    assert [_hands_found(shipped, f) for f in hidden] == [2, 2]
+    assert [_hands_found(shipped, f) for f in hidden] == [2]
     assert len(shipped.estimate_all(alone.depth, alone.intrinsics, max_targets=2)) == 1
     monkeypatch.setattr(estimator_module, "FOREARM_MM", 0.0)
     assert len(shipped.estimate_all(alone.depth, alone.intrinsics, max_targets=2)) == 2
     monkeypatch.setattr(estimator_module, "LOOK_POSE_SCORE", estimator_module.MASKED_POSE_SCORE)
-    assert [_hands_found(shipped, f) for f in hidden] == [1, 1]
+    assert [_hands_found(shipped, f) for f in hidden] == [1]
 
 
 def test_a_hand_the_classifier_doubts_even_refined_is_kept_when_its_pose_is_confident(
@@ -910,7 +910,7 @@ def test_a_split_goes_on_only_with_first_poses_that_may_be_two_hands() -> None:
 
 def test_crowded_hands_are_estimated_again_with_the_masks_of_the_better_poses(
         shipped: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two touching hands (seed 21, frame 2, chosen for the shipped weights): the first re-estimate of
+    """Two touching hands (seed 21, frame 3, chosen for the shipped weights): the first re-estimate of
     each crowded cube removes the other hand's pixels as its first pose placed them; the second round
     removes them as the first round's better pose places them, and both hands come out closer
     (validation figures in docs/multi_target.md)."""
@@ -918,7 +918,7 @@ def test_crowded_hands_are_estimated_again_with_the_masks_of_the_better_poses(
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame
 
-    f = render_multi_frame(21, 2, SynthConfig(), HandsSpec(2, 2))
+    f = render_multi_frame(21, 3, SynthConfig(), HandsSpec(2, 2))
     assert f.info["arrangement"] == "touching"
     errors = {}
     for rounds in (1, 2):
@@ -927,4 +927,4 @@ def test_crowded_hands_are_estimated_again_with_the_masks_of_the_better_poses(
         pairs = match_targets(np.stack([r.joints for r in res]), f.targets)
         assert len(res) == len(pairs) == 2
         errors[rounds] = float(np.mean([e for _, _, e in pairs]))
-    assert errors[2] < errors[1] - 3.0  # 6.3 against 11.4 mm
+    assert errors[2] < errors[1] - 3.0  # 15.2 against 21.8 mm
