@@ -21,48 +21,34 @@ export OMP_WAIT_POLICY=PASSIVE
 DR_ARGS=(--cameras realsense,nyu,icvl,msra --sensor-jitter 0.6 --sleeve 0.3 --scale-min 0.65 --scale-max 1.2
          --crop-cube-mm 400 --workers 2)
 [ -f data/hand_val/meta.json ] || v2v synth --out data/hand_val --n 200 --seed 3 --full-frame
-STAGE2_ARGS=()
-STAGE3_ARGS=()
-STAGE4_ARGS=()
-STAGE5_ARGS=()
-STAGE6_ARGS=()
+
+single() {  # folder, frames, seed: domain-randomised single hands (kept when already there)
+    [ -f "data/$1/meta.json" ] || v2v synth --out "data/$1" --n "$2" --seed "$3" "${DR_ARGS[@]}"
+}
+two() {  # folder, frames, seed: two-hand scenes
+    [ -f "data/$1/meta.json" ] || v2v synth --out "data/$1" --n "$2" --seed "$3" --hands 2 --crop-cube-mm 400 --workers 2
+}
+NEXT=()  # empty: a stage starts from its config's init_from (the committed stage file)
+stage() {  # config name, epoch file: train it, and start the next stage from its result
+    v2v train --config "config/train/$1.yaml" "${NEXT[@]}"
+    NEXT=(--set "init_from=runs/$1/$2.safetensors")
+}
 [ "${STAGE1:-0}" = 1 ] && STAGE2=1
 [ "${STAGE2:-0}" = 1 ] && STAGE3=1
 [ "${STAGE3:-0}" = 1 ] && STAGE4=1
 [ "${STAGE4:-0}" = 1 ] && STAGE5=1
-if [ "${STAGE1:-0}" = 1 ]; then
-    [ -f data/hand_train_dr/meta.json ] || v2v synth --out data/hand_train_dr --n 30000 --seed 21 "${DR_ARGS[@]}"
-    v2v train --config config/train/hand_grid48_dr.yaml
-    STAGE2_ARGS=(--set init_from=runs/hand_grid48_dr/epoch_02.safetensors)
-fi
-[ -f data/hand_train_two/meta.json ] || v2v synth --out data/hand_train_two --n 8000 --seed 41 --hands 2 \
-    --crop-cube-mm 400 --workers 2
-if [ "${STAGE2:-0}" = 1 ]; then
-    [ -f data/hand_train_dr12k/meta.json ] || v2v synth --out data/hand_train_dr12k --n 12000 --seed 21 "${DR_ARGS[@]}"
-    v2v train --config config/train/hand_grid48_two.yaml "${STAGE2_ARGS[@]}"
-    STAGE3_ARGS=(--set init_from=runs/hand_grid48_two/epoch_02.safetensors)
-fi
-[ -f data/hand_train_dr8k/meta.json ] || v2v synth --out data/hand_train_dr8k --n 8000 --seed 21 "${DR_ARGS[@]}"
-if [ "${STAGE3:-0}" = 1 ]; then
-    v2v train --config config/train/hand_grid48_two_s3.yaml "${STAGE3_ARGS[@]}"
-    STAGE4_ARGS=(--set init_from=runs/hand_grid48_two_s3/epoch_03.safetensors)
-fi
-[ -f data/hand_train_two42/meta.json ] || v2v synth --out data/hand_train_two42 --n 4000 --seed 42 --hands 2 \
-    --crop-cube-mm 400 --workers 2
-if [ "${STAGE4:-0}" = 1 ]; then
-    v2v train --config config/train/hand_grid48_two_s4.yaml "${STAGE4_ARGS[@]}"
-    STAGE5_ARGS=(--set init_from=runs/hand_grid48_two_s4/epoch_03.safetensors)
-fi
-[ -f data/hand_train_dr_s22/meta.json ] || v2v synth --out data/hand_train_dr_s22 --n 8000 --seed 22 "${DR_ARGS[@]}"
-[ -f data/hand_train_two43/meta.json ] || v2v synth --out data/hand_train_two43 --n 12000 --seed 43 --hands 2 \
-    --crop-cube-mm 400 --workers 2
-if [ "${STAGE5:-0}" = 1 ]; then
-    v2v train --config config/train/hand_grid48_two_s5.yaml "${STAGE5_ARGS[@]}"
-    STAGE6_ARGS=(--set init_from=runs/hand_grid48_two_s5/epoch_03.safetensors)
-fi
-[ -f data/hand_train_dr_s23/meta.json ] || v2v synth --out data/hand_train_dr_s23 --n 8000 --seed 23 "${DR_ARGS[@]}"
-[ -f data/hand_train_two44/meta.json ] || v2v synth --out data/hand_train_two44 --n 12000 --seed 44 --hands 2 \
-    --crop-cube-mm 400 --workers 2
-v2v train --config config/train/hand_grid48_two_s6.yaml "${STAGE6_ARGS[@]}"
+if [ "${STAGE1:-0}" = 1 ]; then single hand_train_dr 30000 21; stage hand_grid48_dr epoch_02; fi
+two hand_train_two 8000 41
+if [ "${STAGE2:-0}" = 1 ]; then single hand_train_dr12k 12000 21; stage hand_grid48_two epoch_02; fi
+single hand_train_dr8k 8000 21
+if [ "${STAGE3:-0}" = 1 ]; then stage hand_grid48_two_s3 epoch_03; fi
+two hand_train_two42 4000 42
+if [ "${STAGE4:-0}" = 1 ]; then stage hand_grid48_two_s4 epoch_03; fi
+single hand_train_dr_s22 8000 22
+two hand_train_two43 12000 43
+if [ "${STAGE5:-0}" = 1 ]; then stage hand_grid48_two_s5 epoch_03; fi
+single hand_train_dr_s23 8000 23
+two hand_train_two44 12000 44
+stage hand_grid48_two_s6 epoch_03
 python tools/ship_model.py runs/hand_grid48_two_s6/epoch_03.safetensors models/hand_default
 tools/reproduce_hand.sh
