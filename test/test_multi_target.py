@@ -167,7 +167,7 @@ def test_a_doubtful_pose_reports_its_side_as_a_guess_and_does_not_turn_a_tracks_
     assert pose_side(j, DOUBTFUL_POSE_SCORE - 0.01) == (side, 0.5)
     # just above the bar, no surer than poses of that confidence were: capped, and never above a surer pose's cap
     caps = [pose_side(j, s)[1] for s in (DOUBTFUL_POSE_SCORE, 0.66, SIDE_RELIABILITY[-1][0])]
-    assert caps == [SIDE_RELIABILITY[0][1], SIDE_RELIABILITY[1][1], sure]
+    assert caps == [0.9, 0.97, sure] == [SIDE_RELIABILITY[1][1], SIDE_RELIABILITY[2][1], sure]
     assert all(pose_side(j, s)[0] == side for s in (DOUBTFUL_POSE_SCORE, 0.66))
     est = Scripted()
     tracker = MultiTracker(est, TrackingConfig(enabled=True), max_targets=1)

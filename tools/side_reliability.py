@@ -35,29 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     from v2v_ros.core.tracking import MultiTracker, TrackingConfig
     from v2v_ros.data.calibration import synthetic_calibration_source
     from v2v_ros.data.shards import ShardDataset
-    from v2v_ros.evaluate.multi import frame_targets_of, match_targets
-    from v2v_ros.evaluate.runner import frame_image, stream_stamp_ns
+    from v2v_ros.evaluate.multi import LOCATE_MM, MATCH_MM, match_targets, run_multi
 
     est = PoseEstimator.load(args.checkpoint, device="cpu", precision=args.precision,
                              calibration=synthetic_calibration_source)
     scores: list[float] = []
     right: list[bool] = []
-    for root in args.roots:
-        tracker = MultiTracker(est, TrackingConfig(enabled=True), max_targets=2)
-        frames = ShardDataset(root)
-        for i in range(len(frames)):
-            frame = frames[i]
-            found = [r for r in tracker.estimate_all(frame_image(frame), frame.intrinsics,
-                                                     stamp_ns=stream_stamp_ns(i, frame)) if r.valid]
-            gt, _, _, sides = frame_targets_of(frame)
-            if not found:
-                continue
-            poses = np.stack([np.asarray(r.joints, np.float64) for r in found])
-            for p, g, _ in match_targets(poses, gt, 50.0, 60.0):
-                side, _ = handedness(poses[p])
-                if side and sides[g]:
-                    scores.append(float(found[p].score))
-                    right.append(side == sides[g])
+    for root in args.roots:  # each folder followed from its first frame, as `v2v eval --tracking` does
+        run = run_multi(MultiTracker(est, TrackingConfig(enabled=True), max_targets=2), ShardDataset(root))
+        for f in run.frames:
+            for p, g, _ in match_targets(f.pred, f.gt, MATCH_MM, LOCATE_MM):
+                side, _ = handedness(f.pred[p])
+                if side and f.gt_sides[g]:
+                    scores.append(f.pred_scores[p])
+                    right.append(side == f.gt_sides[g])
     s, ok = np.asarray(scores), np.asarray(right)
     table = []
     for lo, hi in BINS:

@@ -78,7 +78,7 @@ DOUBTFUL_POSE_SCORE = 0.6
 # the stage-5 weights of hand_default: 0.6-0.65 88.7 % of 71 poses, 0.65-0.7 97.7 % of 130, 0.7-0.8
 # 99.7 % of 811; from 0.8, 97.2 % of 1,509, where the misses are flat hands the regression itself
 # is unsure of).
-SIDE_RELIABILITY = ((0.65, 0.9), (0.7, 0.97))  # (pose score below, largest side confidence)
+SIDE_RELIABILITY = ((DOUBTFUL_POSE_SCORE, 0.5), (0.65, 0.9), (0.7, 0.97))  # (pose score below, largest side confidence)
 
 
 def pose_side(joints: np.ndarray, pose_score: float) -> tuple[str, float]:
@@ -93,9 +93,8 @@ def pose_side(joints: np.ndarray, pose_score: float) -> tuple[str, float]:
     mirrored poses at 0.6-0.65 must not outvote a track's sure ones.
     """
     side, confidence = handedness(joints)
-    if side and pose_score < DOUBTFUL_POSE_SCORE:
-        return side, 0.5
-    for below, most in SIDE_RELIABILITY:
-        if side and pose_score < below:
-            return side, min(confidence, most)
+    if side:
+        for below, most in SIDE_RELIABILITY:
+            if pose_score < below:
+                return side, min(confidence, most)
     return side, confidence

@@ -93,6 +93,7 @@ class FrameTargets:
     pred_ids: list[int]  # -1 when there is no tracker
     clip: int = 0
     arrangement: str = ""
+    pred_scores: list[float] = field(default_factory=list)  # mean joint confidence of each prediction
 
 
 @dataclass
@@ -156,6 +157,7 @@ def run_multi(estimator: Any, frames: Iterable[Any], *, limit: int | None = None
             pred_sides=[str(getattr(r, "handedness", "") or "") for r in valid],
             pred_ids=[int(getattr(r, "track_id", -1)) for r in valid],
             clip=int(info.get("clip", 0)), arrangement=str(info.get("arrangement", "")),
+            pred_scores=[float(r.score) for r in valid],
         ))
     if not run.frames:
         raise ValueError("no frames to evaluate")
