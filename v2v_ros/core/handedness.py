@@ -72,8 +72,8 @@ def handedness(joints: np.ndarray, weights: np.ndarray = WEIGHTS, scale: float =
 # above: 98 %; of the poses under 0.5 whose side the regression was at least 80 % sure of, 54 %).
 DOUBTFUL_POSE_SCORE = 0.6
 
-# Above that bar a pose's side is still no surer than poses of its confidence turned out to be: the
-# regression's own confidence is capped at the share of such poses whose side was right
+# The largest side confidence a pose of each score may claim: under the bar, 0.5 (a guess); just above
+# it, still no surer than poses of that confidence turned out to be, the share whose side was right
 # (`python tools/side_reliability.py` on four validation streams, one and two hands, seeds 79 and 81,
 # the stage-5 weights of hand_default: 0.6-0.65 88.7 % of 71 poses, 0.65-0.7 97.7 % of 130, 0.7-0.8
 # 99.7 % of 811; from 0.8, 97.2 % of 1,509, where the misses are flat hands the regression itself
