@@ -285,3 +285,21 @@ def test_presence_crops_of_two_hands_hold_each_hand_without_the_other() -> None:
     gone = out["x"][np.flatnonzero(masked & (out["y"] == 0))[0]]
     whole = np.rint(P.presence_input(f.depth, f.intrinsics, other, P._meta(cfg)) * 127).astype(np.int8)
     assert (gone != whole).mean() > 0.04  # 7.7 % of the crop: the hand, now background
+
+
+def test_a_hand_leaving_the_image_is_not_counted_as_visible() -> None:
+    """Its surface outside the image is not seen: a sliver of palm left at the edge is not a visible hand.
+
+    Seed 902's one-hand stream (clips of 60 frames): frame 100 shows the whole hand; in the third
+    clip the hand moves up and out of the image (frame 170: every joint above the top edge)."""
+    cfg = SynthConfig(sequence_length=60)
+    spec = HandsSpec(1, 1)
+    for index, inside_at_least, visible_range in ((100, 1.0, (0.9, 1.0)), (170, 0.0, (0.0, 0.2))):
+        f = render_multi_frame(902, index, cfg, spec)
+        j, k = f.targets[0], f.intrinsics
+        v = k.fy * j[:, 1] / j[:, 2] + k.cy
+        u = k.fx * j[:, 0] / j[:, 2] + k.cx
+        inside = float(np.mean((v >= 0) & (v < cfg.size[1]) & (u >= 0) & (u < cfg.size[0])))
+        assert inside >= inside_at_least
+        lo, hi = visible_range
+        assert lo <= f.info["targets"][0]["visible"] <= hi, (index, f.info["targets"][0]["visible"])

@@ -31,7 +31,7 @@ hand's (NaN without a hand), ``info['handedness']`` its side; ``targets`` (K, 21
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ MULTI_STREAM = 4241  # extra generator key: no draw of render_frame's streams is
 ARRANGEMENTS = ("apart", "touching", "occluding")
 SEQUENCE_ARRANGEMENTS = ("apart", "touching", "occluding", "crossing")
 VISIBLE_TOLERANCE_MM = 3.0  # a hand pixel is seen when the scene's surface there is no nearer than this
+OFF_IMAGE_MARGIN = 0.5  # the hand alone is rendered this share of the image's size beyond every edge (visible_fraction)
 
 
 @dataclass(frozen=True)
@@ -283,13 +284,21 @@ def visible_fraction(hand_prims: list[Any], scene_z: np.ndarray, intr: Intrinsic
     Why measured, not assumed: a hand behind the other, or turned so that its own
     fingers hide the palm, may still be "in view" by its joints' projections while the
     camera sees little of it; detection targets are only fair on hands one can see.
+    The hand alone is rendered on a canvas larger than the image (:data:`OFF_IMAGE_MARGIN`
+    on every side), so that its surface outside the image counts as not seen: a hand
+    leaving the frame at its top edge, with a sliver of palm left in the image, is not
+    "fully visible" because that sliver is unoccluded.
     """
-    alone, _ = render_zbuffer(hand_prims, intr, size)
-    own = np.isfinite(alone)
-    total = int(own.sum())
+    width, height = size
+    pu, pv = int(round(width * OFF_IMAGE_MARGIN)), int(round(height * OFF_IMAGE_MARGIN))
+    canvas = replace(intr, cx=intr.cx + pu, cy=intr.cy + pv)
+    alone, _ = render_zbuffer(hand_prims, canvas, (width + 2 * pu, height + 2 * pv))
+    total = int(np.isfinite(alone).sum())
     if total == 0:
         return 0.0
-    return float((scene_z[own] >= alone[own] - VISIBLE_TOLERANCE_MM).sum() / total)
+    inside = alone[pv:pv + height, pu:pu + width]
+    own = np.isfinite(inside)
+    return float((scene_z[own] >= inside[own] - VISIBLE_TOLERANCE_MM).sum() / total)
 
 
 def render_multi_frame(seed: int, index: int, config: SynthConfig | None = None,
