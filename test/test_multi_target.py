@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from v2v_ros.core.camera import Intrinsics
@@ -818,6 +818,10 @@ def test_splitting_two_candidates_in_a_window_equals_testing_every_pixel(
     window :func:`without_nearer` back-projects holds every pixel of the ball around the other candidate."""
     from v2v_ros.core.estimator import without_nearer
 
+    # Two candidates a hair apart have no halfway plane to speak of: every pixel is a tie, decided by
+    # rounding (squared distances here, distances in the reference). The estimator's candidates are
+    # at least a 60 mm ball apart.
+    assume(float(np.linalg.norm(offset)) >= 1.0)
     rng = np.random.default_rng(seed)
     cam = Intrinsics(float(rng.uniform(200, 700)), float(rng.uniform(200, 700)) * (-1 if flip else 1), 79.5, 59.5)
     o = np.asarray(other)
@@ -913,7 +917,7 @@ def test_crowded_hands_are_estimated_again_with_the_masks_of_the_better_poses(
     """Two touching hands (seed 21, frame 3, chosen for the shipped weights): the first re-estimate of
     each crowded cube removes the other hand's pixels as its first pose placed them; the second round
     removes them as the first round's better pose places them, and both hands come out closer
-    (validation figures in docs/multi_target.md)."""
+    (docs/multi_target.md, "Crowded cubes")."""
     from v2v_ros.core import estimator as estimator_module
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame

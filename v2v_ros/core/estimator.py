@@ -76,8 +76,8 @@ MASKED_POSE_SCORE = 0.55
 # the mask leaves of that hand is its forearm, and a cube there gives a hand around the wrist (validation
 # seeds 78, 86, 80 and the same hands alone, seeds 78 and 85, every look pose from 0.40 logged: 25 of the 29
 # poses on no hand were centred 6-38 mm from a found hand's wrist; of the 84 on a hand the batch had missed,
-# one was 38 mm from it (279 mm from the camera), the others 58 mm or more). Validation and held-out
-# figures: docs/multi_target.md ("One more look").
+# one was 38 mm from it (279 mm from the camera), the others 58 mm or more; 2026-12-07, the hand model's
+# stage-3 weights). What the look does: docs/multi_target.md ("One more look").
 LOOK_POSE_SCORE = 0.45
 FOREARM_MM = 45.0
 # Without a tracker, a hand after the most confident one is a target only from this confidence: that is
@@ -895,7 +895,7 @@ class PoseEstimator:
         (a forearm, clutter) in one frame in ten with one hand in view (seed 78 alone: 43 cubes in
         400 frames against 5), a cost that trackers, which never take this look, do not pay. The
         doubted candidates add such cubes (held-out, the same hands alone: 151 against 137 ms per
-        frame, docs/multi_target.md).
+        frame, 2026-12-07, the hand model's stage-3 weights).
         """
         hidden = [r.joints for r in found if r.score >= SECOND_CHANCE_SCORE]
         if self.presence is None or not hidden or len(found[0].joints) != NUM_HAND_JOINTS:
