@@ -19,26 +19,23 @@ import sys
 
 import numpy as np
 
+from v2v_ros.evaluate.tool_options import add_model_options, load_estimator
+
 BINS = ((0.0, 0.5), (0.5, 0.6), (0.6, 0.65), (0.65, 0.7), (0.7, 0.75), (0.75, 0.8), (0.8, 1.01))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("roots", nargs="+", help="stream shard folders (v2v synth --sequence N --full-frame)")
-    ap.add_argument("--checkpoint", default="models/hand_default.safetensors")
-    ap.add_argument("--precision", default="auto")
-    ap.add_argument("--json", action="store_true")
+    add_model_options(ap)
     args = ap.parse_args(argv)
 
-    from v2v_ros.core.estimator import PoseEstimator
     from v2v_ros.core.handedness import handedness
     from v2v_ros.core.tracking import MultiTracker, TrackingConfig
-    from v2v_ros.data.calibration import synthetic_calibration_source
     from v2v_ros.data.shards import ShardDataset
     from v2v_ros.evaluate.multi import LOCATE_MM, MATCH_MM, match_targets, run_multi
 
-    est = PoseEstimator.load(args.checkpoint, device="cpu", precision=args.precision,
-                             calibration=synthetic_calibration_source)
+    est = load_estimator(args)
     scores: list[float] = []
     right: list[bool] = []
     for root in args.roots:  # each folder followed from its first frame, as `v2v eval --tracking` does

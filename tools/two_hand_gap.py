@@ -28,6 +28,8 @@ import sys
 
 import numpy as np
 
+from v2v_ros.evaluate.tool_options import add_model_options, load_estimator
+
 IMAGES = ("two_hands", "other_removed", "alone")
 MIN_VISIBLE = 0.5
 
@@ -36,19 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("two", help="two-hand frames (v2v synth --hands 2 --full-frame)")
     ap.add_argument("solo", help="the same hands alone (the same command with --solo)")
-    ap.add_argument("--checkpoint", default="models/hand_default.safetensors")
-    ap.add_argument("--precision", default="auto")
-    ap.add_argument("--json", action="store_true")
+    add_model_options(ap)
     args = ap.parse_args(argv)
 
-    from v2v_ros.core.estimator import PoseEstimator, without_hands
-    from v2v_ros.data.calibration import synthetic_calibration_source
+    from v2v_ros.core.estimator import without_hands
     from v2v_ros.data.shards import ShardDataset
     from v2v_ros.evaluate.multi import frame_targets_of
     from v2v_ros.evaluate.runner import frame_image
 
-    est = PoseEstimator.load(args.checkpoint, device="cpu", precision=args.precision,
-                             calibration=synthetic_calibration_source)
+    est = load_estimator(args)
     two, solo = ShardDataset(args.two), ShardDataset(args.solo)
     if len(solo) != 2 * len(two):
         print(f"{args.solo} has {len(solo)} frames, {args.two} {len(two)}: expected twice as many alone",

@@ -1,0 +1,28 @@
+"""The options the evaluation scripts under ``tools/`` share: which checkpoint, which precision, JSON out.
+
+Why here: each script loads the shipped hand model the same way ``v2v eval`` does (on the CPU,
+int8 calibrated on synthetic hands), so their figures compare with the CLI's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+DEFAULT_CHECKPOINT = "models/hand_default.safetensors"
+
+
+def add_model_options(ap: argparse.ArgumentParser) -> None:
+    """``--checkpoint``, ``--precision`` and ``--json``."""
+    ap.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--json", action="store_true")
+
+
+def load_estimator(args: argparse.Namespace) -> Any:
+    """The :class:`~v2v_ros.core.estimator.PoseEstimator` the options name, on the CPU."""
+    from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415 - torch only once parsed
+    from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
+
+    return PoseEstimator.load(args.checkpoint, device="cpu", precision=args.precision,
+                              calibration=synthetic_calibration_source)
