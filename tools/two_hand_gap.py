@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 for key in (arrangement, "all"):
                     errors.setdefault(key, {n: [] for n in IMAGES})[name].append(e)
     report = {a: {"hands": len(v["alone"]), **{f"{n}_mm": float(np.nanmean(v[n])) for n in IMAGES}}
-              for a, v in sorted(errors.items(), key=lambda kv: kv[0] == "all")}
+              for a, v in sorted(errors.items(), key=lambda kv: (kv[0] == "all", kv[0]))}
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "precision": est.precision, "by_arrangement": report},
                          indent=2))
