@@ -17,7 +17,7 @@ The mean joint error per arrangement (apart, occluding, touching) separates the 
 cube (``two_hands`` against ``other_removed``: what a better mask or pose of the other hand can win)
 from the cost of the gap the other hand leaves (``other_removed`` against ``alone``: what only the
 pose network, trained on such cubes, can win). The detector, refiner and presence classifier are
-not involved: every cube sits at the true centre.
+not involved: every cube sits at the true centre and is posed.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from v2v_ros.evaluate.multi import frame_targets_of
     from v2v_ros.evaluate.runner import frame_image
 
-    est = load_estimator(args)
+    est = load_estimator(args, presence=False)  # every cube is posed, hand seen or not
     two, solo = ShardDataset(args.two), ShardDataset(args.solo)
     if len(solo) != 2 * len(two):
         print(f"{args.solo} has {len(solo)} frames, {args.two} {len(two)}: expected twice as many alone",
@@ -67,9 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             images = [depth, without_hands(depth, frame.intrinsics, [gt[1 - k]]), frame_image(alone)]
             centre = np.nanmean(gt[k], axis=0)
-            results = est._estimate_cubes(images, frame.intrinsics, [centre] * len(images), {},
-                                          check_presence=False)
-            for name, r in zip(IMAGES, results, strict=True):
+            for name, image in zip(IMAGES, images, strict=True):
+                (r,) = est.estimate_many(image, frame.intrinsics, [centre])
                 e = float(np.nanmean(np.linalg.norm(np.asarray(r.joints) - gt[k], axis=-1))) if r.valid else np.nan
                 for key in (arrangement, "all"):
                     errors.setdefault(key, {n: [] for n in IMAGES})[name].append(e)

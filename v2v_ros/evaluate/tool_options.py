@@ -19,10 +19,11 @@ def add_model_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--json", action="store_true")
 
 
-def load_estimator(args: argparse.Namespace) -> Any:
-    """The :class:`~v2v_ros.core.estimator.PoseEstimator` the options name, on the CPU."""
+def load_estimator(args: argparse.Namespace, presence: bool | str = "auto") -> Any:
+    """The :class:`~v2v_ros.core.estimator.PoseEstimator` the options name, on the CPU (``presence``: as
+    :meth:`~v2v_ros.core.estimator.PoseEstimator.load`; ``False`` poses every given cube)."""
     from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415 - torch only once parsed
     from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
 
     return PoseEstimator.load(args.checkpoint, device="cpu", precision=args.precision,
-                              calibration=synthetic_calibration_source)
+                              presence=presence, calibration=synthetic_calibration_source)
