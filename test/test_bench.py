@@ -107,6 +107,7 @@ def test_bench_two_hands_times_the_same_scenes_with_one_and_two_hands(capsys: py
     frame of every round is accounted for, and the ratios are of the two streams' times and of the network's
     forwards on two cubes and one (not timed here)."""
     import numpy as np
+    import torch
 
     from v2v_ros.bench_hands import render_streams
 
@@ -129,4 +130,6 @@ def test_bench_two_hands_times_the_same_scenes_with_one_and_two_hands(capsys: py
     assert r["two_hands"]["by_hands_returned"].get("2", {}).get("frames", 0) > 0  # the shipped model finds both
     f = r["forward"]
     assert f["repeats"] == 20 and f["one_cube_ms"] > 0 and f["ratio"] == pytest.approx(f["two_cubes_ms"] / f["one_cube_ms"])
+    assert f["threads"] >= 1 and f["one_thread_ratio"] == pytest.approx(f["one_cube_one_thread_ms"] / f["one_cube_ms"])
+    assert torch.get_num_threads() == f["threads"]  # the single-thread forward gave the count back
     assert main(["bench", "--skip-base", "--two-hands", "--stream-frames", "1", "--random-weights"]) == 2

@@ -303,3 +303,34 @@ def test_a_hand_leaving_the_image_is_not_counted_as_visible() -> None:
         assert inside >= inside_at_least
         lo, hi = visible_range
         assert lo <= f.info["targets"][0]["visible"] <= hi, (index, f.info["targets"][0]["visible"])
+
+
+def test_hand_pixels_are_where_each_hand_is_seen_and_nowhere_else() -> None:
+    from v2v_ros.data.synthetic.multi import hand_pixels, render_solo_frames
+
+    spec = HandsSpec(2, 2)
+    # Seed 6: the first occluding frame, the near hand hiding part of the far one.
+    i = next(i for i in range(40) if render_multi_frame(6, i, hands=spec).info["arrangement"] == "occluding")
+    both = render_multi_frame(6, i, hands=spec)
+    shown = hand_pixels(6, i, hands=spec)
+    solo = render_solo_frames(6, i, hands=spec)
+    assert len(shown) == 2 and all(m.shape == both.depth.shape and m.any() for m in shown)
+    assert (shown[0] & shown[1]).sum() < 0.01 * min(m.sum() for m in shown)  # a pixel shows one surface
+    near = int(np.argmin([t[:, 2].mean() for t in both.targets]))
+    far = 1 - near
+    for k in range(2):
+        valid = shown[k] & (both.depth > 0) & (solo[k].depth > 0)
+        # where hand k is seen, the frame reads hand k's surface as hand k alone does (up to sensor noise) ...
+        assert np.median(np.abs(both.depth[valid] - solo[k].depth[valid])) < 3.0
+    # ... and where the near hand hides the far one, the frame reads the near hand, well in front of it.
+    hidden = shown[near] & (solo[far].depth > 0) & (both.depth > 0)
+    assert hidden.sum() > 50
+    assert np.median(solo[far].depth[hidden] - both.depth[hidden]) > 50.0
+
+
+@pytest.mark.parametrize("config", [SynthConfig(), SynthConfig.preset("nyu", cameras=("nyu", "icvl"),
+                                                                     sensor_jitter=0.5, sequence_length=30)])
+def test_a_dataset_config_round_trips_through_its_meta(config: SynthConfig) -> None:
+    stored = json.loads(json.dumps({"config": config.to_dict(), "hands": HandsSpec(0, 2, 0.25).to_dict()}))
+    assert SynthConfig.from_dict(stored["config"]) == config
+    assert HandsSpec.from_dict(stored["hands"]) == HandsSpec(0, 2, 0.25)

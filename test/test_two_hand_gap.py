@@ -31,7 +31,7 @@ def splits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return two, solo
 
 
-def test_every_hand_of_a_two_hand_frame_is_scored_on_three_images(splits: tuple[Path, Path],
+def test_every_hand_of_a_two_hand_frame_is_scored_on_four_images(splits: tuple[Path, Path],
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from v2v_ros.resources import shipped_model
 
@@ -46,6 +46,7 @@ def test_every_hand_of_a_two_hand_frame_is_scored_on_three_images(splits: tuple[
     # be hundreds of millimetres off).
     assert report["all"]["alone_mm"] < 20.0
     assert report["all"]["other_removed_mm"] < 40.0
+    assert report["all"]["exactly_removed_mm"] < 40.0
 
 
 def test_mismatched_splits_are_refused(splits: tuple[Path, Path], tmp_path: Path) -> None:
@@ -53,3 +54,4 @@ def test_mismatched_splits_are_refused(splits: tuple[Path, Path], tmp_path: Path
     other = tmp_path / "other"
     assert main(["synth", "--out", str(other), "--n", "3", "--seed", "78", "--hands", "2", "--full-frame"]) == 0
     assert _tool().main([str(two), str(other)]) == 2
+    assert _tool().main([str(other), str(other)]) == 2  # not twice as many frames

@@ -11,13 +11,18 @@ true centre (the joint mean), voxelised on three images:
 * ``other_removed``: the frame without the other hand's pixels, those within
   :data:`v2v_ros.core.estimator.HAND_MASK_MM` of its *true* joints and bones, as the estimator removes
   a hand with its *estimated* pose (:func:`v2v_ros.core.estimator.without_hands`);
+* ``exactly_removed``: the frame without every pixel the renderer says the other hand (forearm
+  included) shows, and the pixels next to them (:func:`v2v_ros.data.synthetic.multi.hand_pixels`,
+  one pixel wider for the sensor's flying pixels at its edges): the best any mask can do;
 * ``alone``: the same hand rendered alone.
 
 The mean joint error per arrangement (apart, occluding, touching) separates the cost of sharing the
-cube (``two_hands`` against ``other_removed``: what a better mask or pose of the other hand can win)
-from the cost of the gap the other hand leaves (``other_removed`` against ``alone``: what only the
-pose network, trained on such cubes, can win). The detector, refiner and presence classifier are
-not involved: every cube sits at the true centre and is posed.
+cube (``two_hands`` against ``exactly_removed``: what a better mask or pose of the other hand can
+win; ``other_removed`` is what the estimator's kind of mask wins with a perfect pose) from the cost
+of the gap the other hand leaves (``exactly_removed`` against ``alone``: what only the pose network,
+trained on such cubes, can win, and for a hand behind the other what the camera does not see). The
+detector, refiner and presence classifier are not involved: every cube sits at the true centre and
+is posed.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 
 from v2v_ros.evaluate.tool_options import add_model_options, load_estimator
 
-IMAGES = ("two_hands", "other_removed", "alone")
+IMAGES = ("two_hands", "other_removed", "exactly_removed", "alone")
 MIN_VISIBLE = 0.5
 
 
@@ -41,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     add_model_options(ap)
     args = ap.parse_args(argv)
 
+    from scipy.ndimage import binary_dilation
+
     from v2v_ros.core.estimator import without_hands
     from v2v_ros.data.shards import ShardDataset
+    from v2v_ros.data.synthetic import SynthConfig
+    from v2v_ros.data.synthetic.multi import HandsSpec, hand_pixels
     from v2v_ros.evaluate.multi import frame_targets_of
     from v2v_ros.evaluate.runner import frame_image
 
@@ -52,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.solo} has {len(solo)} frames, {args.two} {len(two)}: expected twice as many alone",
               file=sys.stderr)
         return 2
+    generator = (two.meta or {}).get("generator", {})
+    if generator.get("name") != "v2v_ros.data.synthetic.multi" or generator.get("hands", {}).get("solo"):
+        print(f"{args.two} was not made by v2v synth --hands 2 (without --solo)", file=sys.stderr)
+        return 2
+    config, spec = SynthConfig.from_dict(generator["config"]), HandsSpec.from_dict(generator["hands"])
     errors: dict[str, dict[str, list[float]]] = {}
     for i in range(len(two)):
         frame = two[i]
@@ -59,13 +73,16 @@ def main(argv: list[str] | None = None) -> int:
         if len(gt) != 2 or float(np.min(visible)) < MIN_VISIBLE:
             continue
         depth = frame_image(frame)
+        shown = hand_pixels(int(frame.info["seed"]), int(frame.info["index"]), config, spec)
         arrangement = str(frame.info.get("arrangement", "-"))
         for k in range(2):
             alone = solo[2 * i + k]
             if alone.info.get("index") != frame.info.get("index") or alone.info.get("solo") != k:
                 print(f"{args.solo} frame {2 * i + k} is not hand {k} of frame {i} alone", file=sys.stderr)
                 return 2
-            images = [depth, without_hands(depth, frame.intrinsics, [gt[1 - k]]), frame_image(alone)]
+            exact = depth.copy()
+            exact[binary_dilation(shown[1 - k])] = 0.0
+            images = [depth, without_hands(depth, frame.intrinsics, [gt[1 - k]]), exact, frame_image(alone)]
             centre = np.nanmean(gt[k], axis=0)
             for name, image in zip(IMAGES, images, strict=True):
                 (r,) = est.estimate_many(image, frame.intrinsics, [centre])
@@ -78,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"checkpoint": args.checkpoint, "precision": est.precision, "by_arrangement": report},
                          indent=2))
     else:
-        print(f"{'arrangement':<12}{'hands':>6}" + "".join(f"{n:>15}" for n in IMAGES) + "   (mean joint error, mm)")
+        print(f"{'arrangement':<12}{'hands':>6}" + "".join(f"{n:>17}" for n in IMAGES) + "   (mean joint error, mm)")
         for a, r in report.items():
-            print(f"{a:<12}{r['hands']:>6}" + "".join(f"{r[f'{n}_mm']:>15.2f}" for n in IMAGES))
+            print(f"{a:<12}{r['hands']:>6}" + "".join(f"{r[f'{n}_mm']:>17.2f}" for n in IMAGES))
     return 0
 
 

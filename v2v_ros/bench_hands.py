@@ -80,22 +80,36 @@ def _summary(rounds: list[tuple[list[float], list[int]]]) -> dict[str, Any]:
 
 
 def forward_ratio(est: Any, repeats: int) -> dict[str, float]:
-    """Median ms of the pose network's forward on one cube and on a batch of two (alternating), and their ratio."""
+    """Median ms of the pose network's forward on one cube and on a batch of two (alternating), their ratio,
+    and one cube on a single thread.
+
+    Why the single thread: a batch of two can cost less than twice one only where one cube leaves the
+    hardware idle. ``one_thread_ratio`` (one thread against the bench's threads, one cube) near the thread
+    count says one cube already keeps every core busy, so two cubes cost about twice one on that CPU.
+    """
     import numpy as np  # noqa: PLC0415
+    import torch  # noqa: PLC0415
 
     n = est.grid.size
     vox = np.zeros((2, 1, n, n, n), np.float32)
     vox[:, :, n // 4: 3 * n // 4, n // 4: 3 * n // 4, n // 2] = 1.0  # a surface across the cube (the cost is dense)
-    times: dict[int, list[float]] = {1: [], 2: []}
+    times: dict[int, list[float]] = {1: [], 2: [], 0: []}  # 0: one cube on one thread
+    threads = torch.get_num_threads()
     for b in (1, 2):
         est.forward(vox[:b])  # the engine's shapes for both batch sizes
     for _ in range(repeats):
-        for b in (1, 2):
+        for b in (1, 2, 0):
+            if b == 0:
+                torch.set_num_threads(1)
             t = time.perf_counter()
-            est.forward(vox[:b])
+            try:
+                est.forward(vox[:max(b, 1)])
+            finally:
+                torch.set_num_threads(threads)  # the same count again: a thread policy sees no change
             times[b].append(1e3 * (time.perf_counter() - t))
-    one, two = statistics.median(times[1]), statistics.median(times[2])
-    return {"one_cube_ms": one, "two_cubes_ms": two, "ratio": two / one, "repeats": repeats}
+    one, two, single = (statistics.median(times[b]) for b in (1, 2, 0))
+    return {"one_cube_ms": one, "two_cubes_ms": two, "ratio": two / one, "repeats": repeats,
+            "threads": threads, "one_cube_one_thread_ms": single, "one_thread_ratio": single / one}
 
 
 def run_two_hands(est: Any, frames: int = 240, rounds: int = 3, seed: int = STREAM_SEED) -> dict[str, Any]:
@@ -143,6 +157,9 @@ def format_two_hands(r: dict[str, Any]) -> str:
         ("frames with two hands found / with the one hand found", found),
         ("network forward alone, two cubes / one cube",
          f"{r['forward']['ratio']:.2f} ({r['forward']['two_cubes_ms']:.1f} / {r['forward']['one_cube_ms']:.1f} ms)"),
+        (f"one cube, 1 thread / {r['forward']['threads']} threads",
+         f"{r['forward']['one_thread_ratio']:.2f} ({r['forward']['one_cube_one_thread_ms']:.1f} / "
+         f"{r['forward']['one_cube_ms']:.1f} ms)"),
     ]
     w = max(len(k) for k, _ in rows)
     head = f"{r['frames']} frames (seed {r['seed']}, clips of {r['clip_frames']}), {r['rounds']} rounds each, alternating"

@@ -83,8 +83,11 @@ FOREARM_MM = 45.0
 # Without a tracker, a hand after the most confident one is a target only from this confidence: that is
 # where false targets are (validation seeds 78, 80 and the same hands alone: 10 of 11 false targets were
 # a second target, at 0.16-0.54; of 211 second targets on a hand the least confident was at 0.33). A
-# tracker applies its own bar to every target (tracking.min_score).
-SECOND_TARGET_SCORE = 0.3
+# tracker applies its own bar to every target (tracking.min_score, 0.4), and since the 40³ hand_fast
+# model the same 0.4 is the bar here too (validation seeds 78, 86, 80 and the same hands alone, false
+# targets and hands found against 0.3: hand_default 10 and 1693 against 13 and 1694, hand_fast in int8
+# 12 and 1696 against 16 and 1698; 0.5 left hand_fast 7 false targets but 11 fewer hands).
+SECOND_TARGET_SCORE = 0.4
 # Two touching hands often give one pose between them (the refiner pulls both hands' cubes towards the
 # middle and each cube mixes the hands): the classifier's candidates sharing that pose's cube are then tried
 # in pairs, each cube first without the pixels nearer the other candidate (PoseEstimator._split_pair).

@@ -130,6 +130,16 @@ class SynthConfig:
         d["cameras"] = list(self.cameras)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SynthConfig":
+        """The config :meth:`to_dict` wrote: a dataset's frames can be rendered again from its ``meta.json``."""
+        d = dict(d)
+        d["depth_range"] = tuple(d["depth_range"])
+        d["scale_range"] = tuple(d["scale_range"])
+        d["cameras"] = tuple(d.get("cameras", ()))
+        d["sensor"] = SensorModel(**d["sensor"])
+        return cls(**d)
+
 
 def render_frame(seed: int, index: int, config: SynthConfig | None = None) -> Frame:
     """Sample ``index`` of dataset ``seed``: the full depth image and the 21 MSRA joints (mm, camera frame)."""

@@ -78,6 +78,11 @@ class HandsSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"min": self.min_hands, "max": self.max_hands, "same_side_probability": self.same_side_probability}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "HandsSpec":
+        """The spec :meth:`to_dict` wrote (a dataset's ``meta.json`` ``generator.hands``)."""
+        return cls(int(d["min"]), int(d["max"]), float(d.get("same_side_probability", 0.1)))
+
 
 @dataclass
 class _Hand:
@@ -301,6 +306,48 @@ def visible_fraction(hand_prims: list[Any], scene_z: np.ndarray, intr: Intrinsic
     return float((scene_z[own] >= inside[own] - VISIBLE_TOLERANCE_MM).sum() / total)
 
 
+def _scene(seed: int, index: int, cfg: SynthConfig, spec: HandsSpec, only: int | None
+           ) -> tuple[list[_Hand], list[int], str, list[list[Any]], list[Any], list[str]]:
+    """Frame ``index``'s hands (hand ``only`` alone when given), their ids and arrangement, each hand's
+    primitives (its forearm last), every primitive of the scene and the clutter's names."""
+    if cfg.sequence_length > 0:
+        placed, arrangement, clutter_rng, anchor = _clip_hands(int(seed), int(index), cfg, spec)
+    else:
+        placed, arrangement, clutter_rng = _scene_hands(int(seed), int(index), cfg, spec)
+        anchor = np.concatenate([h.joints for h in placed]) if placed else _virtual_joints(clutter_rng, cfg)
+    ids = list(range(len(placed)))
+    if only is not None:
+        if not 0 <= only < len(placed):
+            raise ValueError(f"frame {index} of seed {seed} has {len(placed)} hand(s); no hand {only}")
+        placed, ids = [placed[only]], [only]
+    hand_prims = [h.model.primitives(h.pose, h.rot, h.trans) for h in placed]
+    prims = [p for ps in hand_prims for p in ps]
+    clutter: list[str] = []
+    if cfg.clutter:
+        extra, clutter = sample_clutter(clutter_rng, anchor, cfg.intrinsics, cfg.size)
+        prims = prims + extra
+    return placed, ids, arrangement, hand_prims, prims, clutter
+
+
+def hand_pixels(seed: int, index: int, config: SynthConfig | None = None,
+                hands: HandsSpec | None = None) -> list[np.ndarray]:
+    """Each hand's pixels in multi-hand frame ``index``: a (H, W) bool mask per hand, where that hand
+    (forearm included) is the surface the camera sees, before sensor noise.
+
+    Why: the exact segmentation of the frame, which no estimator has: removing the other hand's
+    pixels with it measures what the best possible mask would leave of a hand's error
+    (``tools/two_hand_gap.py``).
+    """
+    cfg = config or SynthConfig()
+    _, _, _, hand_prims, prims, _ = _scene(seed, index, cfg, hands or HandsSpec(), None)
+    scene, _ = render_zbuffer(prims, cfg.intrinsics, cfg.size)
+    out = []
+    for ps in hand_prims:
+        alone, _ = render_zbuffer(ps, cfg.intrinsics, cfg.size)
+        out.append(np.isfinite(alone) & (alone <= scene + VISIBLE_TOLERANCE_MM))
+    return out
+
+
 def render_multi_frame(seed: int, index: int, config: SynthConfig | None = None,
                        hands: HandsSpec | None = None, only: int | None = None) -> Frame:
     """Frame ``index`` of multi-hand dataset ``seed``: full depth image and every hand as a target.
@@ -316,22 +363,7 @@ def render_multi_frame(seed: int, index: int, config: SynthConfig | None = None,
     spec = hands or HandsSpec()
     intr, size = cfg.intrinsics, cfg.size
     frame_rng = np.random.default_rng([int(seed), int(index), MULTI_STREAM, 2])  # sensor noise
-    if cfg.sequence_length > 0:
-        placed, arrangement, clutter_rng, anchor = _clip_hands(int(seed), int(index), cfg, spec)
-    else:
-        placed, arrangement, clutter_rng = _scene_hands(int(seed), int(index), cfg, spec)
-        anchor = np.concatenate([h.joints for h in placed]) if placed else _virtual_joints(clutter_rng, cfg)
-    ids = list(range(len(placed)))
-    if only is not None:
-        if not 0 <= only < len(placed):
-            raise ValueError(f"frame {index} of seed {seed} has {len(placed)} hand(s); no hand {only}")
-        placed, ids = [placed[only]], [only]
-    hand_prims = [h.model.primitives(h.pose, h.rot, h.trans) for h in placed]
-    prims = [p for ps in hand_prims for p in ps]
-    clutter: list[str] = []
-    if cfg.clutter:
-        extra, clutter = sample_clutter(clutter_rng, anchor, intr, size)
-        prims = prims + extra
+    placed, ids, arrangement, hand_prims, prims, clutter = _scene(seed, index, cfg, spec, only)
     zbuf, cos = render_zbuffer(prims, intr, size)
     depth = apply_sensor(zbuf, cos, frame_rng, cfg.sensor)
     joints = [h.joints.astype(np.float32) for h in placed]
