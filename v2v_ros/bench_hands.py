@@ -93,7 +93,8 @@ def forward_ratio(est: Any, repeats: int) -> dict[str, float]:
     n = est.grid.size
     vox = np.zeros((2, 1, n, n, n), np.float32)
     vox[:, :, n // 4: 3 * n // 4, n // 4: 3 * n // 4, n // 2] = 1.0  # a surface across the cube (the cost is dense)
-    times: dict[int, list[float]] = {1: [], 2: [], 0: []}  # 0: one cube on one thread
+    times: dict[int, list[float]] = {1: [], 2: []}
+    single: list[float] = []  # one cube on one thread
     threads = torch.get_num_threads()
     for b in (1, 2):
         est.forward(vox[:b])  # the engine's shapes for both batch sizes
@@ -106,12 +107,12 @@ def forward_ratio(est: Any, repeats: int) -> dict[str, float]:
         try:
             t = time.perf_counter()
             est.forward(vox[:1])
-            times[0].append(1e3 * (time.perf_counter() - t))
+            single.append(1e3 * (time.perf_counter() - t))
         finally:
             torch.set_num_threads(threads)  # the same count again: a thread policy sees no change
-    one, two, single = (statistics.median(times[b]) for b in (1, 2, 0))
+    one, two, alone = statistics.median(times[1]), statistics.median(times[2]), statistics.median(single)
     return {"one_cube_ms": one, "two_cubes_ms": two, "ratio": two / one, "repeats": repeats,
-            "threads": threads, "one_cube_one_thread_ms": single, "one_thread_ratio": single / one}
+            "threads": threads, "one_cube_one_thread_ms": alone, "one_thread_ratio": alone / one}
 
 
 def run_two_hands(est: Any, frames: int = 240, rounds: int = 3, seed: int = STREAM_SEED) -> dict[str, Any]:

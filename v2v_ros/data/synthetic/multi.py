@@ -81,7 +81,7 @@ class HandsSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "HandsSpec":
         """The spec :meth:`to_dict` wrote (a dataset's ``meta.json`` ``generator.hands``)."""
-        return cls(int(d["min"]), int(d["max"]), float(d.get("same_side_probability", 0.1)))
+        return cls(int(d["min"]), int(d["max"]), float(d.get("same_side_probability", cls.same_side_probability)))
 
 
 @dataclass
