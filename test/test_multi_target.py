@@ -377,9 +377,9 @@ def _cube_counter(est: PoseEstimator, monkeypatch: pytest.MonkeyPatch) -> list[i
     calls: list[int] = []
     cubes = est._cubes
 
-    def counted(depth: Any, intr: Any, centers: list[np.ndarray], timings: dict[str, float]) -> Any:
+    def counted(depth: Any, intr: Any, centers: list[np.ndarray], timings: dict[str, float], full: Any = None) -> Any:
         calls.append(len(centers))
-        return cubes(depth, intr, centers, timings)
+        return cubes(depth, intr, centers, timings, full)
 
     monkeypatch.setattr(est, "_cubes", counted)
     return calls
@@ -423,9 +423,9 @@ def test_followed_touching_hands_are_each_estimated_without_the_other_in_one_for
     seen: list[Any] = []
     cubes = shipped._cubes
 
-    def spy(depth: Any, intr: Any, centers: list[np.ndarray], timings: dict[str, float]) -> Any:
+    def spy(depth: Any, intr: Any, centers: list[np.ndarray], timings: dict[str, float], full: Any = None) -> Any:
         seen.append(depth)
-        return cubes(depth, intr, centers, timings)
+        return cubes(depth, intr, centers, timings, full)
 
     monkeypatch.setattr(shipped, "_cubes", spy)
     centres = [t.mean(axis=0) for t in f.targets]
@@ -543,11 +543,12 @@ def test_the_hand_found_by_one_more_look_is_estimated_without_the_found_one(
     cubes = shipped._estimate_cubes
     masked_forwards: list[int] = []
 
-    def with_the_found_hand(depth: Any, intr: Any, centers: Any, timings: Any, check_presence: bool = True) -> Any:
+    def with_the_found_hand(depth: Any, intr: Any, centers: Any, timings: Any, check_presence: bool = True,
+                            full: Any = None) -> Any:
         if isinstance(depth, np.ndarray) and (depth == 0).sum() > (frame.depth == 0).sum():  # a masked image
             masked_forwards.append(len(centers))
             depth = frame.depth
-        return cubes(depth, intr, centers, timings, check_presence)
+        return cubes(depth, intr, centers, timings, check_presence, full)
 
     monkeypatch.setattr(shipped, "_estimate_cubes", with_the_found_hand)
     found = []

@@ -238,6 +238,18 @@ def test_init_from_another_grid_carries_weights_and_optimiser(shards: Path, tmp_
         train(_cfg(shards, tmp_path / "none", init_from=str(tmp_path / "missing.pt")))
 
 
+def test_a_one_channel_checkpoint_starts_a_two_channel_run_as_the_same_network(shards: Path, tmp_path: Path) -> None:
+    """input_channels: 2 from a one-channel checkpoint: the old first-layer weights, zeros for the new channel."""
+    src, one = train(_cfg(shards, tmp_path / "one", epochs=1))
+    out, two = train(_cfg(shards, tmp_path / "two", epochs=1, steps_per_epoch=1, lr=0.0, input_channels=2,
+                          init_from=str(src / "epoch_01.safetensors")))
+    w, w1 = two.state_dict()["front_layers.0.0.weight"], one.state_dict()["front_layers.0.0.weight"]
+    assert w.shape[1] == 2 and torch.equal(w[:, :1], w1) and not w[:, 1].any()
+    assert load_checkpoint(out / "epoch_01.safetensors")[1].input_channels == 2
+    with pytest.raises(ValueError, match="input_channels"):
+        _cfg(shards, tmp_path / "three", input_channels=3)
+
+
 def test_several_train_folders_are_pooled(shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A list of folders feeds one stream: a pass yields every frame of every folder once."""
     import v2v_ros.train.stream as stream_mod

@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             exact[binary_dilation(shown[1 - k])] = 0.0
             images = [depth, without_hands(depth, frame.intrinsics, [gt[1 - k]]), exact, frame_image(alone)]
             centre = np.nanmean(gt[k], axis=0)
-            for name, image in zip(IMAGES, images, strict=True):
-                (r,) = est.estimate_many(image, frame.intrinsics, [centre])
+            for name, image, masked in zip(IMAGES, images, (False, True, True, False), strict=True):
+                # a two-channel model sees what a mask removed, as in the estimator's masked cubes
+                (r,) = est.estimate_many(image, frame.intrinsics, [centre], full_mm=depth if masked else None)
                 e = float(np.nanmean(np.linalg.norm(np.asarray(r.joints) - gt[k], axis=-1))) if r.valid else np.nan
                 for key in (arrangement, "all"):
                     errors.setdefault(key, {n: [] for n in IMAGES})[name].append(e)

@@ -200,7 +200,7 @@ def run_bench(model_path: str | None, device: str, repeats: int, precision: str 
         u0, v0, u1, v1 = cube_footprint(intr, center, grid.cube_size, depth.shape[1], depth.shape[0])
         grid.voxelize_depth(depth[v0:v1, u0:u1], intr, center, offset=(u0, v0))  # as PoseEstimator does
 
-    vox = np.zeros((1, 1, n, n, n), np.float32)
+    vox = np.zeros((1, est.meta.input_channels, n, n, n), np.float32)
     grid.voxelize(intr.backproject(depth), center, out=vox[0, 0])
     heat = est.forward(vox)
     mins: dict[str, float] = {}
@@ -421,7 +421,7 @@ def run_contended(est: Any, repeats: int, settle_s: float = 1.0, cpu: int | None
     n = est.grid.size
     frame = _frame()
     c = frame.joints.mean(axis=0).astype(np.float64)
-    vox = np.zeros((1, 1, n, n, n), np.float32)
+    vox = np.zeros((1, est.meta.input_channels, n, n, n), np.float32)
     est.grid.voxelize(frame.intrinsics.backproject(frame.full_depth()), c, out=vox[0, 0])
     for _ in range(3):
         est.forward(vox)  # engine build, oneDNN primitive caches
@@ -498,7 +498,7 @@ def run_tradeoff(model_path: str | None, device: str, grids: Sequence[int], prec
                 t0 = time.perf_counter()
                 est = PoseEstimator(net, meta, device=dev, precision=p, backend=backend,
                                     calibration=synthetic_calibration_source)
-                vox = np.zeros((1, 1, g, g, g), np.float32)
+                vox = np.zeros((1, meta.input_channels, g, g, g), np.float32)
                 vox[0, 0, g // 4:3 * g // 4, g // 4:3 * g // 4, g // 2] = 1.0
                 est.forward(vox)  # builds the engine (int8: calibrates)
                 row["build_s"] = time.perf_counter() - t0

@@ -91,8 +91,8 @@ def forward_ratio(est: Any, repeats: int) -> dict[str, float]:
     import torch  # noqa: PLC0415
 
     n = est.grid.size
-    vox = np.zeros((2, 1, n, n, n), np.float32)
-    vox[:, :, n // 4: 3 * n // 4, n // 4: 3 * n // 4, n // 2] = 1.0  # a surface across the cube (the cost is dense)
+    vox = np.zeros((2, est.meta.input_channels, n, n, n), np.float32)
+    vox[:, 0, n // 4: 3 * n // 4, n // 4: 3 * n // 4, n // 2] = 1.0  # a surface across the cube (the cost is dense)
     times: dict[int, list[float]] = {1: [], 2: []}
     single: list[float] = []  # one cube on one thread
     threads = torch.get_num_threads()

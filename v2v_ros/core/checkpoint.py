@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from v2v_ros.core.voxel import INPUT_CHANNELS
+
 FORMAT_VERSION = 1
 ARCH = "V2VPoseNet"
 
@@ -42,6 +44,12 @@ class ModelMeta:
     # not at the pose network's grid or weights, so a second pose network (e.g. a cheaper grid) shares
     # them instead of shipping copies that could drift apart.
     companions: str = ""
+    # Input volumes per cube (core.voxel.INPUT_CHANNELS): 1 = occupancy of the cube's points; 2 = that
+    # plus a second occupancy of the points the pipeline gave to another target (another hand's pixels,
+    # masked out of this cube). Why a channel rather than only removing them: a mask drawn around an
+    # estimated pose bites into the hand it protects where two hands touch, and the network that sees
+    # what was removed can take those points back and knows where the other hand hides this one.
+    input_channels: int = 1
 
     @property
     def num_joints(self) -> int:
@@ -62,6 +70,8 @@ class ModelMeta:
         if isinstance(self.cube_size, bool) or not isinstance(self.cube_size, (int, float)) \
                 or not 0 < self.cube_size < float("inf"):  # JSON admits Infinity; NaN fails both comparisons
             raise CheckpointError(f"{source}: cube_size must be a positive finite number of mm, got {self.cube_size!r}")
+        if isinstance(self.input_channels, bool) or self.input_channels not in INPUT_CHANNELS:
+            raise CheckpointError(f"{source}: input_channels must be one of {INPUT_CHANNELS}, got {self.input_channels!r}")
         if not isinstance(self.companions, str) or any(c in self.companions for c in "/\\") \
                 or self.companions in (".", ".."):
             raise CheckpointError(f"{source}: companions must be the stem of a model in the same folder "
@@ -144,7 +154,7 @@ def build_model(state: dict[str, torch.Tensor], meta: ModelMeta, source: str = "
     """Instantiate V2VPoseNet for ``meta`` and load ``state``, naming any mismatching tensor."""
     from v2v_ros.core.model import V2VPoseNet  # noqa: PLC0415
 
-    model = V2VPoseNet(meta.num_joints)
+    model = V2VPoseNet(meta.num_joints, meta.input_channels)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -154,7 +164,7 @@ def build_model(state: dict[str, torch.Tensor], meta: ModelMeta, source: str = "
         if tuple(state[key].shape) != tuple(ref.shape):
             raise CheckpointError(
                 f"{source}: tensor {key!r} has shape {tuple(state[key].shape)}, architecture needs {tuple(ref.shape)}"
-                f" (metadata says {meta.num_joints} joints)"
+                f" (metadata says {meta.num_joints} joints, {meta.input_channels} input channel(s))"
             )
         if ref.is_floating_point() and not torch.isfinite(state[key]).all():
             raise CheckpointError(f"{source}: tensor {key!r} contains NaN or inf")

@@ -38,7 +38,7 @@ from v2v_ros.core.inference import (
 from v2v_ros.core.localize import BodyLocalizer, Localizer, localizer_for
 from v2v_ros.core.presence import NO_HAND, Presence
 from v2v_ros.core.refiner import Refiner
-from v2v_ros.core.voxel import VoxelGrid
+from v2v_ros.core.voxel import OTHER_TARGETS_CHANNEL, VoxelGrid, removed_depth
 
 # A refiner maps (depth mm, intrinsics, initial centre mm) -> refined centre mm.
 RefineFn = Callable[[np.ndarray, Intrinsics, np.ndarray], np.ndarray]
@@ -279,6 +279,8 @@ class PoseEstimator:
             calib = self.calibration
             if callable(calib):  # a CalibrationSource: volumes for this model's grid, cube and skeleton
                 calib = functools.partial(calib, self.meta.grid_size, self.meta.cube_size, self.meta.skeleton)
+                if self.meta.input_channels > 1:  # (one-channel sources need not know the argument)
+                    calib = functools.partial(calib, channels=self.meta.input_channels)
             self._engine = make_engine(self._model, self.device, self._precision, self._backend,
                                        grid_size=self.meta.grid_size, calibration=calib)
         return self._engine
@@ -405,11 +407,19 @@ class PoseEstimator:
         return out
 
     def estimate_many(
-        self, depth_mm: np.ndarray, intrinsics: Intrinsics, reference_points: Sequence[Any] | None = None
+        self, depth_mm: np.ndarray, intrinsics: Intrinsics, reference_points: Sequence[Any] | None = None,
+        full_mm: np.ndarray | None = None,
     ) -> list[PoseResult]:
-        """Several targets of one frame in ONE batched forward (cheaper than k calls)."""
+        """Several targets of one frame in ONE batched forward (cheaper than k calls).
+
+        ``full_mm``: the image ``depth_mm`` was made from by zeroing another target's pixels, when it
+        was; a model with two input channels then sees those pixels in its second channel.
+        """
         timings: dict[str, float] = {}
         depth = self._checked(depth_mm, intrinsics, timings)
+        full = None if full_mm is None else self._checked(full_mm, intrinsics, {})
+        if full is not None and full.shape != depth.shape:
+            raise ValueError(f"full_mm has shape {full.shape}, depth_mm {depth.shape}: expected the same image")
         if reference_points is None:
             t = time.perf_counter()
             center = self.detector(depth, intrinsics) if self.detector is not None else None
@@ -423,7 +433,7 @@ class PoseEstimator:
             centers = [_check_point(p) for p in reference_points]
             if not centers:
                 return []
-        return self._estimate_cubes(depth, intrinsics, centers, timings)
+        return self._estimate_cubes(depth, intrinsics, centers, timings, full=full)
 
     def estimate_all(self, depth_mm: np.ndarray, intrinsics: Intrinsics, max_targets: int = DEFAULT_MAX_TARGETS,
                      priors: Sequence[Any] = (), search: bool = True, one_at_a_time: bool = False,
@@ -742,7 +752,7 @@ class PoseEstimator:
                       for i in crowded]
             _lap(timings, "presence", t)
             redo = self._estimate_cubes(images, intrinsics, [means[i] for i in crowded], timings,  # type: ignore[arg-type]
-                                        check_presence=False)
+                                        check_presence=False, full=depth)
             changed = False
             for i, r in zip(crowded, redo, strict=True):
                 if r.valid and r.score >= SEPARATE_KEEP * out[i].score:
@@ -779,7 +789,7 @@ class PoseEstimator:
         images = [without_nearer(depth, intrinsics, near[a][0], near[b][0]) for i, j in pairs for a, b in ((i, j), (j, i))]
         _lap(timings, "presence", t)
         first = self._estimate_cubes(images, intrinsics, [near[a][0] for pair in pairs for a in pair], timings,
-                                     check_presence=False)
+                                     check_presence=False, full=depth)
         posed = [k for k in range(len(pairs)) if _two_hands(first[2 * k], first[2 * k + 1])]
         if not posed:
             return found
@@ -787,7 +797,7 @@ class PoseEstimator:
         images = [without_hands(depth, intrinsics, [first[2 * k + 1 - s].joints]) for k in posed for s in (0, 1)]
         _lap(timings, "presence", t)
         second = self._estimate_cubes(images, intrinsics, [first[2 * k + s].joints.mean(axis=0) for k in posed
-                                                           for s in (0, 1)], timings, check_presence=False)
+                                                           for s in (0, 1)], timings, check_presence=False, full=depth)
         best: list[PoseResult] = []
         for n, k in enumerate(posed):
             two = second[2 * n: 2 * n + 2]
@@ -825,7 +835,8 @@ class PoseEstimator:
         images = list(seen[: len(centres)]) if seen else self._followed_images(depth, intrinsics, centres, poses,
                                                                                  timings)
         images += [depth] * (len(centres) - len(images))
-        return self._estimate_cubes(images, intrinsics, centres, timings, check_presence=False)  # type: ignore[arg-type]
+        return self._estimate_cubes(images, intrinsics, centres, timings,  # type: ignore[arg-type]
+                                    check_presence=False, full=depth)
 
     def _followed_images(self, depth: np.ndarray, intrinsics: Intrinsics, centres: list[np.ndarray],
                          poses: list[Any], timings: dict[str, float]) -> list[np.ndarray]:
@@ -922,7 +933,7 @@ class PoseEstimator:
             probs.append(p)
         if not centres:
             return found
-        extra = self._estimate_cubes(masked, intrinsics, centres, timings, check_presence=False)
+        extra = self._estimate_cubes(masked, intrinsics, centres, timings, check_presence=False, full=depth)
         for p, r in zip(probs, extra, strict=True):
             r.presence = p
         new = [r for k, r in enumerate(extra) if r.valid and not _at_wrist(r, found)
@@ -991,7 +1002,8 @@ class PoseEstimator:
         return depth
 
     def _estimate_cubes(self, depth: np.ndarray, intrinsics: Intrinsics, centers: list[np.ndarray],
-                        timings: dict[str, float], check_presence: bool = True) -> list[PoseResult]:
+                        timings: dict[str, float], check_presence: bool = True,
+                        full: np.ndarray | None = None) -> list[PoseResult]:
         """Voxelise, forward (one batch) and decode the cubes at ``centers`` of a checked image.
 
         The stages are added to ``timings``, which every result shares: a frame estimated
@@ -1000,13 +1012,18 @@ class PoseEstimator:
         without one become invalid results (reason NO_HAND) and cost no pose forward. Why
         here: detected, verified, tracked and given centres all pass through this method,
         so none of them can publish a hand the classifier did not see.
+
+        ``full``: the checked image that ``depth`` (one image, or one per cube) was masked from.
+        A model with two input channels gets the pixels the masks removed in its second channel
+        (core.voxel.removed_depth); without ``full`` nothing counts as removed.
         """
         if check_presence and self.presence is not None and centers:
             t = time.perf_counter()
             probs = self.presence(depth, intrinsics, centers)
             _lap(timings, "presence", t)
             here = [i for i, p in enumerate(probs) if p >= self.presence.threshold]
-            found = self._estimate_cubes(depth, intrinsics, [centers[i] for i in here], timings, False) if here else []
+            found = self._estimate_cubes(depth, intrinsics, [centers[i] for i in here], timings, False,
+                                         full) if here else []
             results: list[PoseResult] = []
             for i, c in enumerate(centers):
                 r = found[here.index(i)] if i in here else self._invalid(c, NO_HAND, timings)
@@ -1015,34 +1032,43 @@ class PoseEstimator:
             timings["total"] = sum(v for k, v in timings.items() if k != "total")
             return results
         if not self.gpu_voxels:
-            return self._cubes(depth, intrinsics, centers, timings)
+            return self._cubes(depth, intrinsics, centers, timings, full)
         import cupy  # noqa: PLC0415 - optional, only with CUDA
 
         # CuPy allocates on its *current* device, torch on ``self.device``: on cuda:N (N > 0)
         # the volumes, the DLPack heatmaps and the decoding must all live on device N.
         index = self.device.index if self.device.index is not None else torch.cuda.current_device()
         with cupy.cuda.Device(index):
-            return self._cubes(depth, intrinsics, centers, timings)
+            return self._cubes(depth, intrinsics, centers, timings, full)
 
     def _cubes(self, depth: np.ndarray, intrinsics: Intrinsics, centers: list[np.ndarray],
-               timings: dict[str, float]) -> list[PoseResult]:
+               timings: dict[str, float], full: np.ndarray | None = None) -> list[PoseResult]:
         """:meth:`_estimate_cubes` on NumPy, or on CuPy inside the engine's CUDA device."""
         t = time.perf_counter()
         n = self.grid.size
         xp = np
         if self.gpu_voxels:
             import cupy as xp  # noqa: PLC0415 - optional, only with CUDA
-        batch = xp.zeros((len(centers), 1, n, n, n), dtype=xp.float32)
+        channels = self.meta.input_channels
+        batch = xp.zeros((len(centers), channels, n, n, n), dtype=xp.float32)
         counts = []
         per_cube = isinstance(depth, list)  # estimate_all: each cube may see its own image (other hands removed)
         h, w = (depth[0] if per_cube else depth).shape
         for i, c in enumerate(centers):
             u0, v0, u1, v1 = cube_footprint(intrinsics, c, self.grid.cube_size, w, h)
-            crop = (depth[i] if per_cube else depth)[v0:v1, u0:u1]
+            image = depth[i] if per_cube else depth
+            crop = image[v0:v1, u0:u1]
+            removed = None
+            if channels > 1 and full is not None and image is not full:  # a masked image: what went?
+                removed = removed_depth(full[v0:v1, u0:u1], crop)
+                removed = removed if removed.any() else None
             if xp is not np:
                 crop = xp.asarray(np.ascontiguousarray(crop))  # upload the cube's footprint only
+                removed = None if removed is None else xp.asarray(np.ascontiguousarray(removed))
             # Back-projection and voxelisation in one pass over the cube's z slab (core.voxel).
             self.grid.voxelize_depth(crop, intrinsics, c, offset=(u0, v0), out=batch[i, 0])
+            if removed is not None:
+                self.grid.voxelize_depth(removed, intrinsics, c, offset=(u0, v0), out=batch[i, OTHER_TARGETS_CHANNEL])
             counts.append(int(batch[i, 0].sum()))
         t = _lap(timings, "voxelize", t)
 
@@ -1084,7 +1110,7 @@ class PoseEstimator:
         return [r for r in results if r is not None]
 
     def forward(self, voxels: np.ndarray) -> np.ndarray:
-        """(B, 1, N, N, N) occupancy -> (B, J, N/2, N/2, N/2) heatmaps as float32 NumPy (via the engine)."""
+        """(B, C, N, N, N) occupancy -> (B, J, N/2, N/2, N/2) heatmaps as float32 NumPy (via the engine)."""
         return self.engine.run_numpy(voxels)
 
     def _decode(self, heat: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from v2v_ros.core.model import input_channels
 from v2v_ros.core.threads import default_policy
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -222,9 +223,9 @@ def _as_tensor(voxels: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.from_dlpack(voxels)  # CuPy and other DLPack producers: no copy
 
 
-def _check_input(x: torch.Tensor) -> None:
-    if x.ndim != 5 or x.shape[1] != 1 or not (x.shape[2] == x.shape[3] == x.shape[4]):
-        raise ValueError(f"voxels must be (B, 1, N, N, N), got {tuple(x.shape)}")
+def _check_input(x: torch.Tensor, channels: int = 1) -> None:
+    if x.ndim != 5 or x.shape[1] != channels or not (x.shape[2] == x.shape[3] == x.shape[4]):
+        raise ValueError(f"voxels must be (B, {channels}, N, N, N), got {tuple(x.shape)}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,6 +233,7 @@ def _check_input(x: torch.Tensor) -> None:
 # ---------------------------------------------------------------------------------------
 # (grid N, cube edge mm, skeleton preset) -> (count, 1, N, N, N) float32 occupancy volumes that look like
 # what the model will see; v2v_ros.data.calibration.synthetic_calibration_source renders synthetic ones.
+# For a model with two input channels the estimator also passes ``channels=2`` (volumes (count, 2, ...)).
 CalibrationSource = Callable[[int, float, str], np.ndarray]
 Calibration = np.ndarray | Callable[[], np.ndarray]
 
@@ -239,13 +241,13 @@ NO_CALIBRATION = ("int8 needs calibration volumes from the caller: pass calibrat
                   "occupancy volumes, or v2v_ros.data.calibration.synthetic_calibration_source to PoseEstimator)")
 
 
-def _calibration_volumes(calibration: Calibration | None) -> np.ndarray:
+def _calibration_volumes(calibration: Calibration | None, channels: int = 1) -> np.ndarray:
     data = calibration() if callable(calibration) else calibration
     if data is None:
         raise ValueError(NO_CALIBRATION)
     arr = np.asarray(data, np.float32)
-    if arr.ndim != 5 or arr.shape[1] != 1 or len(arr) == 0:
-        raise ValueError(f"int8 calibration volumes must be (B >= 1, 1, N, N, N), got {arr.shape}")
+    if arr.ndim != 5 or arr.shape[1] != channels or len(arr) == 0:
+        raise ValueError(f"int8 calibration volumes must be (B >= 1, {channels}, N, N, N), got {arr.shape}")
     return arr
 
 
@@ -313,6 +315,7 @@ class TorchEngine:
         self.device = torch.device(device)
         self.precision = precision
         self.optimized = optimize and is_v2v(model)
+        self.channels = input_channels(model)
         cuda = self.device.type == "cuda"
         if precision == "fp16" and not cuda:
             raise ValueError(FP16_ON_CPU)
@@ -339,7 +342,7 @@ class TorchEngine:
             self._autocast = _DTYPES.get(precision)
             return
         if precision == "int8":
-            self.model = quantize_int8(model, _calibration_volumes(calibration))
+            self.model = quantize_int8(model, _calibration_volumes(calibration, self.channels))
             return
         net = fold_batchnorm(model)
         if not cuda and torch.backends.mkldnn.is_available() and precision != "fp16":
@@ -367,7 +370,7 @@ class TorchEngine:
 
     def __call__(self, voxels: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = _as_tensor(voxels)
-        _check_input(x)
+        _check_input(x, self.channels)
         with torch.inference_mode():
             if self.device.type != "cuda":
                 default_policy().update()  # fewer threads while other processes hold cores (core.threads)
@@ -440,7 +443,7 @@ def export_onnx(model: nn.Module, grid_size: int, batch: int | None = 1, *, expo
     (legacy where this PyTorch still has it, else dynamo).
     """
     net = (fold_batchnorm(model) if fold and is_v2v(model) else copy.deepcopy(model)).float().cpu().eval()
-    example = torch.zeros(batch or 2, 1, grid_size, grid_size, grid_size)
+    example = torch.zeros(batch or 2, input_channels(model), grid_size, grid_size, grid_size)
     names = {"input_names": ["voxels"], "output_names": ["heatmaps"]}
     if exporter not in ("auto", "legacy", "dynamo"):
         raise ValueError(f"exporter must be auto, legacy or dynamo, got {exporter!r}")
@@ -564,15 +567,16 @@ class OnnxRuntimeEngine:
             raise ValueError("backend onnxruntime needs grid_size to export the model")
         self.precision = precision
         self.grid_size = grid_size
+        self.channels = input_channels(model)
         blob = export_onnx(model, grid_size, batch=None)
         if precision == "int8":
-            blob = quantize_onnx_int8(blob, _calibration_volumes(calibration))
+            blob = quantize_onnx_int8(blob, _calibration_volumes(calibration, self.channels))
         self.session = ort_session(blob, self.device)
 
     def run_numpy(self, voxels: np.ndarray | torch.Tensor) -> np.ndarray:
         x = voxels.detach().cpu().numpy() if isinstance(voxels, torch.Tensor) else np.asarray(voxels)
-        if x.ndim != 5 or x.shape[1] != 1:
-            raise ValueError(f"voxels must be (B, 1, N, N, N), got {tuple(x.shape)}")
+        if x.ndim != 5 or x.shape[1] != self.channels:
+            raise ValueError(f"voxels must be (B, {self.channels}, N, N, N), got {tuple(x.shape)}")
         return self.session.run(["heatmaps"], {"voxels": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
     def __call__(self, voxels: np.ndarray | torch.Tensor) -> torch.Tensor:

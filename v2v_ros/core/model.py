@@ -90,10 +90,12 @@ class EncoderDecoder(nn.Module):
 
 
 class V2VPoseNet(nn.Module):
-    """Voxel-to-voxel network: (B, 1, N, N, N) occupancy -> (B, J, N/2, N/2, N/2) heatmaps.
+    """Voxel-to-voxel network: (B, C, N, N, N) occupancy -> (B, J, N/2, N/2, N/2) heatmaps.
 
     Fully convolutional, so any N divisible by 8 works (88 in the paper, 48 in its
     ablation). Weights start from N(0, 0.001) and biases from 0 (paper sec. 7).
+    C is 1 in the paper; 2 adds the points removed from the cube as another target's
+    (core.voxel.OTHER_TARGETS_CHANNEL), which only the first convolution sees.
     """
 
     def __init__(self, num_joints: int, in_channels: int = 1) -> None:
@@ -101,6 +103,7 @@ class V2VPoseNet(nn.Module):
         if num_joints <= 0:
             raise ValueError(f"num_joints must be positive, got {num_joints}")
         self.num_joints = num_joints
+        self.in_channels = in_channels
         self.front_layers = nn.Sequential(
             Basic3D(in_channels, 16, 7),
             Pool3D(),
@@ -127,6 +130,20 @@ class V2VPoseNet(nn.Module):
         return self.output_layer(self.back_layers(self.encoder_decoder(self.front_layers(x))))
 
 
+def input_channels(model: nn.Module) -> int:
+    """Input channels of a V2VPoseNet, or of a wrapper (ensemble, compiled, quantised) around one.
+
+    Read from the first 3-D convolution's weights, which every variant keeps.
+    """
+    for m in model.modules():
+        if isinstance(m, V2VPoseNet):
+            return m.in_channels
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            return int(m.in_channels)
+    return 1
+
+
 def count_macs(model: nn.Module, grid_size: int) -> int:
     """Multiply-accumulates of one forward pass at ``grid_size``³ (convolutions only).
 
@@ -149,7 +166,7 @@ def count_macs(model: nn.Module, grid_size: int) -> int:
     try:
         device = next(model.parameters()).device
         with torch.no_grad():
-            model(torch.zeros(1, 1, grid_size, grid_size, grid_size, device=device))
+            model(torch.zeros(1, input_channels(model), grid_size, grid_size, grid_size, device=device))
     finally:
         for h in handles:
             h.remove()

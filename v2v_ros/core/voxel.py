@@ -8,6 +8,10 @@ Conventions (fixed; the model, training targets, decoding and tests rely on them
 * Volumes are indexed ``[ix, iy, iz]`` (x first), matching the camera axes.
 * The network outputs at ``size / stride`` resolution; output voxel ``k`` is centred
   at input coordinate ``stride * (k + 0.5)``.
+* The network's input is ``(C, size, size, size)`` per cube: channel 0 is the occupancy of the
+  cube's points; a model with ``input_channels == 2`` also gets, in channel
+  :data:`OTHER_TARGETS_CHANNEL`, the occupancy of the points the pipeline attributed to another
+  target and removed from channel 0 (:func:`removed_depth`); zero when nothing was removed.
 * Heatmaps are unnormalised Gaussians ``exp(-d² / 2σ²)`` with ``d`` measured in
   output voxels (paper eq. 1, σ = 1.7).
 
@@ -24,6 +28,20 @@ import numpy as np
 
 from v2v_ros.core.arrays import array_module, to_numpy
 from v2v_ros.core.camera import _TINY  # smallest positive depth: the z slab's near bound, as in backproject
+
+INPUT_CHANNELS = (1, 2)  # occupancy alone, or occupancy plus the other targets' removed points
+OTHER_TARGETS_CHANNEL = 1
+
+
+def removed_depth(full: Any, kept: Any) -> Any:
+    """The depths of ``full`` that a mask zeroed in ``kept`` (same shape): the other targets' pixels.
+
+    Why from the two images rather than from the mask: every masking step of the pipeline
+    (a tracker's followed cubes, the crowded-cube re-estimation, a split pair) hands the cube an
+    image with another hand's pixels set to 0, so one difference serves them all.
+    """
+    xp = array_module(full)
+    return xp.where((kept <= 0) & (full > 0), full, xp.zeros_like(full))
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,10 @@ class TrainConfig:
     # Two-hand frames: the share of samples whose other hands are masked out as a tracker masks them
     # at run time (train.stream, without_other_hands); 0 = the other hands stay in the cube.
     mask_other_hands: float = 0.0
+    # 2: the masked samples also give the network the removed pixels in a second input channel
+    # (core.voxel.OTHER_TARGETS_CHANNEL), as the estimator does at run time; 1: the paper's input.
+    # A one-channel init_from starts the second channel's weights at zero (the same network at step 0).
+    input_channels: int = 1
     # Start a fresh run from another run's weights (ignored once this run has its own
     # last.pt). V2V-PoseNet is fully convolutional, so a model trained at one grid size
     # initialises another (same skeleton): a 32³ model fine-tuned at 40³ costs a few epochs,
@@ -90,6 +94,8 @@ class TrainConfig:
             raise ValueError(f"{source}: batch_size and epochs must be >= 1")
         if not 0.0 <= self.mask_other_hands <= 1.0:
             raise ValueError(f"{source}: mask_other_hands must be a probability in [0, 1], got {self.mask_other_hands}")
+        if self.input_channels not in (1, 2):
+            raise ValueError(f"{source}: input_channels must be 1 or 2, got {self.input_channels}")
         if any(m < 1 for m in self.lr_milestones) or not 0 < self.lr_gamma <= 1:
             raise ValueError(f"{source}: lr_milestones must be epochs >= 1 and 0 < lr_gamma <= 1, got "
                              f"{self.lr_milestones}, {self.lr_gamma}")

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from v2v_ros.core.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
 from v2v_ros.core.estimator import resolve_device
-from v2v_ros.core.model import V2VPoseNet
+from v2v_ros.core.model import V2VPoseNet, input_channels
 from v2v_ros.core.skeletons import get_skeleton
 from v2v_ros.core.voxel import VoxelGrid
 from v2v_ros.train.config import TrainConfig
@@ -128,14 +128,33 @@ def frames_error(model: torch.nn.Module, frames: Iterable[Any], grid: VoxelGrid,
     it = iter(frames)
     with torch.inference_mode():
         while chunk := list(itertools.islice(it, batch)):
-            vox = np.stack([make_sample(f.depth, f.offset, f.intrinsics, f.joints, grid, rng, NO_AUGMENTATION)[0]
-                            for f in chunk])
+            vox = np.stack([make_sample(f.depth, f.offset, f.intrinsics, f.joints, grid, rng, NO_AUGMENTATION,
+                                        channels=input_channels(model))[0] for f in chunk])
             heat = model(torch.from_numpy(vox).to(device)).float().cpu().numpy()
             centers = np.stack([f.joints.mean(axis=0) for f in chunk])
             pred, _ = grid.decode(heat, centers)
             errors.append(np.linalg.norm(pred - np.stack([f.joints for f in chunk]), axis=-1).mean(axis=1))
     model.train(was_training)
     return float(np.concatenate(errors).mean()) if errors else float("nan")
+
+
+def _widened_input(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weights`` with the first convolution given zero weights for input channels it lacks.
+
+    Why zeros: a one-channel network fine-tuned with a second input channel then starts as the
+    very network it was (the new channel contributes nothing) and learns to use it from there.
+    """
+    expected = model.state_dict()
+    out = dict(weights)
+    for key, ref in expected.items():
+        got = out.get(key)
+        if got is None or got.ndim != 5 or ref.ndim != 5 or got.shape == ref.shape:
+            continue
+        if got.shape[0] == ref.shape[0] and got.shape[2:] == ref.shape[2:] and got.shape[1] < ref.shape[1]:
+            wide = torch.zeros(ref.shape, dtype=got.dtype)
+            wide[:, : got.shape[1]] = got
+            out[key] = wide
+    return out
 
 
 def _initialise(model: torch.nn.Module, opt: torch.optim.Optimizer, source: str, num_joints: int,
@@ -156,8 +175,10 @@ def _initialise(model: torch.nn.Module, opt: torch.optim.Optimizer, source: str,
         optim = None
         if len(meta.joint_names) != num_joints:
             raise ValueError(f"init_from: {path} has {len(meta.joint_names)} joints, this run {num_joints}")
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    weights = _widened_input(model, weights)
     try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+        model.load_state_dict(weights)
     except RuntimeError as exc:
         raise ValueError(f"init_from: {path} does not fit this model: {exc}") from exc
     if optim is not None:
@@ -184,7 +205,7 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
 
     skeleton = get_skeleton(cfg.skeleton)
     grid = VoxelGrid(cfg.cube_size, cfg.grid_size)
-    model = V2VPoseNet(skeleton.num_joints).to(device)
+    model = V2VPoseNet(skeleton.num_joints, cfg.input_channels).to(device)
     opt = torch.optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps)
     epoch, step = 0, 0
     last = out / "last.pt"
@@ -227,7 +248,8 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
     autocast_dtype, autocast_on = (amp_cpu, True) if amp_cpu is not None else (torch.float16, use_amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     log_path = out / "log.csv"
-    meta = ModelMeta(skeleton.name, list(skeleton.joint_names), cfg.grid_size, cfg.cube_size, sigma=cfg.sigma)
+    meta = ModelMeta(skeleton.name, list(skeleton.joint_names), cfg.grid_size, cfg.cube_size, sigma=cfg.sigma,
+                     input_channels=cfg.input_channels)
 
     def save_resume(ep: int, st: int) -> None:
         tmp = last.with_suffix(".tmp")
@@ -237,7 +259,8 @@ def train(cfg: TrainConfig) -> tuple[Path, torch.nn.Module]:
     started = time.time()
     while epoch < cfg.epochs:
         stream = ShardStream(cfg.train_data, grid, aug, cfg.sigma, cfg.seed, epoch, info.rank, info.world_size,
-                             cfg.center_jitter_mm, start_step=step, mask_other_hands=cfg.mask_other_hands)
+                             cfg.center_jitter_mm, start_step=step, mask_other_hands=cfg.mask_other_hands,
+                             channels=cfg.input_channels)
         loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers,
                             pin_memory=device.type == "cuda", persistent_workers=False)
         for group in opt.param_groups:

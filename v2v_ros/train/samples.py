@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from v2v_ros.core.camera import Intrinsics, cube_footprint
-from v2v_ros.core.voxel import VoxelGrid
+from v2v_ros.core.voxel import INPUT_CHANNELS, OTHER_TARGETS_CHANNEL, VoxelGrid
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,20 @@ def make_sample(
     sigma: float = 1.7,
     center: np.ndarray | None = None,
     center_jitter_mm: float = 0.0,
+    channels: int = 1,
+    removed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(voxels (1, N, N, N), heatmaps (J, N/2, N/2, N/2)) float32 for one frame.
+    """(voxels (C, N, N, N), heatmaps (J, N/2, N/2, N/2)) float32 for one frame.
 
-    ``depth`` may be a crop whose top-left pixel is ``offset`` in the full image.
+    ``depth`` may be a crop whose top-left pixel is ``offset`` in the full image. With
+    ``channels=2``, ``removed`` (same shape as ``depth``, or None for nothing removed) holds the
+    depths a mask took out of ``depth`` as another target's; they go, under the same augmentation,
+    into channel :data:`~v2v_ros.core.voxel.OTHER_TARGETS_CHANNEL` as at run time.
     """
+    if channels not in INPUT_CHANNELS:
+        raise ValueError(f"channels must be one of {INPUT_CHANNELS}, got {channels!r}")
+    if removed is not None and channels == 1:
+        raise ValueError("removed points need a second input channel (channels=2)")
     if center is None:
         center = joints.mean(axis=0)
     center = np.asarray(center, dtype=np.float64)
@@ -68,9 +77,15 @@ def make_sample(
     u0, v0, u1, v1 = cube_footprint(intrinsics, center, reach, offset[0] + w, offset[1] + h)
     u0, v0 = max(u0 - offset[0], 0), max(v0 - offset[1], 0)
     u1, v1 = max(u1 - offset[0], 0), max(v1 - offset[1], 0)
-    pts = intrinsics.backproject(depth[v0:v1, u0:u1], offset=(offset[0] + u0, offset[1] + v0)).astype(np.float64)
-    pts = (pts - center) @ a.T + center + t
+
+    def voxelized(image: np.ndarray) -> np.ndarray:
+        pts = intrinsics.backproject(image[v0:v1, u0:u1], offset=(offset[0] + u0, offset[1] + v0)).astype(np.float64)
+        return grid.voxelize(((pts - center) @ a.T + center + t).astype(np.float32), center)
+
+    vox = np.zeros((channels, grid.size, grid.size, grid.size), np.float32)
+    vox[0] = voxelized(depth)
+    if removed is not None:
+        vox[OTHER_TARGETS_CHANNEL] = voxelized(removed)
     jts = (np.asarray(joints, dtype=np.float64) - center) @ a.T + center + t
-    vox = grid.voxelize(pts.astype(np.float32), center)
     hm = grid.heatmaps(jts, center, sigma)
-    return vox[None], hm
+    return vox, hm

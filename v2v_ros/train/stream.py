@@ -20,7 +20,9 @@ With ``mask_other_hands`` (a probability), such a sample instead sees the other 
 the way a tracker removes them at run time (:func:`v2v_ros.core.estimator.without_hands` around a
 pose a few millimetres off the true one, as a followed hand's predicted pose is): a followed cube is
 voxelised without the other followed hand (``PoseEstimator._followed``), so the network meets the
-hole that hand leaves, sometimes bitten into its own hand where the two touch.
+hole that hand leaves, sometimes bitten into its own hand where the two touch. A model with two
+input channels (``input_channels: 2``) gets the removed pixels in its second channel, as the
+estimator gives them at run time (core.voxel.removed_depth).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from v2v_ros.core.voxel import VoxelGrid
+from v2v_ros.core.voxel import VoxelGrid, removed_depth
 from v2v_ros.train.samples import Augmentation, make_sample
 
 # A hand less visible than this is no training target: its hidden joints are guesses.
@@ -111,6 +113,7 @@ class ShardStream(IterableDataset):
         center_jitter_mm: float = 0.0,
         start_step: int = 0,
         mask_other_hands: float = 0.0,
+        channels: int = 1,
     ) -> None:
         super().__init__()
         self.root, self.grid, self.aug, self.sigma = root, grid, aug, sigma
@@ -118,6 +121,7 @@ class ShardStream(IterableDataset):
         self.center_jitter_mm = center_jitter_mm
         self.start_step = start_step
         self.mask_other_hands = mask_other_hands
+        self.channels = channels
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         from v2v_ros.data.shards import ShardDataset  # noqa: PLC0415 - heavy, only in workers
@@ -141,14 +145,16 @@ class ShardStream(IterableDataset):
                     joints = training_target(f, rng)
                     if joints is None:
                         continue
-                    depth = f.depth
+                    depth, removed = f.depth, None
                     if self.mask_other_hands > 0:
                         others = other_hands(f, joints)
                         if others and rng.random() < self.mask_other_hands:
                             depth = without_other_hands(f, others, rng)
+                            if self.channels == 2:
+                                removed = removed_depth(np.asarray(f.depth, np.float32), depth)
                     vox, hm = make_sample(
                         depth, f.offset, f.intrinsics, joints, self.grid, rng, self.aug, self.sigma,
-                        center_jitter_mm=self.center_jitter_mm,
+                        center_jitter_mm=self.center_jitter_mm, channels=self.channels, removed=removed,
                     )
                     yield torch.from_numpy(vox), torch.from_numpy(hm)
             cycle += 1
