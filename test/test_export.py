@@ -55,6 +55,21 @@ def test_export_fails_above_tolerance(checkpoint: Path, tmp_path: Path, capsys: 
     assert code == (0 if "diff 0 " in text else 1)
 
 
+def test_a_two_channel_model_exports_with_two_input_channels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The ONNX input is (B, 2, N, N, N) and is checked on volumes with another hand in the second channel."""
+    from test_inference import _net  # noqa: PLC0415
+
+    ckpt, out = tmp_path / "two16.safetensors", tmp_path / "two.onnx"
+    save_checkpoint(ckpt, _net(4, channels=2).state_dict(),
+                    ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), 16, 250.0, input_channels=2))
+    code = main(["export", "--onnx", str(out), "--checkpoint", str(ckpt), "--exporter", "legacy", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0 and r["ok"] and r["input_channels"] == 2 and r["max_abs_heatmap"] > 0.1
+    import onnx  # noqa: PLC0415
+
+    assert onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[1].dim_value == 2
+
+
 def test_export_other_grid_and_bad_arguments(checkpoint: Path, tmp_path: Path) -> None:
     assert main(["export", "--onnx", str(tmp_path / "g24.onnx"), "--checkpoint", str(checkpoint), "--grid", "24",
                  "--exporter", "legacy"]) == 0

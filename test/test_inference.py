@@ -32,10 +32,10 @@ HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 NO_CUDA = "CUDA is not available here (CPU-only torch build / no GPU): GPU path tests run on CUDA machines"
 
 
-def _net(seed: int = 0, joints: int = 21) -> V2VPoseNet:
+def _net(seed: int = 0, joints: int = 21, channels: int = 1) -> V2VPoseNet:
     """A V2VPoseNet with O(1) activations and non-trivial BatchNorm statistics."""
     g = torch.Generator().manual_seed(seed)
-    net = V2VPoseNet(joints).eval()
+    net = V2VPoseNet(joints, channels).eval()
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):

@@ -162,3 +162,12 @@ def test_masked_training_samples_carry_the_other_hand_in_the_second_channel(tmp_
     np.testing.assert_array_equal(np.maximum(masked[0], masked[1]), whole[0])
     np.testing.assert_array_equal(unmasked[0], whole[0])
     assert not unmasked[1].any()
+
+
+def test_the_reproduction_record_of_a_two_channel_checkpoint_builds_it_as_its_metadata_says(tmp_path: Path) -> None:
+    """tools/ship_model.py measures every shipped checkpoint on fresh frames: a two-channel one too."""
+    from v2v_ros.data.synthetic import render_frame
+    from v2v_ros.train.reproduce import network_error
+
+    path = save_checkpoint(tmp_path / "two", V2VPoseNet(21, 2).state_dict(), _meta(channels=2))
+    assert np.isfinite(network_error(path, [render_frame(3, i) for i in range(2)]))

@@ -55,7 +55,7 @@ def export(checkpoint: str | Path, out: str | Path, grid: int | None = None, bat
     out.write_bytes(blob)
     b = batch or 2  # a dynamic axis is checked with batch 2
     volumes = synthetic_calibration(n, meta.cube_size, count=max(check_frames, b),
-                                    body=is_body_skeleton(meta.skeleton))
+                                    body=is_body_skeleton(meta.skeleton), channels=meta.input_channels)
     session = ort_session(str(out), torch.device("cpu"))
     worst = 0.0
     peak = 0.0
@@ -71,7 +71,7 @@ def export(checkpoint: str | Path, out: str | Path, grid: int | None = None, bat
         worst = max(worst, diff if np.isfinite(diff) else np.inf)
         peak = max(peak, float(np.abs(ref).max()))
     return {"onnx": str(out), "bytes": len(blob), "grid": n, "batch": batch or "dynamic", "exporter": exporter,
-            "joints": meta.num_joints, "max_abs_diff": worst, "max_abs_heatmap": peak, "tolerance": tolerance,
+            "joints": meta.num_joints, "input_channels": meta.input_channels, "max_abs_diff": worst, "max_abs_heatmap": peak, "tolerance": tolerance,
             "ok": worst <= tolerance}
 
 

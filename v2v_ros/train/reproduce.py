@@ -17,8 +17,7 @@ from typing import Any
 
 import torch
 
-from v2v_ros.core.checkpoint import load_checkpoint
-from v2v_ros.core.model import V2VPoseNet
+from v2v_ros.core.checkpoint import build_model, load_checkpoint
 from v2v_ros.core.voxel import VoxelGrid
 
 # The validation split every hand training config uses: `v2v synth --out data/hand_val --n 200 --seed 3
@@ -53,8 +52,7 @@ def network_error(checkpoint: str | Path, frames: list[Any]) -> float:
     from v2v_ros.train.loop import frames_error  # noqa: PLC0415
 
     state, meta = load_checkpoint(checkpoint)
-    model = V2VPoseNet(len(meta.joint_names))
-    model.load_state_dict(state)
+    model = build_model(state, meta, str(checkpoint))  # the metadata's joints and input channels
     grid = VoxelGrid(meta.cube_size, meta.grid_size)
     return frames_error(model, frames, grid, torch.device("cpu"))
 
