@@ -55,3 +55,27 @@ def test_mismatched_splits_are_refused(splits: tuple[Path, Path], tmp_path: Path
     assert main(["synth", "--out", str(other), "--n", "3", "--seed", "78", "--hands", "2", "--full-frame"]) == 0
     assert _tool().main([str(two), str(other)]) == 2
     assert _tool().main([str(other), str(other)]) == 2  # not twice as many frames
+
+
+def test_a_two_channel_model_sees_what_the_masks_removed_unless_told_not_to(
+        splits: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the two masked images change with --empty-removed-channel: the frame and the hand alone remove nothing."""
+    from test_inference import _net
+
+    from v2v_ros.core.checkpoint import ModelMeta, save_checkpoint
+    from v2v_ros.core.skeletons import HAND_MSRA21
+
+    ckpt = save_checkpoint(tmp_path / "two.safetensors", _net(5, channels=2).state_dict(),
+                           ModelMeta(HAND_MSRA21.name, list(HAND_MSRA21.joint_names), 16, 250.0, input_channels=2))
+    two, solo = splits
+    reports = []
+    for extra in ([], ["--empty-removed-channel"]):
+        assert _tool().main([str(two), str(solo), "--checkpoint", str(ckpt), "--precision", "fp32", "--json",
+                             *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["input_channels"] == 2 and out["removed_channel"] is not bool(extra)
+        reports.append(out["by_arrangement"]["all"])
+    used, empty = reports
+    assert used["two_hands_mm"] == empty["two_hands_mm"] and used["alone_mm"] == empty["alone_mm"]
+    assert used["other_removed_mm"] != empty["other_removed_mm"]
+    assert used["exactly_removed_mm"] != empty["exactly_removed_mm"]

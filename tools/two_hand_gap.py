@@ -23,6 +23,10 @@ of the gap the other hand leaves (``exactly_removed`` against ``alone``: what on
 trained on such cubes, can win, and for a hand behind the other what the camera does not see). The
 detector, refiner and presence classifier are not involved: every cube sits at the true centre and
 is posed.
+
+A model with two input channels (``input_channels: 2``) gets the pixels the two masks removed in its
+second channel, as the estimator gives them; ``--empty-removed-channel`` leaves that channel empty
+instead, which says how much the model uses it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("two", help="two-hand frames (v2v synth --hands 2 --full-frame)")
     ap.add_argument("solo", help="the same hands alone (the same command with --solo)")
+    ap.add_argument("--empty-removed-channel", action="store_true",
+                    help="a two-channel model's second channel stays empty (what it gains from the removed pixels)")
     add_model_options(ap)
     args = ap.parse_args(argv)
 
@@ -86,15 +92,18 @@ def main(argv: list[str] | None = None) -> int:
             centre = np.nanmean(gt[k], axis=0)
             for name, image, masked in zip(IMAGES, images, (False, True, True, False), strict=True):
                 # a two-channel model sees what a mask removed, as in the estimator's masked cubes
-                (r,) = est.estimate_many(image, frame.intrinsics, [centre], full_mm=depth if masked else None)
+                full = depth if masked and not args.empty_removed_channel else None
+                (r,) = est.estimate_many(image, frame.intrinsics, [centre], full_mm=full)
                 e = float(np.nanmean(np.linalg.norm(np.asarray(r.joints) - gt[k], axis=-1))) if r.valid else np.nan
                 for key in (arrangement, "all"):
                     errors.setdefault(key, {n: [] for n in IMAGES})[name].append(e)
     report = {a: {"hands": len(v["alone"]), **{f"{n}_mm": float(np.nanmean(v[n])) for n in IMAGES}}
               for a, v in sorted(errors.items(), key=lambda kv: (kv[0] == "all", kv[0]))}
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "precision": est.precision, "by_arrangement": report},
-                         indent=2))
+        print(json.dumps({"checkpoint": args.checkpoint, "precision": est.precision,
+                          "input_channels": est.meta.input_channels,
+                          "removed_channel": est.meta.input_channels > 1 and not args.empty_removed_channel,
+                          "by_arrangement": report}, indent=2))
     else:
         print(f"{'arrangement':<12}{'hands':>6}" + "".join(f"{n:>17}" for n in IMAGES) + "   (mean joint error, mm)")
         for a, r in report.items():
