@@ -171,3 +171,21 @@ def test_the_reproduction_record_of_a_two_channel_checkpoint_builds_it_as_its_me
 
     path = save_checkpoint(tmp_path / "two", V2VPoseNet(21, 2).state_dict(), _meta(channels=2))
     assert np.isfinite(network_error(path, [render_frame(3, i) for i in range(2)]))
+
+
+def test_an_ensemble_of_two_channel_checkpoints_gets_two_channels_and_members_must_agree(tmp_path: Path) -> None:
+    from test_inference import _net
+
+    paths = [save_checkpoint(tmp_path / f"m{k}", _net(k, channels=2).state_dict(), _meta(channels=2)) for k in (1, 2)]
+    f = _touching_pair()
+    full, intr = f.full_depth(), f.intrinsics
+    kept, centre = without_hands(full, intr, [f.targets[1]]), f.targets[0].mean(0)
+    est = PoseEstimator.load(paths, device="cpu", precision="fp32")
+    assert input_channels(est.model) == 2
+    members = [PoseEstimator.load(p, device="cpu", precision="fp32") for p in paths]
+    (r,) = est.estimate_many(kept, intr, [centre], full_mm=full)
+    alone = [m.estimate_many(kept, intr, [centre], full_mm=full)[0] for m in members]
+    np.testing.assert_allclose(r.joints, np.mean([a.joints for a in alone], axis=0), atol=0.05)
+    one = save_checkpoint(tmp_path / "one", _net(3).state_dict(), _meta())
+    with pytest.raises(CheckpointError, match="input_channels"):
+        PoseEstimator.load([paths[0], one], device="cpu")

@@ -36,6 +36,7 @@ from v2v_ros.core.inference import (
     resolve_precision,
 )
 from v2v_ros.core.localize import BodyLocalizer, Localizer, localizer_for
+from v2v_ros.core.model import input_channels
 from v2v_ros.core.presence import NO_HAND, Presence
 from v2v_ros.core.refiner import Refiner
 from v2v_ros.core.voxel import OTHER_TARGETS_CHANNEL, VoxelGrid, removed_depth
@@ -312,10 +313,11 @@ class PoseEstimator:
         models, meta = [], None
         for p in paths:
             state, m = load_checkpoint(p)
-            if meta is not None and (m.joint_names, m.grid_size, m.cube_size) != (
-                meta.joint_names, meta.grid_size, meta.cube_size
+            if meta is not None and (m.joint_names, m.grid_size, m.cube_size, m.input_channels) != (
+                meta.joint_names, meta.grid_size, meta.cube_size, meta.input_channels
             ):
-                raise CheckpointError(f"{p}: ensemble members must share joints, grid_size and cube_size")
+                raise CheckpointError(f"{p}: ensemble members must share joints, grid_size, cube_size and "
+                                      "input_channels")
             meta = meta or m
             models.append(build_model(state, m, str(p)))
         dev = resolve_device(device)
@@ -1159,7 +1161,7 @@ class PoseEstimator:
 class EnsembleNet(torch.nn.Module):
     """Several checkpoints of one architecture evaluated in one vmapped forward.
 
-    Input (B, 1, N, N, N) -> (M, B, J, S, S, S). The stacked weights live in buffers
+    Input (B, C, N, N, N) -> (M, B, J, S, S, S). The stacked weights live in buffers
     so ``.to(device)`` moves them; the template module holds no data.
     """
 
@@ -1176,6 +1178,7 @@ class EnsembleNet(torch.nn.Module):
         self._keys = list(params) + list(buffers)
         self.template = [copy.deepcopy(models[0]).to("meta").eval()]  # list: not a registered submodule
         self.members = len(models)
+        self.input_channels = input_channels(models[0])  # the template is not a submodule: say it here
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from torch.func import functional_call  # noqa: PLC0415

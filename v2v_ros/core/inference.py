@@ -2,7 +2,7 @@
 
 :class:`~v2v_ros.core.estimator.PoseEstimator` calls an engine for its forward, so
 the node, the evaluator and ``v2v bench`` run exactly the same optimised code.
-An engine takes (B, 1, N, N, N) float32 occupancy (NumPy or torch) and returns
+An engine takes (B, C, N, N, N) float32 occupancy (C: the model's input channels, core.voxel) (NumPy or torch) and returns
 (B, J, N/2, N/2, N/2) float32 heatmaps. What it does, and why:
 
 * **BatchNorm folded into the preceding convolution** (:func:`fold_batchnorm`): at
@@ -59,7 +59,7 @@ FP16_ON_CPU = ("precision fp16 is for CUDA devices: on a CPU PyTorch has no fast
 
 
 class Engine(Protocol):
-    """(B, 1, N, N, N) occupancy -> (B, J, S, S, S) float32 heatmaps."""
+    """(B, C, N, N, N) occupancy -> (B, J, S, S, S) float32 heatmaps."""
 
     precision: str
     backend: str
@@ -237,7 +237,7 @@ def _check_input(x: torch.Tensor, channels: int = 1) -> None:
 CalibrationSource = Callable[[int, float, str], np.ndarray]
 Calibration = np.ndarray | Callable[[], np.ndarray]
 
-NO_CALIBRATION = ("int8 needs calibration volumes from the caller: pass calibration= (an array of (B, 1, N, N, N) "
+NO_CALIBRATION = ("int8 needs calibration volumes from the caller: pass calibration= (an array of (B, C, N, N, N) "
                   "occupancy volumes, or v2v_ros.data.calibration.synthetic_calibration_source to PoseEstimator)")
 
 

@@ -133,11 +133,15 @@ class V2VPoseNet(nn.Module):
 def input_channels(model: nn.Module) -> int:
     """Input channels of a V2VPoseNet, or of a wrapper (ensemble, compiled, quantised) around one.
 
-    Read from the first 3-D convolution's weights, which every variant keeps.
+    Read from the network itself, from what a wrapper says (``input_channels``), or from the first
+    3-D convolution's weights, which folded and quantised variants keep.
     """
     for m in model.modules():
         if isinstance(m, V2VPoseNet):
             return m.in_channels
+    said = getattr(model, "input_channels", None)  # a wrapper holding its network outside its modules
+    if isinstance(said, int) and not isinstance(said, bool):
+        return said
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
             return int(m.in_channels)
