@@ -246,6 +246,10 @@ def test_a_one_channel_checkpoint_starts_a_two_channel_run_as_the_same_network(s
     w, w1 = two.state_dict()["front_layers.0.0.weight"], one.state_dict()["front_layers.0.0.weight"]
     assert w.shape[1] == 2 and torch.equal(w[:, :1], w1) and not w[:, 1].any()
     assert load_checkpoint(out / "epoch_01.safetensors")[1].input_channels == 2
+    # From a one-channel last.pt: the weights are widened, its RMSProp state (narrower shapes) is left behind.
+    _, from_pt = train(_cfg(shards, tmp_path / "two_pt", epochs=1, steps_per_epoch=1, lr=0.0, input_channels=2,
+                            init_from=str(src / "last.pt")))
+    assert torch.equal(from_pt.state_dict()["front_layers.0.0.weight"][:, :1], w1)
     with pytest.raises(ValueError, match="input_channels"):
         _cfg(shards, tmp_path / "three", input_channels=3)
 

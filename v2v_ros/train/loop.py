@@ -176,7 +176,10 @@ def _initialise(model: torch.nn.Module, opt: torch.optim.Optimizer, source: str,
         if len(meta.joint_names) != num_joints:
             raise ValueError(f"init_from: {path} has {len(meta.joint_names)} joints, this run {num_joints}")
     weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
-    weights = _widened_input(model, weights)
+    wide = _widened_input(model, weights)
+    if any(wide[k] is not weights[k] for k in weights):
+        optim = None  # RMSProp's averages have the narrower shapes: the widened run starts its own
+    weights = wide
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
