@@ -1063,10 +1063,12 @@ class PoseEstimator:
             removed = None
             if channels > 1 and full is not None and image is not full:  # a masked image: what went?
                 removed = removed_depth(full[v0:v1, u0:u1], crop)
-                removed = removed if removed.any() else None
+                if not removed.any():  # the mask took nothing from this cube
+                    removed = None
             if xp is not np:
                 crop = xp.asarray(np.ascontiguousarray(crop))  # upload the cube's footprint only
-                removed = None if removed is None else xp.asarray(np.ascontiguousarray(removed))
+                if removed is not None:
+                    removed = xp.asarray(np.ascontiguousarray(removed))
             # Back-projection and voxelisation in one pass over the cube's z slab (core.voxel).
             self.grid.voxelize_depth(crop, intrinsics, c, offset=(u0, v0), out=batch[i, 0])
             if removed is not None:

@@ -9,6 +9,8 @@ callable with the same signature.
 
 from __future__ import annotations
 
+from typing import Any, Iterator
+
 import numpy as np
 
 from v2v_ros.core.camera import cube_footprint
@@ -30,8 +32,6 @@ def synthetic_calibration(grid_size: int, cube_size: float = 200.0, count: int =
     """
     if channels not in INPUT_CHANNELS:
         raise ValueError(f"channels must be one of {INPUT_CHANNELS}, got {channels!r}")
-    if channels == 2 and not body:
-        return _with_other_hands(grid_size, cube_size, count, seed)
     if body:
         from v2v_ros.data.synthetic.body import render_body_frame as render  # noqa: PLC0415
     else:
@@ -39,41 +39,32 @@ def synthetic_calibration(grid_size: int, cube_size: float = 200.0, count: int =
 
     grid = VoxelGrid(cube_size, grid_size)
     out = np.zeros((count, channels, grid_size, grid_size, grid_size), np.float32)
+    pairs = _close_pairs(seed, cube_size, count) if channels == 2 and not body else None
     for i in range(count):
-        f = render(seed, i)
-        depth, intr = f.full_depth(), f.intrinsics
-        c = f.joints.mean(axis=0)
-        u0, v0, u1, v1 = cube_footprint(intr, c, cube_size, depth.shape[1], depth.shape[0])
-        grid.voxelize_depth(depth[v0:v1, u0:u1], intr, c, offset=(u0, v0), out=out[i, 0])
-    return out
+        removed = None
+        if pairs is not None and i % 2:
+            from v2v_ros.core.estimator import without_hands  # noqa: PLC0415 - only for two-channel models
 
-
-def _with_other_hands(grid_size: int, cube_size: float, count: int, seed: int) -> np.ndarray:
-    """Two-channel volumes: single hands, and hands of two-hand scenes with the other hand removed."""
-    from v2v_ros.core.estimator import without_hands  # noqa: PLC0415 - only for two-channel models
-    from v2v_ros.data.synthetic import render_frame  # noqa: PLC0415
-    from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame  # noqa: PLC0415
-
-    grid = VoxelGrid(cube_size, grid_size)
-    out = np.zeros((count, 2, grid_size, grid_size, grid_size), np.float32)
-    pairs = (render_multi_frame(seed, k, hands=HandsSpec(2, 2)) for k in range(100 * count))
-    # only pairs whose other hand reaches into the cube: apart ones would calibrate nothing new
-    pairs = (f for f in pairs if np.linalg.norm(f.targets[0].mean(0) - f.targets[1].mean(0)) < 0.5 * cube_size)
-    for i in range(count):
-        if i % 2 == 0:
-            f = render_frame(seed, i)
-            depth, intr, c, removed = f.full_depth(), f.intrinsics, f.joints.mean(axis=0), None
-        else:
             f = next(pairs)
-            depth, intr = f.full_depth(), f.intrinsics
-            c = f.targets[0].mean(axis=0)
-            kept = without_hands(depth, intr, [f.targets[1]])
-            depth, removed = kept, removed_depth(f.full_depth(), kept)
+            full, intr, c = f.full_depth(), f.intrinsics, f.targets[0].mean(axis=0)
+            depth = without_hands(full, intr, [f.targets[1]])
+            removed = removed_depth(full, depth)
+        else:
+            f = render(seed, i)
+            depth, intr, c = f.full_depth(), f.intrinsics, f.joints.mean(axis=0)
         u0, v0, u1, v1 = cube_footprint(intr, c, cube_size, depth.shape[1], depth.shape[0])
         grid.voxelize_depth(depth[v0:v1, u0:u1], intr, c, offset=(u0, v0), out=out[i, 0])
         if removed is not None:
             grid.voxelize_depth(removed[v0:v1, u0:u1], intr, c, offset=(u0, v0), out=out[i, OTHER_TARGETS_CHANNEL])
     return out
+
+
+def _close_pairs(seed: int, cube_size: float, count: int) -> Iterator[Any]:
+    """Two-hand frames whose second hand reaches into the first's cube (apart ones calibrate nothing new)."""
+    from v2v_ros.data.synthetic.multi import HandsSpec, render_multi_frame  # noqa: PLC0415
+
+    frames = (render_multi_frame(seed, k, hands=HandsSpec(2, 2)) for k in range(100 * count))
+    return (f for f in frames if np.linalg.norm(f.targets[0].mean(0) - f.targets[1].mean(0)) < 0.5 * cube_size)
 
 
 def synthetic_calibration_source(grid_size: int, cube_size: float, skeleton: str, channels: int = 1) -> np.ndarray:
