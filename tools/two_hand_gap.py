@@ -14,7 +14,10 @@ true centre (the joint mean), voxelised on three images:
 * ``exactly_removed``: the frame without every pixel the renderer says the other hand (forearm
   included) shows, and the pixels next to them (:func:`v2v_ros.data.synthetic.multi.hand_pixels`,
   one pixel wider for the sensor's flying pixels at its edges): the best any mask can do;
-* ``alone``: the same hand rendered alone.
+* ``alone``: the same hand rendered alone;
+* ``separated`` (models with a two-hand separator, :mod:`v2v_ros.core.separator`): the frame
+  without the pixels the separator assigns to the other hand, given both hands' *true* poses:
+  what the estimator's masks remove with a separator, with perfect poses.
 
 The mean joint error per arrangement (apart, occluding, touching) separates the cost of sharing the
 cube (``two_hands`` against ``exactly_removed``: what a better mask or pose of the other hand can
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config, spec = SynthConfig.from_dict(generator["config"]), HandsSpec.from_dict(generator["hands"])
     errors: dict[str, dict[str, list[float]]] = {}
+    names = IMAGES + (("separated",) if est.separator is not None else ())
     for i in range(len(two)):
         frame = two[i]
         gt, visible, _, _ = frame_targets_of(frame)
@@ -88,16 +92,18 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             exact = depth.copy()
             exact[binary_dilation(shown[1 - k])] = 0.0
-            images = [depth, without_hands(depth, frame.intrinsics, [gt[1 - k]]), exact, frame_image(alone)]
             centre = np.nanmean(gt[k], axis=0)
-            for name, image, masked in zip(IMAGES, images, (False, True, True, False), strict=True):
+            images = [depth, without_hands(depth, frame.intrinsics, [gt[1 - k]]), exact, frame_image(alone)]
+            if est.separator is not None:
+                images += est.separator(depth, frame.intrinsics, [centre], [gt[k]], [[gt[1 - k]]])
+            for name, image, masked in zip(names, images, (False, True, True, False, True)[: len(names)], strict=True):
                 # a two-channel model sees what a mask removed, as in the estimator's masked cubes
                 full = depth if masked and not args.empty_removed_channel else None
                 (r,) = est.estimate_many(image, frame.intrinsics, [centre], full_mm=full)
                 e = float(np.nanmean(np.linalg.norm(np.asarray(r.joints) - gt[k], axis=-1))) if r.valid else np.nan
                 for key in (arrangement, "all"):
-                    errors.setdefault(key, {n: [] for n in IMAGES})[name].append(e)
-    report = {a: {"hands": len(v["alone"]), **{f"{n}_mm": float(np.nanmean(v[n])) for n in IMAGES}}
+                    errors.setdefault(key, {n: [] for n in names})[name].append(e)
+    report = {a: {"hands": len(v["alone"]), **{f"{n}_mm": float(np.nanmean(v[n])) for n in names}}
               for a, v in sorted(errors.items(), key=lambda kv: (kv[0] == "all", kv[0]))}
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "precision": est.precision,
@@ -105,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                           "removed_channel": est.meta.input_channels > 1 and not args.empty_removed_channel,
                           "by_arrangement": report}, indent=2))
     else:
-        print(f"{'arrangement':<12}{'hands':>6}" + "".join(f"{n:>17}" for n in IMAGES) + "   (mean joint error, mm)")
+        print(f"{'arrangement':<12}{'hands':>6}" + "".join(f"{n:>17}" for n in names) + "   (mean joint error, mm)")
         for a, r in report.items():
-            print(f"{a:<12}{r['hands']:>6}" + "".join(f"{r[f'{n}_mm']:>17.2f}" for n in IMAGES))
+            print(f"{a:<12}{r['hands']:>6}" + "".join(f"{r[f'{n}_mm']:>17.2f}" for n in names))
     return 0
 
 

@@ -39,6 +39,7 @@ from v2v_ros.core.localize import BodyLocalizer, Localizer, localizer_for
 from v2v_ros.core.model import input_channels
 from v2v_ros.core.presence import NO_HAND, Presence
 from v2v_ros.core.refiner import Refiner
+from v2v_ros.core.separator import Separator
 from v2v_ros.core.voxel import OTHER_TARGETS_CHANNEL, VoxelGrid, removed_depth
 
 # A refiner maps (depth mm, intrinsics, initial centre mm) -> refined centre mm.
@@ -210,6 +211,7 @@ class PoseEstimator:
         verify_below: float = DEFAULT_VERIFY_BELOW,
         calibration: np.ndarray | CalibrationSource | None = None,
         presence: Presence | None = None,
+        separator: Separator | None = None,
     ) -> None:
         if not isinstance(hypotheses, int) or not 1 <= hypotheses <= 16:
             raise ValueError(f"hypotheses must be an integer in [1, 16], got {hypotheses!r}")
@@ -228,6 +230,10 @@ class PoseEstimator:
         # Hand-presence classifier (core.presence): a cube it judges hand-free gives an invalid result
         # (reason NO_HAND) without reaching the pose network, whatever the pose's confidence would be.
         self.presence = presence
+        # Two-hand separator (core.separator): when present, a cube re-posed without the other hands (crowded
+        # cubes, split pairs, a tracker's followed hands) loses the pixels it assigns to another hand instead
+        # of those near the other hands' poses (without_hands).
+        self.separator = separator
         self.min_points = min_points
         # estimate_all: re-estimate each newly detected target in a cube centred on its first pose (one more
         # batched forward on the frames that search for targets; tracked targets never need it)
@@ -294,6 +300,7 @@ class PoseEstimator:
         refiner: str | Path | bool = "auto",
         detector: str | Path | bool = "auto",
         presence: str | Path | bool = "auto",
+        separator: str | Path | bool = "auto",
         **kwargs: Any,
     ) -> "PoseEstimator":
         """Load a checkpoint (``x.safetensors`` + ``x.json``); fails loudly if anything is off.
@@ -303,7 +310,9 @@ class PoseEstimator:
         uses ``x.refiner.safetensors`` when it exists, ``True`` requires it, ``False``
         disables it, a path names another file; ``detector`` (``x.detector.safetensors``,
         the whole-image hand detector) and ``presence`` (``x.presence.safetensors``, the
-        hand-presence classifier, :mod:`v2v_ros.core.presence`) work the same way. ``precision`` (fp32/bf16/fp16/int8)
+        hand-presence classifier, :mod:`v2v_ros.core.presence`) and ``separator``
+        (``x.separator.safetensors``, the two-hand separator, :mod:`v2v_ros.core.separator`)
+        work the same way. ``precision`` (fp32/bf16/fp16/int8)
         and ``backend`` (torch/onnxruntime) choose the inference engine
         (``core.inference``); other keyword arguments go to the constructor.
         """
@@ -326,8 +335,10 @@ class PoseEstimator:
         ref = _companion(Refiner, paths[0], refiner, dev, meta.companions)
         det = _companion(Detector, paths[0], detector, dev, meta.companions)
         pres = _companion(Presence, paths[0], presence, dev, meta.companions)
+        sep = _companion(Separator, paths[0], separator, dev, meta.companions)
         name = Path(paths[0]).stem + (f"+{len(paths) - 1}" if len(paths) > 1 else "")
-        return cls(model, meta, device=dev, refiner=ref, detector=det, presence=pres, name=name, **kwargs)
+        return cls(model, meta, device=dev, refiner=ref, detector=det, presence=pres, separator=sep, name=name,
+                   **kwargs)
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -750,8 +761,8 @@ class PoseEstimator:
             if not crowded:
                 break
             t = time.perf_counter()
-            images = [without_hands(depth, intrinsics, [out[j].joints for j in range(len(out)) if j != i])
-                      for i in crowded]
+            images = self._without_others(depth, intrinsics, [means[i] for i in crowded], [out[i].joints for i in crowded],
+                                          [[out[j].joints for j in range(len(out)) if j != i] for i in crowded])
             _lap(timings, "presence", t)
             redo = self._estimate_cubes(images, intrinsics, [means[i] for i in crowded], timings,  # type: ignore[arg-type]
                                         check_presence=False, full=depth)
@@ -796,10 +807,11 @@ class PoseEstimator:
         if not posed:
             return found
         t = time.perf_counter()
-        images = [without_hands(depth, intrinsics, [first[2 * k + 1 - s].joints]) for k in posed for s in (0, 1)]
+        centres = [first[2 * k + s].joints.mean(axis=0) for k in posed for s in (0, 1)]
+        images = self._without_others(depth, intrinsics, centres, [first[2 * k + s].joints for k in posed for s in (0, 1)],
+                                      [[first[2 * k + 1 - s].joints] for k in posed for s in (0, 1)])
         _lap(timings, "presence", t)
-        second = self._estimate_cubes(images, intrinsics, [first[2 * k + s].joints.mean(axis=0) for k in posed
-                                                           for s in (0, 1)], timings, check_presence=False, full=depth)
+        second = self._estimate_cubes(images, intrinsics, centres, timings, check_presence=False, full=depth)
         best: list[PoseResult] = []
         for n, k in enumerate(posed):
             two = second[2 * n: 2 * n + 2]
@@ -852,13 +864,27 @@ class PoseEstimator:
         if len(poses) < 2 or len(np.asarray(poses[0])) != NUM_HAND_JOINTS:
             return [depth] * len(centres)
         t = time.perf_counter()
-        images: list[np.ndarray] = []
-        for i, c in enumerate(centres):
-            others = [poses[j] for j in range(len(poses)) if j != i and (
-                self._share_cube(c, centres[j]) or self._hides(intrinsics, centres[j], c))] if i < len(poses) else []
-            images.append(without_hands(depth, intrinsics, others) if others else depth)
+        images: list[np.ndarray] = [depth] * len(centres)
+        others = {i: [poses[j] for j in range(len(poses)) if j != i and (
+            self._share_cube(centres[i], centres[j]) or self._hides(intrinsics, centres[j], centres[i]))]
+            for i in range(min(len(centres), len(poses)))}
+        masked = [i for i, o in others.items() if o]
+        for i, image in zip(masked, self._without_others(depth, intrinsics, [centres[i] for i in masked],
+                                                         [poses[i] for i in masked], [others[i] for i in masked]),
+                            strict=True):
+            images[i] = image
         _lap(timings, "presence", t)
         return images
+
+    def _without_others(self, depth: np.ndarray, intrinsics: Intrinsics, centres: Sequence[np.ndarray],
+                        own: Sequence[np.ndarray], others: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
+        """For each cube at ``centres``, ``depth`` without the other hands' pixels: those the separator
+        assigns to another hand than the cube's own (one batch for all cubes; it sees the cube's own pose
+        ``own`` and the other hands' poses ``others`` too), or without one, those near the other hands'
+        poses (:func:`without_hands`). The separator draws hand poses: other skeletons keep the latter."""
+        if self.separator is not None and len(centres) and len(np.asarray(own[0])) == NUM_HAND_JOINTS:
+            return self.separator(depth, intrinsics, list(centres), list(own), list(others))
+        return [without_hands(depth, intrinsics, o) for o in others]
 
     def _hides(self, intrinsics: Intrinsics, front: np.ndarray, back: np.ndarray) -> bool:
         """Whether a hand at ``front`` may hide part of the one at ``back`` from the camera: nearer, and

@@ -64,6 +64,10 @@ def register(subparsers: Any) -> None:
     e.add_argument("--no-presence", action="store_true",
                    help="do not run the hand-presence classifier (x.presence.safetensors); it never runs with "
                         "--centers, which isolates the pose network")
+    e.add_argument("--separator", default="auto", metavar="auto|none|PATH",
+                   help="two-hand separator (v2v_ros.core.separator) for cubes re-posed without the other hands: "
+                        "auto (x.separator.safetensors when next to the model; none is shipped), none (the pixels "
+                        "near the other hands' poses are removed), or a file from v2v train-separator")
     e.add_argument("--hypotheses", type=int, default=8,
                    help="candidate centres (detector peaks, body objects) the pose network may verify when the "
                         "first one's pose is doubtful (confidence below --verify-below); 1 trusts the first "
@@ -182,6 +186,11 @@ def _open_frames(args: argparse.Namespace) -> tuple[Any, Any]:
     return spec, open_dataset(spec.name, str(args.root), split=split, **kwargs)
 
 
+def _separator_option(value: str) -> str | bool:
+    """``--separator`` as :meth:`PoseEstimator.load` takes it: "auto", False (none) or a path."""
+    return False if value == "none" else value
+
+
 def _load_estimator(args: argparse.Namespace) -> Any:
     try:
         from v2v_ros.core.estimator import PoseEstimator
@@ -199,6 +208,7 @@ def _load_estimator(args: argparse.Namespace) -> Any:
                              detector=False if args.no_detector else "auto",
                              presence=False if getattr(args, "no_presence", False) or getattr(args, "centers", None)
                              else "auto",
+                             separator=_separator_option(getattr(args, "separator", "auto")),
                              precision=args.precision, backend=args.backend,
                              calibration=synthetic_calibration_source,  # int8 only
                              hypotheses=getattr(args, "hypotheses", 8),
@@ -303,6 +313,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
              "refiner": getattr(estimator, "refiner", None) is not None and args.centers != "gt",
              "detector": getattr(estimator, "detector", None) is not None and args.centers != "gt",
              "presence": getattr(estimator, "presence", None) is not None,
+             "separator": getattr(estimator, "separator", None) is not None,
              "precision": getattr(estimator, "precision", "fp32")}
     # Lazy imports, engine building and oneDNN primitives would otherwise land on the first
     # frames' timings (the node warms up the same way before its first frame).

@@ -13,10 +13,12 @@ DEFAULT_CHECKPOINT = "models/hand_default.safetensors"
 
 
 def add_model_options(ap: argparse.ArgumentParser) -> None:
-    """``--checkpoint``, ``--precision`` and ``--json``."""
+    """``--checkpoint``, ``--precision``, ``--json`` and ``--separator``."""
     ap.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--separator", default="auto", metavar="auto|none|PATH",
+                    help="two-hand separator (v2v_ros.core.separator): auto (next to the model), none, or a file")
 
 
 def load_estimator(args: argparse.Namespace, presence: bool | str = "auto") -> Any:
@@ -25,5 +27,7 @@ def load_estimator(args: argparse.Namespace, presence: bool | str = "auto") -> A
     from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415 - torch only once parsed
     from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
 
-    return PoseEstimator.load(args.checkpoint, device="cpu", precision=args.precision,
-                              presence=presence, calibration=synthetic_calibration_source)
+    separator = getattr(args, "separator", "auto")
+    return PoseEstimator.load(args.checkpoint, device="cpu", precision=args.precision, presence=presence,
+                              separator=False if separator == "none" else separator,
+                              calibration=synthetic_calibration_source)

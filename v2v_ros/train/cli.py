@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "target_false_positive (rewrites its .json)")
     q.set_defaults(func=_train_presence)
 
+    s = sub.add_parser("train-separator", help="train the two-hand separator (which pixels around a hand are another hand's)")
+    s.add_argument("--config", required=True, help="YAML file, e.g. config/train/separator_two_hands.yaml")
+    s.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    s.set_defaults(func=_train_separator)
+
 
 def _train(args: argparse.Namespace) -> int:
     from v2v_ros.train.config import TrainConfig  # noqa: PLC0415
@@ -103,4 +108,16 @@ def _train_presence(args: argparse.Namespace) -> int:
     except USER_ERRORS as exc:
         return _fail("train-presence", exc)
     print(f"presence classifier written to {out}")
+    return 0
+
+
+def _train_separator(args: argparse.Namespace) -> int:
+    from v2v_ros.train.separator import SeparatorConfig, train_separator  # noqa: PLC0415
+
+    try:
+        cfg = SeparatorConfig.from_yaml(args.config, _overrides(args.set))
+        out = train_separator(cfg)
+    except USER_ERRORS as exc:
+        return _fail("train-separator", exc)
+    print(f"separator written to {out}")
     return 0
