@@ -272,3 +272,13 @@ def test_first_pose_crops_draw_the_pose_models_own_poses() -> None:
     c = np.nanmean(gt[k], axis=0) + rng.normal(0.0, cfg.jitter_mm, 3)  # the crop's own draw comes next
     drawn = np.round(pose_map(frame.intrinsics, c, [poses[k]], meta) * 127).astype(np.int8)
     np.testing.assert_array_equal(out["x"][0, 1], drawn)
+
+
+def test_a_pose_with_joints_missing_draws_the_bones_it_has() -> None:
+    meta = SeparatorMeta()
+    centre = np.array([0.0, 0.0, 500.0])
+    pose = _hand(centre)
+    pose[8] = np.nan  # the middle fingertip: its last bone is not drawn, the rest is
+    full, part = pose_map(CAM, centre, [_hand(centre)], meta), pose_map(CAM, centre, [pose], meta)
+    assert np.all(part >= full) and 0 < np.count_nonzero(part < 1.0) < np.count_nonzero(full < 1.0)
+    assert np.all(pose_map(CAM, centre, [np.full((21, 3), np.nan)], meta) == 1.0)

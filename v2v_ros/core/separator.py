@@ -112,11 +112,13 @@ def skeleton_points(joints: np.ndarray, step_mm: float = 8.0) -> np.ndarray:
     pts = [j]
     for chain in _CHAINS:
         for a, b in zip(j[chain[:-1]], j[chain[1:]], strict=True):
+            if not (np.isfinite(a).all() and np.isfinite(b).all()):
+                continue  # a joint without an estimate: its bones are not drawn
             k = max(int(np.linalg.norm(b - a) // step_mm), 1)
             pts.append(a + (b - a) * (np.arange(1, k) / k)[:, None])
     back = j[0] - j[_MIDDLE_MCP]
     norm = float(np.linalg.norm(back))
-    if norm > 1e-6:
+    if np.isfinite(norm) and norm > 1e-6:
         pts.append(j[0] + back / norm * np.arange(step_mm, FOREARM_MM + 1e-6, step_mm)[:, None])
     return np.concatenate(pts)
 

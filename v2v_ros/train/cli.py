@@ -1,4 +1,4 @@
-"""`v2v train` and `v2v train-refiner` sub-commands."""
+"""`v2v train` and the companion networks' training sub-commands (`v2v train-refiner`, ...)."""
 
 from __future__ import annotations
 
@@ -75,28 +75,34 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_refiner(args: argparse.Namespace) -> int:
-    from v2v_ros.train.refiner import RefinerConfig, train_refiner  # noqa: PLC0415
+def _train_small(args: argparse.Namespace, command: str, module: str, config_cls: str, train_fn: str,
+                 what: str) -> int:
+    """A companion network's training command: config ``config_cls`` and function ``train_fn`` of ``module``
+    (imported here: torch only once the arguments are parsed)."""
+    import importlib  # noqa: PLC0415
 
+    mod = importlib.import_module(module)
     try:
-        cfg = RefinerConfig.from_yaml(args.config, _overrides(args.set))
-        out = train_refiner(cfg)
+        cfg = getattr(mod, config_cls).from_yaml(args.config, _overrides(args.set))
+        out = getattr(mod, train_fn)(cfg)
     except USER_ERRORS as exc:
-        return _fail("train-refiner", exc)
-    print(f"refiner written to {out}")
+        return _fail(command, exc)
+    print(f"{what} written to {out}")
     return 0
+
+
+def _train_refiner(args: argparse.Namespace) -> int:
+    return _train_small(args, "train-refiner", "v2v_ros.train.refiner", "RefinerConfig", "train_refiner", "refiner")
 
 
 def _train_detector(args: argparse.Namespace) -> int:
-    from v2v_ros.train.detector import DetectorConfig, train_detector  # noqa: PLC0415
+    return _train_small(args, "train-detector", "v2v_ros.train.detector", "DetectorConfig", "train_detector",
+                        "detector")
 
-    try:
-        cfg = DetectorConfig.from_yaml(args.config, _overrides(args.set))
-        out = train_detector(cfg)
-    except USER_ERRORS as exc:
-        return _fail("train-detector", exc)
-    print(f"detector written to {out}")
-    return 0
+
+def _train_separator(args: argparse.Namespace) -> int:
+    return _train_small(args, "train-separator", "v2v_ros.train.separator", "SeparatorConfig", "train_separator",
+                        "separator")
 
 
 def _train_presence(args: argparse.Namespace) -> int:
@@ -108,16 +114,4 @@ def _train_presence(args: argparse.Namespace) -> int:
     except USER_ERRORS as exc:
         return _fail("train-presence", exc)
     print(f"presence classifier written to {out}")
-    return 0
-
-
-def _train_separator(args: argparse.Namespace) -> int:
-    from v2v_ros.train.separator import SeparatorConfig, train_separator  # noqa: PLC0415
-
-    try:
-        cfg = SeparatorConfig.from_yaml(args.config, _overrides(args.set))
-        out = train_separator(cfg)
-    except USER_ERRORS as exc:
-        return _fail("train-separator", exc)
-    print(f"separator written to {out}")
     return 0

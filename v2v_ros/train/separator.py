@@ -120,11 +120,15 @@ def _init_worker(first_pose_model: str) -> None:
 
 
 def first_poses(depth: np.ndarray, intr: Any, centres: list[np.ndarray]) -> list[np.ndarray] | None:
-    """The worker's pose model's poses from cubes at ``centres`` on ``depth`` (one batch), or None without one."""
+    """The worker's pose model's poses from cubes at ``centres`` on ``depth`` (one batch), or None without a
+    model or when a cube gave no pose (too few points in it)."""
     est = _STATE.get("pose")
     if est is None:
         return None
-    return [np.asarray(r.joints, np.float64) for r in est.estimate_many(depth, intr, centres)]
+    results = est.estimate_many(depth, intr, centres)
+    if not all(r.valid for r in results):
+        return None
+    return [np.asarray(r.joints, np.float64) for r in results]
 
 
 def _crops(job: tuple[Any, ...]) -> dict[str, np.ndarray]:
