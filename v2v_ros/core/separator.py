@@ -6,7 +6,7 @@ from a pose (:func:`v2v_ros.core.estimator.without_hands`: everything within a f
 radius of the other pose's joints and bones) the mask misses that hand's forearm and the
 surface farther from its bones, and bites into this hand where the two touch, or where the
 other pose is wrong. With the renderer's exact labels instead, touching hands are posed
-about 3 mm better (``tools/two_hand_gap.py``). This network predicts those labels: in the
+about 3.5 mm better (``tools/two_hand_gap.py``). This network predicts those labels: in the
 crop around a cube's centre, every pixel is *this hand* (the one the crop is centred on,
 forearm included), *another hand* or *anything else*; the pixels it calls another hand are
 removed from that cube's image.
@@ -18,8 +18,13 @@ the other hands'. From the depth alone, which of two touching hands a finger bel
 often a guess; the poses say roughly where each hand is, the depth where its surface ends.
 It learnt on poses with the errors of estimated ones (:mod:`v2v_ros.train.separator`). Its
 output is the crop's pixels' classes at the same resolution, read back for every image
-pixel in the window by the same nearest-neighbour mapping. It is independent of the pose
-network's weights (its own crop size is in its metadata).
+pixel in the window by inverting that sampling (the class margin interpolated between cells,
+:func:`remove_where`). It is independent of the pose network's weights (its own crop size is in
+its metadata).
+
+Measured on validation (docs/multi_target.md): with true poses it beats the drawn mask on
+touching hands, but through the pipeline, with the poses the estimator has, it is not better,
+so none is shipped; the estimator uses one only when it is found next to the model.
 
 Stored like the other companions: ``x.separator.safetensors`` + ``x.separator.json``.
 """
@@ -67,7 +72,7 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 class SeparatorNet(nn.Module):
     """(B, 3, S, S) relative-depth crop and drawn poses -> (B, 3, S, S) class logits (rest, this hand, another hand).
 
-    A small U-Net: three poolings take the crop to S/8 (about 30 mm a cell for a 250 mm cube),
+    A small U-Net: three poolings take the crop to S/8 (about 37 mm a cell for a 250 mm cube),
     where two 3×3 convolutions see a whole hand and its neighbour, which is what tells the hand
     at the centre from the one next to it; the skip connections bring back the outline at
     full resolution, where the two surfaces meet.
