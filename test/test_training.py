@@ -290,6 +290,7 @@ def test_every_shipped_training_config_is_valid() -> None:
     from v2v_ros.train.detector import DetectorConfig
     from v2v_ros.train.presence import PresenceConfig
     from v2v_ros.train.refiner import RefinerConfig
+    from v2v_ros.train.separator import SeparatorConfig
 
     pose: dict[str, TrainConfig] = {}
     for path in sorted((ROOT / "config" / "train").glob("*.yaml")):
@@ -299,6 +300,9 @@ def test_every_shipped_training_config_is_valid() -> None:
             DetectorConfig.from_yaml(path)
         elif path.stem.startswith("presence"):
             PresenceConfig.from_yaml(path)
+        elif path.stem.startswith("separator"):
+            sep = SeparatorConfig.from_yaml(path)
+            assert not sep.first_pose_model or (ROOT / sep.first_pose_model).is_file(), path.name
         else:
             pose[path.stem] = TrainConfig.from_yaml(path)
     assert {"hand_synthetic", "body_synthetic", "hand_paper88"} <= set(pose)
