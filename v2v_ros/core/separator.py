@@ -197,10 +197,10 @@ def remove_where(depth: np.ndarray, intr: Intrinsics, center: np.ndarray, score:
     """A copy of ``depth`` without the pixels of the crop window where ``score`` (one value per crop
     cell), interpolated bilinearly between the cell centres, is above 0.
 
-    Why bilinear: a cell is several image pixels wide (4.7 mm for the shipped crop), and at a
-    finger's edge a cell's class decides a third of the finger's width; interpolating the
-    network's margin places the boundary between cells (validation, touching hands with true
-    poses: 11.6 against 12.9 mm with each pixel taking its cell's class). A cell centre maps to
+    Why bilinear: a cell is several image pixels wide (4.7 mm for an 80² crop of 1.5 × 250 mm),
+    and at a finger's edge a cell's class decides a third of the finger's width; interpolating
+    the network's margin places the boundary between cells (on validation touching hands with
+    true poses, clearly better than each pixel taking its cell's class). A cell centre maps to
     the pixel :func:`separator_input` sampled it from.
     """
     out = depth.copy()
