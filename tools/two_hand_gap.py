@@ -43,6 +43,7 @@ import numpy as np
 from v2v_ros.evaluate.tool_options import add_model_options, load_estimator
 
 IMAGES = ("two_hands", "other_removed", "exactly_removed", "alone")
+MASKED = ("other_removed", "exactly_removed", "separated")  # images a mask made (what it removed: channel 2)
 MIN_VISIBLE = 0.5
 
 
@@ -96,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             images = [depth, without_hands(depth, frame.intrinsics, [gt[1 - k]]), exact, frame_image(alone)]
             if est.separator is not None:
                 images += est.separator(depth, frame.intrinsics, [centre], [gt[k]], [[gt[1 - k]]])
-            for name, image, masked in zip(names, images, (False, True, True, False, True)[: len(names)], strict=True):
+            for name, image in zip(names, images, strict=True):
                 # a two-channel model sees what a mask removed, as in the estimator's masked cubes
-                full = depth if masked and not args.empty_removed_channel else None
+                full = depth if name in MASKED and not args.empty_removed_channel else None
                 (r,) = est.estimate_many(image, frame.intrinsics, [centre], full_mm=full)
                 e = float(np.nanmean(np.linalg.norm(np.asarray(r.joints) - gt[k], axis=-1))) if r.valid else np.nan
                 for key in (arrangement, "all"):

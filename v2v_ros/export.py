@@ -71,7 +71,8 @@ def export(checkpoint: str | Path, out: str | Path, grid: int | None = None, bat
         worst = max(worst, diff if np.isfinite(diff) else np.inf)
         peak = max(peak, float(np.abs(ref).max()))
     return {"onnx": str(out), "bytes": len(blob), "grid": n, "batch": batch or "dynamic", "exporter": exporter,
-            "joints": meta.num_joints, "input_channels": meta.input_channels, "max_abs_diff": worst, "max_abs_heatmap": peak, "tolerance": tolerance,
+            "joints": meta.num_joints, "input_channels": meta.input_channels, "max_abs_diff": worst,
+            "max_abs_heatmap": peak, "tolerance": tolerance,
             "ok": worst <= tolerance}
 
 

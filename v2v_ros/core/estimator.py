@@ -761,7 +761,8 @@ class PoseEstimator:
             if not crowded:
                 break
             t = time.perf_counter()
-            images = self._without_others(depth, intrinsics, [means[i] for i in crowded], [out[i].joints for i in crowded],
+            images = self._without_others(depth, intrinsics, [means[i] for i in crowded],
+                                          [out[i].joints for i in crowded],
                                           [[out[j].joints for j in range(len(out)) if j != i] for i in crowded])
             _lap(timings, "presence", t)
             redo = self._estimate_cubes(images, intrinsics, [means[i] for i in crowded], timings,  # type: ignore[arg-type]
@@ -808,7 +809,8 @@ class PoseEstimator:
             return found
         t = time.perf_counter()
         centres = [first[2 * k + s].joints.mean(axis=0) for k in posed for s in (0, 1)]
-        images = self._without_others(depth, intrinsics, centres, [first[2 * k + s].joints for k in posed for s in (0, 1)],
+        images = self._without_others(depth, intrinsics, centres,
+                                      [first[2 * k + s].joints for k in posed for s in (0, 1)],
                                       [[first[2 * k + 1 - s].joints] for k in posed for s in (0, 1)])
         _lap(timings, "presence", t)
         second = self._estimate_cubes(images, intrinsics, centres, timings, check_presence=False, full=depth)

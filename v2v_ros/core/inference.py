@@ -2,8 +2,8 @@
 
 :class:`~v2v_ros.core.estimator.PoseEstimator` calls an engine for its forward, so
 the node, the evaluator and ``v2v bench`` run exactly the same optimised code.
-An engine takes (B, C, N, N, N) float32 occupancy (C: the model's input channels, core.voxel) (NumPy or torch) and returns
-(B, J, N/2, N/2, N/2) float32 heatmaps. What it does, and why:
+An engine takes (B, C, N, N, N) float32 occupancy, NumPy or torch (C: the model's input channels,
+core.voxel), and returns (B, J, N/2, N/2, N/2) float32 heatmaps. What it does, and why:
 
 * **BatchNorm folded into the preceding convolution** (:func:`fold_batchnorm`): at
   inference BN is an affine map per channel, so it costs a memory pass per layer

@@ -47,6 +47,31 @@ class RefinerNet(nn.Sequential):
         )
 
 
+def crop_window(intr: Intrinsics, center: np.ndarray, meta: Any) -> tuple[float, float, float, float]:
+    """(uc, vc, ru, rv): centre and half-width in pixels of the square window ``crop_scale × cube_size``
+    wide (``meta``'s fields, mm) at the centre's depth, which the crop CNNs see."""
+    half_mm = meta.crop_scale * meta.cube_size / 2.0
+    z = max(float(center[2]), 1.0)
+    return (center[0] * intr.fx / z + intr.cx, center[1] * intr.fy / z + intr.cy,
+            abs(half_mm * intr.fx / z), abs(half_mm * intr.fy / z))
+
+
+def crop_sample(image: np.ndarray, intr: Intrinsics, center: np.ndarray, meta: Any, outside: Any) -> np.ndarray:
+    """(input_size, input_size) nearest-neighbour samples of ``image`` in :func:`crop_window`; cells off
+    the image hold ``outside``. Cell k of a row sits at pixel ``floor(uc + s_k ru)``,
+    ``s_k = (k + 0.5) / n * 2 - 1``."""
+    n = meta.input_size
+    uc, vc, ru, rv = crop_window(intr, center, meta)
+    s = (np.arange(n) + 0.5) / n * 2.0 - 1.0
+    us = np.floor(uc + s * ru).astype(np.int64)
+    vs = np.floor(vc + s * rv).astype(np.int64)
+    h, w = image.shape
+    ok_u, ok_v = (us >= 0) & (us < w), (vs >= 0) & (vs < h)
+    patch = image[np.clip(vs, 0, h - 1)[:, None], np.clip(us, 0, w - 1)[None, :]]
+    patch[~(ok_v[:, None] & ok_u[None, :])] = outside
+    return patch
+
+
 def refiner_input(depth: np.ndarray, intr: Intrinsics, center: np.ndarray, meta: RefinerMeta) -> np.ndarray:
     """(input_size, input_size) float32 crop, depth relative to the centre in half-cubes, clipped to [-1, 1].
 
@@ -54,19 +79,8 @@ def refiner_input(depth: np.ndarray, intr: Intrinsics, center: np.ndarray, meta:
     ``crop_scale × cube`` at the centre's depth, so the input does not depend on
     distance to the camera. Invalid pixels read as background (+1).
     """
-    n = meta.input_size
-    half_mm = meta.crop_scale * meta.cube_size / 2.0
     z = max(float(center[2]), 1.0)
-    uc = center[0] * intr.fx / z + intr.cx
-    vc = center[1] * intr.fy / z + intr.cy
-    ru, rv = abs(half_mm * intr.fx / z), abs(half_mm * intr.fy / z)
-    s = (np.arange(n) + 0.5) / n * 2.0 - 1.0
-    us = np.floor(uc + s * ru).astype(np.int64)
-    vs = np.floor(vc + s * rv).astype(np.int64)
-    h, w = depth.shape
-    ok_u, ok_v = (us >= 0) & (us < w), (vs >= 0) & (vs < h)
-    patch = depth[np.clip(vs, 0, h - 1)[:, None], np.clip(us, 0, w - 1)[None, :]].astype(np.float32)
-    patch[~(ok_v[:, None] & ok_u[None, :])] = 0.0
+    patch = crop_sample(depth, intr, center, meta, 0.0).astype(np.float32)
     rel = (patch - np.float32(z)) / np.float32(meta.cube_size / 2.0)
     rel[patch <= 0] = 1.0
     return np.clip(rel, -1.0, 1.0)

@@ -40,7 +40,7 @@ from torch import nn
 
 from v2v_ros.core.camera import Intrinsics
 from v2v_ros.core.companion import CompanionNet
-from v2v_ros.core.refiner import refiner_input
+from v2v_ros.core.refiner import crop_sample, crop_window, refiner_input
 
 # Classes of a crop pixel, in the order of the network's output channels.
 REST, THIS_HAND, OTHER_HAND = 0, 1, 2
@@ -81,7 +81,8 @@ class SeparatorNet(nn.Module):
     def __init__(self, width: int = 12) -> None:
         super().__init__()
         w1, w2, w3, w4 = width, 2 * width, 3 * width, 4 * width
-        self.enc1, self.enc2, self.enc3, self.bottom = _block(INPUT_CHANNELS, w1), _block(w1, w2), _block(w2, w3), _block(w3, w4)
+        self.enc1, self.enc2 = _block(INPUT_CHANNELS, w1), _block(w1, w2)
+        self.enc3, self.bottom = _block(w2, w3), _block(w3, w4)
         self.pool = nn.MaxPool2d(2)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.dec3, self.dec2, self.dec1 = _block(w4 + w3, w3), _block(w3 + w2, w2), _block(w2 + w1, w1)
@@ -96,14 +97,6 @@ class SeparatorNet(nn.Module):
         d2 = self.dec2(torch.cat([self.up(d3), e2], 1))
         d1 = self.dec1(torch.cat([self.up(d2), e1], 1))
         return self.head(d1)
-
-
-def crop_window(intr: Intrinsics, center: np.ndarray, meta: SeparatorMeta) -> tuple[float, float, float, float]:
-    """(uc, vc, ru, rv): the crop's centre and half-width in pixels, as :func:`refiner_input` samples it."""
-    half_mm = meta.crop_scale * meta.cube_size / 2.0
-    z = max(float(center[2]), 1.0)
-    return (center[0] * intr.fx / z + intr.cx, center[1] * intr.fy / z + intr.cy,
-            abs(half_mm * intr.fx / z), abs(half_mm * intr.fy / z))
 
 
 def separator_input(depth: np.ndarray, intr: Intrinsics, center: np.ndarray, meta: SeparatorMeta) -> np.ndarray:
@@ -168,15 +161,7 @@ def separator_inputs(depth: np.ndarray, intr: Intrinsics, center: np.ndarray, ow
 
 def crop_labels(labels: np.ndarray, intr: Intrinsics, center: np.ndarray, meta: SeparatorMeta) -> np.ndarray:
     """A per-pixel (H, W) label image sampled like :func:`separator_input` (outside the image: :data:`REST`)."""
-    n = meta.input_size
-    uc, vc, ru, rv = crop_window(intr, center, meta)
-    s = (np.arange(n) + 0.5) / n * 2.0 - 1.0
-    us, vs = np.floor(uc + s * ru).astype(np.int64), np.floor(vc + s * rv).astype(np.int64)
-    h, w = labels.shape
-    ok = ((vs >= 0) & (vs < h))[:, None] & ((us >= 0) & (us < w))[None, :]
-    out = labels[np.clip(vs, 0, h - 1)[:, None], np.clip(us, 0, w - 1)[None, :]].astype(np.int64)
-    out[~ok] = REST
-    return out
+    return crop_sample(labels, intr, center, meta, REST).astype(np.int64)
 
 
 def _linear_weights(f: np.ndarray, n: int) -> np.ndarray:

@@ -186,11 +186,6 @@ def _open_frames(args: argparse.Namespace) -> tuple[Any, Any]:
     return spec, open_dataset(spec.name, str(args.root), split=split, **kwargs)
 
 
-def _separator_option(value: str) -> str | bool:
-    """``--separator`` as :meth:`PoseEstimator.load` takes it: "auto", False (none) or a path."""
-    return False if value == "none" else value
-
-
 def _load_estimator(args: argparse.Namespace) -> Any:
     try:
         from v2v_ros.core.estimator import PoseEstimator
@@ -201,6 +196,7 @@ def _load_estimator(args: argparse.Namespace) -> Any:
         if not Path(path).is_file():
             raise FileNotFoundError(f"checkpoint {path} not found")
     from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
+    from v2v_ros.evaluate.tool_options import separator_option  # noqa: PLC0415
 
     # Several checkpoints: one estimator whose vmapped forward averages them (epoch ensemble).
     est = PoseEstimator.load([str(p) for p in paths], device=args.device,
@@ -208,7 +204,7 @@ def _load_estimator(args: argparse.Namespace) -> Any:
                              detector=False if args.no_detector else "auto",
                              presence=False if getattr(args, "no_presence", False) or getattr(args, "centers", None)
                              else "auto",
-                             separator=_separator_option(getattr(args, "separator", "auto")),
+                             separator=separator_option(getattr(args, "separator", "auto")),
                              precision=args.precision, backend=args.backend,
                              calibration=synthetic_calibration_source,  # int8 only
                              hypotheses=getattr(args, "hypotheses", 8),

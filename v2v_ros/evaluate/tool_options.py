@@ -21,13 +21,17 @@ def add_model_options(ap: argparse.ArgumentParser) -> None:
                     help="two-hand separator (v2v_ros.core.separator): auto (next to the model), none, or a file")
 
 
+def separator_option(value: str) -> str | bool:
+    """``--separator`` as :meth:`~v2v_ros.core.estimator.PoseEstimator.load` takes it: "auto", False
+    ("none") or a path."""
+    return False if value == "none" else value
+
+
 def load_estimator(args: argparse.Namespace, presence: bool | str = "auto") -> Any:
     """The :class:`~v2v_ros.core.estimator.PoseEstimator` the options name, on the CPU (``presence``: as
     :meth:`~v2v_ros.core.estimator.PoseEstimator.load`; ``False`` poses every given cube)."""
     from v2v_ros.core.estimator import PoseEstimator  # noqa: PLC0415 - torch only once parsed
     from v2v_ros.data.calibration import synthetic_calibration_source  # noqa: PLC0415
 
-    separator = getattr(args, "separator", "auto")
     return PoseEstimator.load(args.checkpoint, device="cpu", precision=args.precision, presence=presence,
-                              separator=False if separator == "none" else separator,
-                              calibration=synthetic_calibration_source)
+                              separator=separator_option(args.separator), calibration=synthetic_calibration_source)

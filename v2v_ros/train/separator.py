@@ -137,26 +137,26 @@ def _crops(job: tuple[Any, ...]) -> dict[str, np.ndarray]:
     from v2v_ros.evaluate.multi import frame_targets_of  # noqa: PLC0415
     from v2v_ros.evaluate.runner import frame_image  # noqa: PLC0415
 
-    seed, index, meta, cfg_ = job
-    cfg, spec = SynthConfig(), HandsSpec(2, 2)
-    frame = render_multi_frame(seed, index, cfg, spec)
+    seed, index, meta, cfg = job
+    scene, spec = SynthConfig(), HandsSpec(2, 2)
+    frame = render_multi_frame(seed, index, scene, spec)
     depth = frame_image(frame)
     gt, visible, _, _ = frame_targets_of(frame)
-    shown = hand_pixels(seed, index, cfg, spec)
+    shown = hand_pixels(seed, index, scene, spec)
     rng = np.random.default_rng([seed, index, 7])
-    first = first_poses(depth, frame.intrinsics, [np.nanmean(g, axis=0) + rng.normal(0.0, cfg_.jitter_mm, 3)
+    first = first_poses(depth, frame.intrinsics, [np.nanmean(g, axis=0) + rng.normal(0.0, cfg.jitter_mm, 3)
                                                   for g in gt])
     xs, ys = [], []
     for k in range(len(gt)):
-        if visible[k] < cfg_.min_visible:
+        if visible[k] < cfg.min_visible:
             continue
         labels = frame_labels(shown, k, depth)
-        for _ in range(cfg_.crops_per_hand):
-            c = np.nanmean(gt[k], axis=0) + rng.normal(0.0, cfg_.jitter_mm, 3)
-            if first is not None and rng.random() < cfg_.first_pose_share:
+        for _ in range(cfg.crops_per_hand):
+            c = np.nanmean(gt[k], axis=0) + rng.normal(0.0, cfg.jitter_mm, 3)
+            if first is not None and rng.random() < cfg.first_pose_share:
                 poses = first
             else:
-                poses = [estimated(g, rng, cfg_) for g in gt]
+                poses = [estimated(g, rng, cfg) for g in gt]
             others = [poses[j] for j in range(len(gt)) if j != k]
             x = separator_inputs(depth, frame.intrinsics, c, poses[k], others, meta)
             xs.append(np.round(x * 127).astype(np.int8))
@@ -224,7 +224,8 @@ def train_separator(cfg: SeparatorConfig) -> Path:
 
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    for path, seed, n in ((cfg.train_data, cfg.train_seed, cfg.train_frames), (cfg.val_data, cfg.val_seed, cfg.val_frames)):
+    for path, seed, n in ((cfg.train_data, cfg.train_seed, cfg.train_frames),
+                          (cfg.val_data, cfg.val_seed, cfg.val_frames)):
         if not Path(path).exists():
             print(f"rendering {n} two-hand frames (seed {seed}) into {path}", flush=True)
             make_separator_data(path, cfg, seed, n)
