@@ -14,6 +14,14 @@ true centre (the joint mean), voxelised on three images:
 * ``exactly_removed``: the frame without every pixel the renderer says the other hand (forearm
   included) shows, and the pixels next to them (:func:`v2v_ros.data.synthetic.multi.hand_pixels`,
   one pixel wider for the sensor's flying pixels at its edges): the best any mask can do;
+* ``split``: the frame without the pixels nearer the other hand's *true* skeleton (bones and
+  forearm) than this hand's, within 60 mm of it (:func:`v2v_ros.core.hand_masks.without_nearer_hands`):
+  a mask drawn from both poses, which leaves this hand's fingers where the two touch;
+* ``other_removed_as_estimated``, ``split_as_estimated``: the same two masks drawn with the poses
+  the network gives, not the true ones: both hands posed on the frame as it is, then
+  :data:`ROUNDS` times each on the frame without the other hand as the other's last pose places
+  it (the estimator's crowded cubes, at the true centres): what the masks win with the poses
+  there are;
 * ``alone``: the same hand rendered alone;
 * ``separated`` (models with a two-hand separator, :mod:`v2v_ros.core.separator`): the frame
   without the pixels the separator assigns to the other hand, given both hands' *true* poses:
@@ -37,14 +45,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any, Sequence
 
 import numpy as np
 
 from v2v_ros.evaluate.tool_options import add_model_options, load_estimator
 
-IMAGES = ("two_hands", "other_removed", "exactly_removed", "alone")
-MASKED = ("other_removed", "exactly_removed", "separated")  # images a mask made (what it removed: channel 2)
+IMAGES = ("two_hands", "other_removed", "split", "exactly_removed", "other_removed_as_estimated",
+          "split_as_estimated", "alone")
+# images a mask made (what it removed: channel 2)
+MASKED = ("other_removed", "split", "exactly_removed", "other_removed_as_estimated", "split_as_estimated",
+          "separated")
+ROUNDS = 2  # as the estimator's crowded cubes (core.estimator.SEPARATE_ROUNDS)
+WITHIN_CUBES = 1.5  # a split mask is drawn this many cube widths around the cube's centre (all it sees)
 MIN_VISIBLE = 0.5
+
+
+def _masked(kind: str, depth: np.ndarray, intrinsics: Any, poses: Sequence[np.ndarray], k: int,
+            within: tuple[np.ndarray, float]) -> np.ndarray:
+    """``depth`` for hand ``k``'s cube without the other hand as ``poses`` place it: ``drawn`` (balls
+    around its joints and bones, the estimator's mask) or ``split`` (nearer its skeleton than this hand's)."""
+    from v2v_ros.core.estimator import without_hands
+    from v2v_ros.core.hand_masks import without_nearer_hands
+
+    if kind == "drawn":
+        return without_hands(depth, intrinsics, [poses[1 - k]])
+    return without_nearer_hands(depth, intrinsics, np.asarray(poses[k], np.float64),
+                                [np.asarray(poses[1 - k], np.float64)], within=within)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from scipy.ndimage import binary_dilation
 
-    from v2v_ros.core.estimator import without_hands
     from v2v_ros.data.shards import ShardDataset
     from v2v_ros.data.synthetic import SynthConfig
     from v2v_ros.data.synthetic.multi import HandsSpec, hand_pixels
@@ -86,6 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         depth = frame_image(frame)
         shown = hand_pixels(int(frame.info["seed"]), int(frame.info["index"]), config, spec)
         arrangement = str(frame.info.get("arrangement", "-"))
+        centres = [np.nanmean(g, axis=0) for g in gt]
+        within = [(c, WITHIN_CUBES * est.grid.cube_size) for c in centres]
+        first = [r.joints for r in est.estimate_many(depth, frame.intrinsics, centres)]
+        as_estimated = {}
+        for name, kind in (("other_removed_as_estimated", "drawn"), ("split_as_estimated", "split")):
+            poses = first
+            for _ in range(ROUNDS):
+                images = [_masked(kind, depth, frame.intrinsics, poses, k, within[k]) for k in range(2)]
+                full = None if args.empty_removed_channel else depth
+                poses = [est.estimate_many(images[k], frame.intrinsics, [centres[k]], full_mm=full)[0].joints
+                         for k in range(2)]
+            as_estimated[name] = images
         for k in range(2):
             alone = solo[2 * i + k]
             if alone.info.get("index") != frame.info.get("index") or alone.info.get("solo") != k:
@@ -93,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             exact = depth.copy()
             exact[binary_dilation(shown[1 - k])] = 0.0
-            centre = np.nanmean(gt[k], axis=0)
-            images = [depth, without_hands(depth, frame.intrinsics, [gt[1 - k]]), exact, frame_image(alone)]
+            centre = centres[k]
+            images = [depth, _masked("drawn", depth, frame.intrinsics, gt, k, within[k]),
+                      _masked("split", depth, frame.intrinsics, gt, k, within[k]), exact,
+                      as_estimated["other_removed_as_estimated"][k], as_estimated["split_as_estimated"][k],
+                      frame_image(alone)]
             if est.separator is not None:
                 images += est.separator(depth, frame.intrinsics, [centre], [gt[k]], [[gt[1 - k]]])
             for name, image in zip(names, images, strict=True):
@@ -112,9 +153,12 @@ def main(argv: list[str] | None = None) -> int:
                           "removed_channel": est.meta.input_channels > 1 and not args.empty_removed_channel,
                           "by_arrangement": report}, indent=2))
     else:
-        print(f"{'arrangement':<12}{'hands':>6}" + "".join(f"{n:>17}" for n in names) + "   (mean joint error, mm)")
+        widths = [max(17, len(n) + 2) for n in names]
+        print(f"{'arrangement':<12}{'hands':>6}" + "".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True))
+              + "   (mean joint error, mm)")
         for a, r in report.items():
-            print(f"{a:<12}{r['hands']:>6}" + "".join(f"{r[f'{n}_mm']:>17.2f}" for n in names))
+            print(f"{a:<12}{r['hands']:>6}"
+                  + "".join(f"{r[f'{n}_mm']:>{w}.2f}" for n, w in zip(names, widths, strict=True)))
     return 0
 
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from v2v_ros.core.camera import Intrinsics
 from v2v_ros.core.companion import CompanionNet
+from v2v_ros.core.hand_masks import skeleton_points
 from v2v_ros.core.refiner import crop_sample, crop_window, refiner_input
 
 # Classes of a crop pixel, in the order of the network's output channels.
@@ -48,11 +49,8 @@ NUM_CLASSES = 3
 # Input channels: the depth crop, this hand's pose, the other hands' poses (pose_map).
 INPUT_CHANNELS = 3
 # A drawn pose covers the pixels this close (mm, in the image plane) to its joints and bones: a finger's
-# radius; its forearm leaves the wrist away from the middle knuckle for this long (the part a cube sees).
+# radius (and its forearm's: hand_masks.skeleton_points).
 BONE_RADIUS_MM = 12.0
-FOREARM_MM = 120.0
-_CHAINS = [[0, *range(1 + 4 * f, 5 + 4 * f)] for f in range(5)]  # MSRA order: wrist -> each finger's 4 joints
-_MIDDLE_MCP = 5
 
 
 @dataclass
@@ -102,23 +100,6 @@ class SeparatorNet(nn.Module):
 def separator_input(depth: np.ndarray, intr: Intrinsics, center: np.ndarray, meta: SeparatorMeta) -> np.ndarray:
     """(input_size, input_size) float32 crop around ``center`` (see :func:`v2v_ros.core.refiner.refiner_input`)."""
     return refiner_input(depth, intr, center, meta)  # type: ignore[arg-type]  # same fields, its own values
-
-
-def skeleton_points(joints: np.ndarray, step_mm: float = 8.0) -> np.ndarray:
-    """(P, 3) points along a hand pose's bones (wrist to each finger's joints) and its forearm, mm."""
-    j = np.asarray(joints, np.float64)
-    pts = [j]
-    for chain in _CHAINS:
-        for a, b in zip(j[chain[:-1]], j[chain[1:]], strict=True):
-            if not (np.isfinite(a).all() and np.isfinite(b).all()):
-                continue  # a joint without an estimate: its bones are not drawn
-            k = max(int(np.linalg.norm(b - a) // step_mm), 1)
-            pts.append(a + (b - a) * (np.arange(1, k) / k)[:, None])
-    back = j[0] - j[_MIDDLE_MCP]
-    norm = float(np.linalg.norm(back))
-    if np.isfinite(norm) and norm > 1e-6:
-        pts.append(j[0] + back / norm * np.arange(step_mm, FOREARM_MM + 1e-6, step_mm)[:, None])
-    return np.concatenate(pts)
 
 
 def pose_map(intr: Intrinsics, center: np.ndarray, poses: Sequence[np.ndarray], meta: SeparatorMeta) -> np.ndarray:
