@@ -5,7 +5,7 @@
 The first folder holds two-hand frames (``v2v synth --hands 2 --full-frame``), the second the same
 hands rendered alone (the same command with ``--solo``: frame ``2i + k`` is hand ``k`` of frame
 ``i``). Every hand of a frame whose two hands are both at least half visible gets a cube at its
-true centre (the joint mean), voxelised on three images:
+true centre (the joint mean), voxelised on each of these images:
 
 * ``two_hands``: the frame as it is (both hands in the cube when they touch);
 * ``other_removed``: the frame without the other hand's pixels, those within
