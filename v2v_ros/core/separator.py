@@ -117,7 +117,7 @@ def pose_map(intr: Intrinsics, center: np.ndarray, poses: Sequence[np.ndarray], 
     grid = np.arange(n) + 0.5
     for joints in poses:
         for p in skeleton_points(joints):
-            if p[2] <= 1.0 or not np.isfinite(p).all():
+            if p[2] <= 1.0:  # behind the camera (skeleton_points gives finite points only)
                 continue
             u, v = p[0] * intr.fx / p[2] + intr.cx, p[1] * intr.fy / p[2] + intr.cy
             au, av = (u - uc) / ru * n / 2 + n / 2, (v - vc) / rv * n / 2 + n / 2  # cell coordinates
