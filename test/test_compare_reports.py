@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
+from tool_loader import load_tool
 
 from v2v_ros.evaluate.multi import FrameTargets, score_multi
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "compare_reports.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("compare_reports", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _hand(x_mm: float) -> np.ndarray:
@@ -33,7 +24,7 @@ def _frame(pred_x: list[float], ids: list[int], sides: list[str], clip: int = 0)
 
 
 def test_a_cell_says_what_the_multi_target_report_says(tmp_path: Path) -> None:
-    tool = _tool()
+    tool = load_tool("compare_reports")
     # Independent frames: both found at 3 mm; one hand missed; a false target 150 mm beside the right hand.
     frames = [_frame([3.0, 303.0], [-1, -1], ["left", "right"]), _frame([0.0], [-1], ["right"]),
               _frame([0.0, 300.0, 450.0], [-1, -1, -1], ["left", "right", "left"])]

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from tool_loader import load_tool
 
 from v2v_ros.cli import main
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "two_hand_gap.py"
-
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("two_hand_gap", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("two_hand_gap")
 
 
 @pytest.fixture(scope="module")
