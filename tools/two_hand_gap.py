@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         within = [(c, WITHIN_CUBES * est.grid.cube_size) for c in centres]
         first = [r.joints for r in est.estimate_many(depth, frame.intrinsics, centres)]
         as_estimated = {}
+        full = None if args.empty_removed_channel else depth
         for name, kind in (("other_removed_as_estimated", "drawn"), ("split_as_estimated", "split")):
             poses = first
             for _ in range(ROUNDS):
                 images = [_masked(kind, depth, frame.intrinsics, poses, k, within[k]) for k in range(2)]
-                full = None if args.empty_removed_channel else depth
                 poses = [est.estimate_many(images[k], frame.intrinsics, [centres[k]], full_mm=full)[0].joints
                          for k in range(2)]
             as_estimated[name] = images

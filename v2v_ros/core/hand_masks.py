@@ -18,14 +18,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from v2v_ros.core.camera import Intrinsics, cube_footprint
+from v2v_ros.core.skeletons import HAND_MSRA21
 
 # A hand's forearm leaves the wrist away from the middle knuckle; this much of it lies in a cube.
 FOREARM_LENGTH_MM = 120.0
 # A pixel this close (mm, in 3D) to another hand's skeleton, and nearer to it than to the cube's own
 # hand, is that hand's: a palm's half-thickness, a forearm's radius and the poses' error.
 NEARER_HAND_MM = 60.0
-HAND_CHAINS = tuple((0, *range(1 + 4 * f, 5 + 4 * f)) for f in range(5))  # MSRA order: wrist -> a finger's 4 joints
-_MIDDLE_MCP = 5
+_MIDDLE_MCP = HAND_MSRA21.index("middle_mcp")
 _STEP_MM = 8.0  # spacing of the points along a bone
 # Pixels are classified on a grid this fine (mm at the nearest depth; a 40³ cube's voxel is 6.25 mm);
 # the other pixels of a grid cell follow it when their depth is within SAMPLE_DEPTH_MM of its own.
@@ -34,18 +34,18 @@ SAMPLE_DEPTH_MM = 10.0
 
 
 def skeleton_points(joints: np.ndarray, step_mm: float = _STEP_MM) -> np.ndarray:
-    """(P, 3) points along a hand pose's bones (wrist to each finger's joints) and its forearm, mm.
+    """(P, 3) points along a hand pose's bones (``HAND_MSRA21.bones``: wrist to each finger's joints)
+    and its forearm, mm.
 
     Joints without an estimate (NaN) are skipped with their bones, so the points are finite.
     """
     j = np.asarray(joints, np.float64)
     pts = [j[np.isfinite(j).all(axis=1)]]
-    for chain in HAND_CHAINS:
-        for a, b in zip(j[list(chain[:-1])], j[list(chain[1:])], strict=True):
-            if not (np.isfinite(a).all() and np.isfinite(b).all()):
-                continue
-            k = max(int(np.linalg.norm(b - a) // step_mm), 1)
-            pts.append(a + (b - a) * (np.arange(1, k) / k)[:, None])
+    for a, b in (j[list(bone)] for bone in HAND_MSRA21.bones):
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            continue
+        k = max(int(np.linalg.norm(b - a) // step_mm), 1)
+        pts.append(a + (b - a) * (np.arange(1, k) / k)[:, None])
     back = j[0] - j[_MIDDLE_MCP]
     norm = float(np.linalg.norm(back))
     if np.isfinite(norm) and norm > 1e-6:
@@ -116,9 +116,8 @@ def without_nearer_hands(depth: np.ndarray, intrinsics: Intrinsics, own: np.ndar
 
 
 def _points(intrinsics: Intrinsics, z: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """(N, 3) 3D points, mm, of the pixels (u, v) at depths ``z``."""
-    z = z.astype(np.float64)
-    return np.stack(((u - intrinsics.cx) * z / intrinsics.fx, (v - intrinsics.cy) * z / intrinsics.fy, z), axis=1)
+    """(N, 3) 3D points, mm, of the pixels (u, v) at depths ``z`` (float64, for the KD-tree queries)."""
+    return intrinsics.to_xyz(np.stack((u, v, z), axis=1).astype(np.float64))
 
 
 def _nearer(other: Any, own: Any, points: np.ndarray, radius_mm: float, box: tuple[np.ndarray, np.ndarray]
